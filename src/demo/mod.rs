@@ -1,0 +1,1 @@
+//! The synthetic CoWIN-shaped registry (placeholder; being written).
