@@ -1,0 +1,133 @@
+//! `otpgate demo`: the synthetic registry on an ephemeral loopback port and the gateway in front
+//! of it, on the embedded policy, with dev certificates in the data dir and a curl walkthrough.
+//! Also `otpgate registry-sim`, the registry alone.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use rand::Rng;
+
+use crate::app::{App, PolicySource};
+use crate::demo::{self, RegistryConfig};
+use crate::devcerts;
+use crate::server::{ListenerSpec, Role, tls};
+
+#[derive(Debug, clap::Args)]
+pub struct DemoArgs {
+    /// HTTPS listener (certificate from the data dir's dev CA).
+    #[arg(long, default_value = "127.0.0.1:8443")]
+    pub listen: SocketAddr,
+    /// Also serve plain HTTP here (citizen and public routes).
+    #[arg(long)]
+    pub listen_plain: Option<SocketAddr>,
+    #[arg(long, default_value = "127.0.0.1:9090")]
+    pub admin: SocketAddr,
+    /// Where certificates, the OTP outbox and the audit log are written.
+    #[arg(long, default_value = "otpgate-demo-data")]
+    pub data_dir: PathBuf,
+    /// Seed of the synthetic registry's data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Number of beneficiary records in the synthetic registry.
+    #[arg(long, default_value_t = 10_000)]
+    pub beneficiaries: u64,
+    /// Use this policy directory instead of the embedded one.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct RegistryArgs {
+    #[arg(long, default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 10_000)]
+    pub beneficiaries: u64,
+    /// File holding the hex HMAC key that signs identity assertions (shared with the gateway).
+    /// Without it, personal-data endpoints refuse every call.
+    #[arg(long)]
+    pub identity_key_file: Option<PathBuf>,
+}
+
+pub async fn run(args: DemoArgs) -> Result<(), String> {
+    std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
+    let certs = devcerts::ensure(&args.data_dir)?;
+    let identity_key: [u8; 32] = rand::rng().random();
+
+    let registry = demo::Registry::new(RegistryConfig {
+        seed: args.seed,
+        beneficiaries: args.beneficiaries,
+        identity_key: Some(identity_key.to_vec()),
+    });
+    let reg_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
+    let reg_addr = reg_listener.local_addr().map_err(|e| e.to_string())?;
+    let (reg_stop_tx, reg_stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let registry_task = tokio::spawn(demo::serve(reg_listener, registry, async {
+        let _ = reg_stop_rx.await;
+    }));
+    super::announce("registry", &format!("http://{reg_addr}"));
+
+    let source = match &args.config {
+        Some(dir) => PolicySource::Dir(dir.clone()),
+        None => PolicySource::Embedded,
+    };
+    let overrides = vec![("registry".to_string(), format!("http://{reg_addr}"))];
+    let app = App::new(source, overrides).map_err(super::serve::render_errors)?;
+
+    let tls_config = tls::server_config(&certs.server, &certs.server_key).map_err(|e| e.to_string())?;
+    let mut specs = vec![ListenerSpec { name: "https", addr: args.listen, tls: Some(tls_config), role: Role::Gateway }];
+    if let Some(addr) = args.listen_plain {
+        specs.push(ListenerSpec { name: "http", addr, tls: None, role: Role::Gateway });
+    }
+    specs.push(ListenerSpec { name: "admin", addr: args.admin, tls: None, role: Role::Admin });
+
+    let data_dir = args.data_dir.clone();
+    super::serve::run_gateway(app, specs, |urls| print_walkthrough(urls, &data_dir)).await?;
+    let _ = reg_stop_tx.send(());
+    let _ = registry_task.await;
+    Ok(())
+}
+
+fn print_walkthrough(urls: &[(&'static str, String)], data_dir: &Path) {
+    let find = |n: &str| urls.iter().find(|(name, _)| *name == n).map(|(_, u)| u.clone());
+    let https = find("https").unwrap_or_default();
+    let admin = find("admin").unwrap_or_default();
+    let ca = data_dir.join("ca.pem");
+    let ca = ca.display();
+    let mut text = format!(
+        "\notpgate demo is running. Try:\n\
+         \n  # public data over HTTPS (trust the demo CA)\n\
+         \x20 curl --cacert {ca} '{https}/api/v2/admin/location/states'\n\
+         \x20 curl --cacert {ca} '{https}/api/v2/appointment/sessions/public/calendarByDistrict?district_id=1&date=01-06-2021'\n\
+         \n  # personal data needs a session: refused without one\n\
+         \x20 curl --cacert {ca} -i '{https}/api/v2/appointment/beneficiaries'\n\
+         \n  # health and metrics\n\
+         \x20 curl {admin}/readyz\n\
+         \x20 curl -s {admin}/metrics | grep otpgate_requests\n"
+    );
+    if let Some(plain) = find("http") {
+        text.push_str(&format!(
+            "\n  # plain HTTP listener\n\
+             \x20 curl '{plain}/api/v2/appointment/sessions/public/calendarByDistrict?district_id=1&date=01-06-2021'\n"
+        ));
+    }
+    text.push_str("\nStop with Ctrl-C (in-flight requests finish first).\n");
+    eprintln!("{text}");
+}
+
+pub async fn run_registry(args: RegistryArgs) -> Result<(), String> {
+    let identity_key = match &args.identity_key_file {
+        None => None,
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+            Some(hex::decode(text.trim()).map_err(|_| format!("{}: expected a hex key", path.display()))?)
+        }
+    };
+    let registry =
+        demo::Registry::new(RegistryConfig { seed: args.seed, beneficiaries: args.beneficiaries, identity_key });
+    let listener = tokio::net::TcpListener::bind(args.listen).await.map_err(|e| format!("{}: {e}", args.listen))?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    super::announce("registry", &format!("http://{addr}"));
+    demo::serve(listener, registry, super::shutdown_signal()).await.map_err(|e| e.to_string())
+}

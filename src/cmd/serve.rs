@@ -1,0 +1,93 @@
+//! `otpgate serve`: run the gateway from a policy directory. Also the shared runner of `demo`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::app::{App, PolicySource};
+use crate::server::{ListenerSpec, Role, Server, tls};
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Policy directory (every *.yaml in it).
+    #[arg(long, env = "OTPGATE_CONFIG")]
+    pub config: PathBuf,
+    /// HTTPS listener (needs --tls-cert and --tls-key).
+    #[arg(long, env = "OTPGATE_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    #[arg(long, env = "OTPGATE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    #[arg(long, env = "OTPGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// Plain HTTP listener (for a TLS-terminating proxy in front, or local use).
+    #[arg(long, env = "OTPGATE_LISTEN_PLAIN")]
+    pub listen_plain: Option<SocketAddr>,
+    /// Admin listener: /healthz, /readyz, /metrics.
+    #[arg(long, env = "OTPGATE_ADMIN", default_value = "127.0.0.1:9090")]
+    pub admin: SocketAddr,
+    /// Override an upstream's URL: NAME=URL (repeatable).
+    #[arg(long = "upstream", value_parser = parse_override)]
+    pub upstreams: Vec<(String, String)>,
+}
+
+pub fn parse_override(s: &str) -> Result<(String, String), String> {
+    let (name, url) = s.split_once('=').ok_or("expected NAME=URL")?;
+    Ok((name.to_string(), url.to_string()))
+}
+
+pub async fn run(args: ServeArgs) -> Result<(), String> {
+    let mut specs = Vec::new();
+    match (args.listen, &args.tls_cert, &args.tls_key) {
+        (Some(addr), Some(cert), Some(key)) => {
+            let config = tls::server_config(cert, key).map_err(|e| e.to_string())?;
+            specs.push(ListenerSpec { name: "https", addr, tls: Some(config), role: Role::Gateway });
+        }
+        (Some(_), _, _) => return Err("--listen needs --tls-cert and --tls-key".into()),
+        (None, _, _) => {}
+    }
+    if let Some(addr) = args.listen_plain {
+        specs.push(ListenerSpec { name: "http", addr, tls: None, role: Role::Gateway });
+    }
+    if specs.is_empty() {
+        return Err("nothing to serve: give --listen (HTTPS) and/or --listen-plain".into());
+    }
+    specs.push(ListenerSpec { name: "admin", addr: args.admin, tls: None, role: Role::Admin });
+    let app = App::new(PolicySource::Dir(args.config), args.upstreams).map_err(render_errors)?;
+    run_gateway(app, specs, |_| {}).await
+}
+
+pub fn render_errors(errors: Vec<crate::config::ConfigError>) -> String {
+    let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+    format!("the policy is invalid:\n{}", lines.join("\n"))
+}
+
+/// Bind, announce, watch for reloads (SIGHUP and file changes), serve until SIGTERM/SIGINT, drain.
+pub async fn run_gateway(
+    app: Arc<App>,
+    specs: Vec<ListenerSpec>,
+    after_bind: impl FnOnce(&[(&'static str, String)]),
+) -> Result<(), String> {
+    let server = Server::bind(app.clone(), specs).await.map_err(|e| e.to_string())?;
+    let urls = server.urls();
+    for (name, url) in &urls {
+        super::announce(name, url);
+    }
+    tracing::info!(policy = %app.snapshot().policy.version, "otpgate started");
+    after_bind(&urls);
+    tokio::spawn(app.clone().watch_files(Duration::from_secs(1)));
+    #[cfg(unix)]
+    {
+        let app = app.clone();
+        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::info!("SIGHUP: reloading policy");
+                    let _ = app.reload();
+                }
+            });
+        }
+    }
+    server.run(super::shutdown_signal()).await;
+    Ok(())
+}

@@ -1,0 +1,160 @@
+//! Reading policy files: `policies/*.yaml` (or the copy embedded in the binary) → [`Merged`] raw
+//! structs with provenance, and [`ConfigError`]s that name the file and the field path.
+//!
+//! Files are merged: `gateway` may appear in one file only, `upstreams` entries must be unique
+//! across files, and `routes` lists are concatenated in file-name order.
+
+pub mod raw;
+pub mod units;
+
+use std::fmt;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+use raw::{RawFile, RawGateway, RawRoute, RawUpstream};
+
+/// One problem in the policy, located by file and field path (`routes[2].methods[0]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub path: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(file: &str, path: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError { file: file.to_string(), path: path.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file, self.path, self.message)
+        }
+    }
+}
+
+/// The policy files' names and contents, from a directory or embedded in the binary.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub files: Vec<(String, String)>,
+}
+
+/// The policy shipped in `policies/`, compiled into the binary for `otpgate demo`.
+const EMBEDDED: &[(&str, &str)] = &[
+    ("gateway.yaml", include_str!("../../policies/gateway.yaml")),
+    ("routes.yaml", include_str!("../../policies/routes.yaml")),
+];
+
+impl Sources {
+    pub fn embedded() -> Self {
+        Sources { files: EMBEDDED.iter().map(|(n, c)| (n.to_string(), c.to_string())).collect() }
+    }
+
+    /// Every `*.yaml` / `*.yml` file directly in `dir`, in name order.
+    pub fn from_dir(dir: &Path) -> Result<Self, ConfigError> {
+        let shown = dir.display().to_string();
+        let entries =
+            std::fs::read_dir(dir).map_err(|e| ConfigError::new(&shown, "", format!("cannot read directory: {e}")))?;
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|e| ConfigError::new(&shown, "", e.to_string()))?;
+            let path = entry.path();
+            let is_yaml = matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"));
+            if !is_yaml || !path.is_file() {
+                continue;
+            }
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let content =
+                std::fs::read_to_string(&path).map_err(|e| ConfigError::new(&name, "", format!("cannot read: {e}")))?;
+            files.push((name, content));
+        }
+        files.sort();
+        if files.is_empty() {
+            return Err(ConfigError::new(&shown, "", "no *.yaml policy files"));
+        }
+        Ok(Sources { files })
+    }
+
+    /// A short, stable fingerprint of the exact policy text: the policy version.
+    pub fn version(&self) -> String {
+        let mut h = Sha256::new();
+        for (name, content) in &self.files {
+            h.update((name.len() as u64).to_be_bytes());
+            h.update(name.as_bytes());
+            h.update((content.len() as u64).to_be_bytes());
+            h.update(content.as_bytes());
+        }
+        hex::encode(&h.finalize()[..8])
+    }
+}
+
+/// Where an item came from: file name and field path.
+#[derive(Debug, Clone)]
+pub struct At {
+    pub file: String,
+    pub path: String,
+}
+
+impl At {
+    pub fn err(&self, field: &str, message: impl Into<String>) -> ConfigError {
+        let path = if field.is_empty() { self.path.clone() } else { format!("{}.{field}", self.path) };
+        ConfigError::new(&self.file, path, message)
+    }
+}
+
+/// All files merged, each item remembering where it was written.
+#[derive(Debug, Default)]
+pub struct Merged {
+    pub gateway: Option<(At, RawGateway)>,
+    pub upstreams: Vec<(At, String, RawUpstream)>,
+    pub routes: Vec<(At, RawRoute)>,
+}
+
+/// Parse and merge every file, collecting every error rather than stopping at the first file.
+pub fn parse(sources: &Sources) -> Result<Merged, Vec<ConfigError>> {
+    let mut merged = Merged::default();
+    let mut errors = Vec::new();
+    for (name, content) in &sources.files {
+        let file: RawFile = if content.trim().is_empty() {
+            RawFile::default()
+        } else {
+            let de = serde_yaml_ng::Deserializer::from_str(content);
+            match serde_path_to_error::deserialize(de) {
+                Ok(f) => f,
+                Err(e) => {
+                    let path = e.path().to_string();
+                    let path = if path == "." { String::new() } else { path };
+                    errors.push(ConfigError::new(name, path, e.into_inner().to_string()));
+                    continue;
+                }
+            }
+        };
+        if let Some(g) = file.gateway {
+            let at = At { file: name.clone(), path: "gateway".into() };
+            match &merged.gateway {
+                Some((first, _)) => errors.push(at.err("", format!("`gateway` is already defined in {}", first.file))),
+                None => merged.gateway = Some((at, g)),
+            }
+        }
+        for (key, up) in file.upstreams.unwrap_or_default() {
+            let at = At { file: name.clone(), path: format!("upstreams.{key}") };
+            if let Some((first, _, _)) = merged.upstreams.iter().find(|(_, k, _)| *k == key) {
+                errors.push(at.err("", format!("upstream `{key}` is already defined in {}", first.file)));
+                continue;
+            }
+            merged.upstreams.push((at, key, up));
+        }
+        for (i, route) in file.routes.unwrap_or_default().into_iter().enumerate() {
+            merged.routes.push((At { file: name.clone(), path: format!("routes[{i}]") }, route));
+        }
+    }
+    if errors.is_empty() { Ok(merged) } else { Err(errors) }
+}
+
+#[cfg(test)]
+mod tests;

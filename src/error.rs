@@ -1,0 +1,172 @@
+//! The one gateway error type and its one renderer.
+//!
+//! Every stage of the pipeline returns `Result<_, GatewayError>`. [`GatewayError::status`] names the
+//! status of every variant explicitly (no catch-all arm), and [`GatewayError::render`] turns any
+//! error into the documented JSON shape `{"errorCode","error","requestId"}`. Messages are fixed
+//! texts chosen here: an error body never echoes request data, tokens or internal detail.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::body::{Body, full};
+
+/// Why a path was refused as ambiguous (it could mean two things to two parsers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PathProblem {
+    NotOriginForm,
+    EncodedSeparator,
+    EncodedUnreserved,
+    DoubleEncoding,
+    DotSegment,
+    EmptySegment,
+    Backslash,
+    ControlOrNul,
+    Semicolon,
+    BadPercentEncoding,
+    NotUtf8,
+}
+
+impl PathProblem {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PathProblem::NotOriginForm => "path must start with '/'",
+            PathProblem::EncodedSeparator => "encoded '/' or '\\' in path",
+            PathProblem::EncodedUnreserved => "needlessly percent-encoded character in path",
+            PathProblem::DoubleEncoding => "double percent-encoding in path",
+            PathProblem::DotSegment => "dot segment in path",
+            PathProblem::EmptySegment => "empty path segment",
+            PathProblem::Backslash => "backslash in path",
+            PathProblem::ControlOrNul => "control character or NUL in path",
+            PathProblem::Semicolon => "';' parameters in path",
+            PathProblem::BadPercentEncoding => "malformed percent-encoding in path",
+            PathProblem::NotUtf8 => "path is not UTF-8 after decoding",
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("ambiguous request path: {}", .0.as_str())]
+    AmbiguousPath(PathProblem),
+    #[error("malformed request: {0}")]
+    BadRequest(&'static str),
+    #[error("no route for this path")]
+    RouteNotFound,
+    #[error("method not allowed")]
+    MethodNotAllowed { allow: String },
+    #[error("authentication required")]
+    Unauthenticated,
+    #[error("access denied")]
+    Forbidden,
+    #[error("request body too large")]
+    PayloadTooLarge,
+    #[error("request URI too long")]
+    UriTooLong,
+    #[error("request header fields too large")]
+    HeadersTooLarge,
+    #[error("request not received in time")]
+    RequestTimeout,
+    #[error("too many requests")]
+    RateLimited { retry_after: Duration },
+    #[error("upstream unavailable")]
+    UpstreamUnavailable,
+    #[error("upstream sent an invalid response")]
+    UpstreamBadResponse,
+    #[error("upstream timed out")]
+    UpstreamTimeout,
+    #[error("route not available")]
+    NotImplemented,
+    #[error("gateway is shutting down")]
+    Draining,
+    #[error("internal error")]
+    Internal,
+}
+
+impl GatewayError {
+    /// The HTTP status of each error, named explicitly for every variant.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::AmbiguousPath(_) => StatusCode::BAD_REQUEST,
+            GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::RouteNotFound => StatusCode::NOT_FOUND,
+            GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            GatewayError::Forbidden => StatusCode::FORBIDDEN,
+            GatewayError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::UriTooLong => StatusCode::URI_TOO_LONG,
+            GatewayError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            GatewayError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
+            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            GatewayError::UpstreamBadResponse => StatusCode::BAD_GATEWAY,
+            GatewayError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
+            GatewayError::Draining => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code clients and dashboards key on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::AmbiguousPath(_) => "GWY0400",
+            GatewayError::BadRequest(_) => "GWY0401",
+            GatewayError::RouteNotFound => "GWY0404",
+            GatewayError::MethodNotAllowed { .. } => "GWY0405",
+            GatewayError::Unauthenticated => "USRAUT0001",
+            GatewayError::Forbidden => "GWY0403",
+            GatewayError::PayloadTooLarge => "GWY0413",
+            GatewayError::UriTooLong => "GWY0414",
+            GatewayError::HeadersTooLarge => "GWY0431",
+            GatewayError::RequestTimeout => "GWY0408",
+            GatewayError::RateLimited { .. } => "GWY0429",
+            GatewayError::UpstreamUnavailable => "GWY0502",
+            GatewayError::UpstreamBadResponse => "GWY0503",
+            GatewayError::UpstreamTimeout => "GWY0504",
+            GatewayError::NotImplemented => "GWY0501",
+            GatewayError::Draining => "GWY0530",
+            GatewayError::Internal => "GWY0500",
+        }
+    }
+
+    /// Render the error as the documented JSON shape with the headers its status requires.
+    pub fn render(&self, request_id: &str) -> Response<Body> {
+        let body = serde_json::json!({
+            "errorCode": self.code(),
+            "error": self.to_string(),
+            "requestId": request_id,
+        });
+        let mut resp = Response::new(full(Bytes::from(body.to_string())));
+        *resp.status_mut() = self.status();
+        let h = resp.headers_mut();
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        if let Ok(v) = HeaderValue::from_str(request_id) {
+            h.insert("x-request-id", v);
+        }
+        match self {
+            GatewayError::Unauthenticated => {
+                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"otpgate\""));
+            }
+            GatewayError::RateLimited { retry_after } => {
+                let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
+            }
+            GatewayError::MethodNotAllowed { allow } => {
+                if let Ok(v) = HeaderValue::from_str(allow) {
+                    h.insert(header::ALLOW, v);
+                }
+            }
+            GatewayError::Draining => {
+                h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            _ => {}
+        }
+        resp
+    }
+}
+
+#[cfg(test)]
+mod tests;

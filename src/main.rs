@@ -1,0 +1,79 @@
+//! The `otpgate` command line. Parses arguments and hands over to `otpgate::cmd`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use otpgate::cmd;
+
+#[derive(Parser)]
+#[command(name = "otpgate", version, about = "OTP-gated personal-data API gateway")]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value = "text", env = "OTPGATE_LOG_FORMAT")]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway from a policy directory.
+    Serve(cmd::serve::ServeArgs),
+    /// Run the synthetic registry and the gateway in front of it, on the embedded policy.
+    Demo(cmd::demo::DemoArgs),
+    /// Validate a policy directory; print every error; exit 1 if any.
+    Check {
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run only the synthetic registry.
+    RegistrySim(cmd::demo::RegistryArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("otpgate: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => cmd::serve::run(args).await,
+            Command::Demo(args) => cmd::demo::run(args).await,
+            Command::Check { config } => match cmd::check::run(&config) {
+                0 => Ok(()),
+                _ => Err(String::new()),
+            },
+            Command::RegistrySim(args) => cmd::demo::run_registry(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(msg) if msg.is_empty() => ExitCode::FAILURE,
+        Err(msg) => {
+            eprintln!("otpgate: {msg}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("OTPGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.with_ansi(false).init(),
+    }
+}

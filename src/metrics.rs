@@ -1,0 +1,108 @@
+//! Prometheus metrics served on the admin listener at `/metrics`.
+//!
+//! Label values are bounded: route names come from the policy (or `unmatched`), methods from a
+//! fixed list, statuses are numbers. No request data ever becomes a label.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub route: String,
+    pub method: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub route: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamErrorLabels {
+    pub route: String,
+    pub kind: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReloadLabels {
+    pub result: String,
+}
+
+fn latency_histogram() -> Histogram {
+    // 0.25 ms … ~8 s.
+    Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
+    upstream_errors: Family<UpstreamErrorLabels, Counter>,
+    reloads: Family<ReloadLabels, Counter>,
+    pub connections: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("otpgate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let latency = Family::<RouteLabels, Histogram, fn() -> Histogram>::new_with_constructor(latency_histogram);
+        let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
+        let reloads = Family::<ReloadLabels, Counter>::default();
+        let connections = Gauge::default();
+        registry.register("requests", "Requests by route, method and status", requests.clone());
+        registry.register("request_duration_seconds", "Request latency by route", latency.clone());
+        registry.register("upstream_errors", "Upstream failures by route and kind", upstream_errors.clone());
+        registry.register("policy_reloads", "Policy reload attempts by result", reloads.clone());
+        registry.register("connections_open", "Client connections currently open", connections.clone());
+        Metrics { registry, requests, latency, upstream_errors, reloads, connections }
+    }
+
+    pub fn request(&self, route: &str, method: &http::Method, status: u16, elapsed: Duration) {
+        let method = match *method {
+            http::Method::GET => "GET",
+            http::Method::POST => "POST",
+            http::Method::HEAD => "HEAD",
+            http::Method::PUT => "PUT",
+            http::Method::PATCH => "PATCH",
+            http::Method::DELETE => "DELETE",
+            http::Method::OPTIONS => "OPTIONS",
+            _ => "other",
+        };
+        let labels = RequestLabels { route: route.to_string(), method: method.to_string(), status };
+        self.requests.get_or_create(&labels).inc();
+        self.latency.get_or_create(&RouteLabels { route: route.to_string() }).observe(elapsed.as_secs_f64());
+    }
+
+    pub fn upstream_error(&self, route: &str, kind: &str) {
+        let labels = UpstreamErrorLabels { route: route.to_string(), kind: kind.to_string() };
+        self.upstream_errors.get_or_create(&labels).inc();
+    }
+
+    pub fn reload(&self, ok: bool) {
+        let result = if ok { "success" } else { "failure" };
+        self.reloads.get_or_create(&ReloadLabels { result: result.into() }).inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
+            out.clear();
+        }
+        out
+    }
+}

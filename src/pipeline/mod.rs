@@ -1,0 +1,152 @@
+//! The request pipeline: one fixed sequence of typed stages, written as plain calls in one place.
+//!
+//! ```text
+//! limits → normalize → route → identify → authorize (Permit) → read body → forward → respond
+//! ```
+//! Order is a security property: nothing reads credentials before the path is proven
+//! unambiguous, and nothing is forwarded without a `Permit`. Every stage returns
+//! `Result<_, GatewayError>`; [`handle`] renders errors with the one renderer and records metrics
+//! and the access log for success and failure alike.
+
+pub mod normalize;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{Request, Response, header};
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use crate::app::{App, Runtime};
+use crate::auth;
+use crate::authz;
+use crate::body::{Body, BoxError};
+use crate::error::GatewayError;
+use crate::policy::router::Match;
+use crate::upstream::headers::{self, Forwarding, TraceContext};
+
+/// Facts about the connection a request arrived on.
+#[derive(Debug, Clone)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+/// What the pipeline learned, for metrics and logs (never request data).
+struct Outcome {
+    route: String,
+    caller: &'static str,
+}
+
+/// Serve one request. Never fails: errors become JSON error responses.
+pub async fn handle(app: Arc<App>, conn: Arc<ConnInfo>, req: Request<Incoming>) -> Response<Body> {
+    let started = Instant::now();
+    let rt = app.snapshot();
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let method = req.method().clone();
+    let mut outcome = Outcome { route: "unmatched".into(), caller: "anonymous" };
+    let resp = match process(&app, &rt, &conn, req, &request_id, &mut outcome).await {
+        Ok(resp) => resp,
+        Err(err) => {
+            if let GatewayError::Internal = err {
+                tracing::error!(request_id, route = %outcome.route, "internal error");
+            }
+            err.render(&request_id)
+        }
+    };
+    let status = resp.status().as_u16();
+    let elapsed = started.elapsed();
+    app.metrics.request(&outcome.route, &method, status, elapsed);
+    tracing::info!(
+        target: "otpgate::access",
+        request_id,
+        route = %outcome.route,
+        method = %method,
+        status,
+        caller = outcome.caller,
+        latency_ms = elapsed.as_secs_f64() * 1000.0,
+        policy = %rt.policy.version,
+    );
+    resp
+}
+
+async fn process(
+    app: &App,
+    rt: &Runtime,
+    conn: &ConnInfo,
+    req: Request<Incoming>,
+    request_id: &str,
+    outcome: &mut Outcome,
+) -> Result<Response<Body>, GatewayError> {
+    let policy = &rt.policy;
+    let (parts, body) = req.into_parts();
+
+    normalize::check_headers(&parts.headers, &parts.uri, &policy.limits)?;
+    let segments = normalize::path_segments(&parts.uri, &policy.limits)?;
+    let segs: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
+    let route_index = match policy.route_for(&segs, &parts.method) {
+        Match::Found(index, _params) => index,
+        Match::MethodNotAllowed(allowed) => {
+            let allow = allowed.iter().map(http::Method::as_str).collect::<Vec<_>>().join(", ");
+            return Err(GatewayError::MethodNotAllowed { allow });
+        }
+        Match::NotFound => return Err(GatewayError::RouteNotFound),
+    };
+    let route = &policy.routes[route_index];
+    outcome.route.clone_from(&route.name);
+
+    let caller = auth::identify(&parts.headers);
+    outcome.caller = caller.kind();
+    let permit = authz::authorize(route, caller)?;
+
+    let body = read_body(body, &parts.headers, route.body_limit, policy.timeouts.request).await?;
+
+    let trace = TraceContext::from_incoming(&parts.headers);
+    let peer_ip = conn.peer.ip();
+    let fwd = Forwarding {
+        peer: peer_ip,
+        peer_trusted: policy.is_trusted_proxy(peer_ip),
+        tls: conn.tls,
+        request_id,
+        trace: &trace,
+        identity_encoding: route.personal,
+    };
+    let mut parts = parts;
+    parts.headers = headers::upstream_request_headers(&parts.headers, &fwd, policy);
+
+    let upstream = rt.client.forward(&permit, policy, parts, body).await.map_err(|failure| {
+        app.metrics.upstream_error(&route.name, failure.as_str());
+        tracing::warn!(request_id, route = %route.name, kind = failure.as_str(), "upstream failure");
+        failure.error()
+    })?;
+
+    let (mut head, body) = upstream.into_parts();
+    headers::client_response_headers(&mut head.headers, request_id);
+    let body: Body = body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
+    Ok(Response::from_parts(head, body))
+}
+
+/// Read the whole request body within `limit` bytes and the request timeout.
+async fn read_body(
+    body: Incoming,
+    headers: &http::HeaderMap,
+    limit: u64,
+    timeout: std::time::Duration,
+) -> Result<Bytes, GatewayError> {
+    let declared =
+        headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(GatewayError::PayloadTooLarge);
+    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    match tokio::time::timeout(timeout, Limited::new(body, limit).collect()).await {
+        Err(_) => Err(GatewayError::RequestTimeout),
+        Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        Ok(Err(e)) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+            Err(GatewayError::PayloadTooLarge)
+        }
+        Ok(Err(_)) => Err(GatewayError::BadRequest("the request body could not be read")),
+    }
+}

@@ -1,0 +1,171 @@
+//! The request target, proven unambiguous before anything looks at it.
+//!
+//! A path that two parsers could read differently is refused with `400`, never guessed: encoded
+//! slashes, backslashes or dots, needless encodings of unreserved characters, double encoding,
+//! dot segments, empty segments, `;` parameters, control bytes and NUL. What is accepted is then
+//! forwarded byte for byte, so the path that was authorized is the path the upstream sees.
+
+use std::borrow::Cow;
+
+use http::{HeaderMap, Uri};
+
+use crate::error::{GatewayError, PathProblem};
+use crate::policy::Limits;
+
+/// Enforce the header count and header block size limits (`431`).
+pub fn check_headers(headers: &HeaderMap, uri: &Uri, limits: &Limits) -> Result<(), GatewayError> {
+    if headers.len() > limits.max_headers {
+        return Err(GatewayError::HeadersTooLarge);
+    }
+    // Request line + each "name: value\r\n".
+    let block: usize = uri.path_and_query().map_or(1, |p| p.as_str().len())
+        + headers.iter().map(|(n, v)| n.as_str().len() + v.len() + 4).sum::<usize>();
+    if block > limits.max_header_bytes {
+        return Err(GatewayError::HeadersTooLarge);
+    }
+    Ok(())
+}
+
+/// Check the request target and return the decoded path segments.
+pub fn path_segments<'u>(uri: &'u Uri, limits: &Limits) -> Result<Vec<Cow<'u, str>>, GatewayError> {
+    let target_len = uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if target_len > limits.max_uri_bytes {
+        return Err(GatewayError::UriTooLong);
+    }
+    let path = uri.path();
+    let Some(rest) = path.strip_prefix('/') else {
+        return Err(GatewayError::AmbiguousPath(PathProblem::NotOriginForm));
+    };
+    if rest.is_empty() {
+        return Ok(Vec::new());
+    }
+    rest.split('/').map(segment).collect::<Result<_, _>>().map_err(GatewayError::AmbiguousPath)
+}
+
+fn segment(raw: &str) -> Result<Cow<'_, str>, PathProblem> {
+    if raw.is_empty() {
+        return Err(PathProblem::EmptySegment);
+    }
+    if raw == "." || raw == ".." {
+        return Err(PathProblem::DotSegment);
+    }
+    for &b in raw.as_bytes() {
+        match b {
+            b'\\' => return Err(PathProblem::Backslash),
+            b';' => return Err(PathProblem::Semicolon),
+            0..=0x1f | 0x7f => return Err(PathProblem::ControlOrNul),
+            0x80..=0xff => return Err(PathProblem::NotUtf8),
+            _ => {}
+        }
+    }
+    if !raw.contains('%') {
+        return Ok(Cow::Borrowed(raw));
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'%' {
+            out.push(bytes[i]);
+            i += 1;
+            continue;
+        }
+        let hex = bytes.get(i + 1..i + 3).ok_or(PathProblem::BadPercentEncoding)?;
+        let hex = std::str::from_utf8(hex).map_err(|_| PathProblem::BadPercentEncoding)?;
+        let decoded = u8::from_str_radix(hex, 16).map_err(|_| PathProblem::BadPercentEncoding)?;
+        match decoded {
+            b'/' | b'\\' => return Err(PathProblem::EncodedSeparator),
+            b'%' => return Err(PathProblem::DoubleEncoding),
+            b';' => return Err(PathProblem::Semicolon),
+            0..=0x1f | 0x7f => return Err(PathProblem::ControlOrNul),
+            b if b.is_ascii_alphanumeric() || b"-._~".contains(&b) => {
+                return Err(PathProblem::EncodedUnreserved);
+            }
+            b => out.push(b),
+        }
+        i += 3;
+    }
+    String::from_utf8(out).map(Cow::Owned).map_err(|_| PathProblem::NotUtf8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> Limits {
+        Limits { max_headers: 3, max_header_bytes: 200, max_uri_bytes: 64, citizen_body: 1, partner_body: 1 }
+    }
+
+    fn check(target: &str) -> Result<Vec<String>, GatewayError> {
+        let uri: Uri = target.parse().unwrap();
+        path_segments(&uri, &limits()).map(|v| v.into_iter().map(|c| c.into_owned()).collect())
+    }
+
+    fn problem(target: &str) -> PathProblem {
+        match check(target) {
+            Err(GatewayError::AmbiguousPath(p)) => p,
+            other => panic!("{target}: expected an ambiguous path, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn plain_paths_pass_and_split() {
+        assert_eq!(check("/").unwrap(), Vec::<String>::new());
+        assert_eq!(check("/api/v2/x?mobile=9%2F1").unwrap(), ["api", "v2", "x"]);
+        assert_eq!(check("/d/a%20b").unwrap(), ["d", "a b"], "needed encodings decode");
+        assert_eq!(check("/d/%E0%A4%85").unwrap(), ["d", "अ"]);
+    }
+
+    #[test]
+    fn ambiguous_paths_are_refused() {
+        let cases = [
+            ("/a/%2f/b", PathProblem::EncodedSeparator),
+            ("/a%2Fb", PathProblem::EncodedSeparator),
+            ("/a/%5c", PathProblem::EncodedSeparator),
+            ("/a/%2e%2e/b", PathProblem::EncodedUnreserved),
+            ("/a/%2E", PathProblem::EncodedUnreserved),
+            ("/%61pi", PathProblem::EncodedUnreserved),
+            ("/a/%252f", PathProblem::DoubleEncoding),
+            ("/a/../b", PathProblem::DotSegment),
+            ("/a/./b", PathProblem::DotSegment),
+            ("/a/..", PathProblem::DotSegment),
+            ("/a//b", PathProblem::EmptySegment),
+            ("/a/", PathProblem::EmptySegment),
+            ("/a;jsessionid=1/b", PathProblem::Semicolon),
+            ("/a/%3b", PathProblem::Semicolon),
+            ("/a/%00", PathProblem::ControlOrNul),
+            ("/a/%0a", PathProblem::ControlOrNul),
+            ("/a/%zz", PathProblem::BadPercentEncoding),
+            ("/a/%4", PathProblem::BadPercentEncoding),
+            ("/a/%ff", PathProblem::NotUtf8),
+            ("*", PathProblem::NotOriginForm),
+        ];
+        for (target, want) in cases {
+            assert_eq!(problem(target), want, "{target}");
+        }
+    }
+
+    #[test]
+    fn backslash_is_refused() {
+        // `http::Uri` itself refuses a raw backslash; a decoded one is covered above.
+        assert_eq!(segment("a\\b"), Err(PathProblem::Backslash));
+        assert_eq!(segment("a\0b"), Err(PathProblem::ControlOrNul));
+    }
+
+    #[test]
+    fn length_and_header_limits() {
+        let long = format!("/{}", "a".repeat(80));
+        assert!(matches!(check(&long), Err(GatewayError::UriTooLong)));
+        let uri: Uri = "/x".parse().unwrap();
+        let mut h = HeaderMap::new();
+        for i in 0..3 {
+            h.insert(http::HeaderName::from_bytes(format!("h{i}").as_bytes()).unwrap(), "v".parse().unwrap());
+        }
+        assert!(check_headers(&h, &uri, &limits()).is_ok());
+        h.insert("h3", "v".parse().unwrap());
+        assert!(matches!(check_headers(&h, &uri, &limits()), Err(GatewayError::HeadersTooLarge)));
+        let mut h = HeaderMap::new();
+        h.insert("big", "x".repeat(300).parse().unwrap());
+        assert!(matches!(check_headers(&h, &uri, &limits()), Err(GatewayError::HeadersTooLarge)));
+    }
+}

@@ -1,0 +1,86 @@
+use super::*;
+use crate::config::Sources;
+
+const UPSTREAM: &str = "upstreams:\n  reg: {url: 'http://127.0.0.1:8000'}\n";
+
+fn load_files(files: &[(&str, &str)]) -> Result<Policy, Vec<ConfigError>> {
+    let s = Sources { files: files.iter().map(|(n, c)| (n.to_string(), c.to_string())).collect() };
+    load(&s, &Vec::new())
+}
+
+fn route(name: &str, path: &str, extra: &str) -> String {
+    format!("  - name: {name}\n    methods: [GET]\n    path: {path}\n    access: public\n    upstream: reg\n{extra}")
+}
+
+#[test]
+fn shipped_policy_compiles() {
+    let p = load(&Sources::embedded(), &Vec::new()).expect("shipped policy is valid");
+    assert_eq!(p.limits.max_headers, 100);
+    assert_eq!(p.limits.citizen_body, 64 << 10);
+    assert_eq!(p.timeouts.route, Duration::from_secs(15));
+    let export = p.routes.iter().find(|r| r.name == "partner-export").unwrap();
+    assert_eq!(export.body_limit, 1 << 20, "partner routes get the partner body limit");
+    assert_eq!(export.timeout, Duration::from_secs(60));
+    assert!(p.routes.iter().filter(|r| r.personal).all(|r| r.access != Access::Public));
+}
+
+#[test]
+fn every_semantic_error_is_reported_with_its_path() {
+    let routes = format!(
+        "routes:\n{}{}{}{}{}",
+        route("a", "/x/{id}", ""),
+        route("a", "/y", ""),
+        route("c", "/x/{other}", ""),
+        "  - name: d\n    methods: [FETCH, GET, GET]\n    path: /z/../w\n    access: public\n    upstream: nope\n    personal: true\n",
+        route("e", "relative", ""),
+    );
+    let gateway = "gateway:\n  limits: {max_headers: 0}\n  trusted_proxies: ['10.0.0.1/8', 'fe80::/10']\n  timeouts: {route: 0s}\n";
+    let errors = load_files(&[("g.yaml", gateway), ("r.yaml", &format!("{UPSTREAM}{routes}"))]).unwrap_err();
+    let got: Vec<String> = errors.iter().map(|e| format!("{}:{}", e.file, e.path)).collect();
+    for want in [
+        "g.yaml:gateway.limits.max_headers",
+        "g.yaml:gateway.trusted_proxies[0]",
+        "g.yaml:gateway.timeouts.route",
+        "r.yaml:routes[1].name",
+        "r.yaml:routes[2].path",
+        "r.yaml:routes[3].methods[0]",
+        "r.yaml:routes[3].methods[2]",
+        "r.yaml:routes[3].path",
+        "r.yaml:routes[3].upstream",
+        "r.yaml:routes[3].personal",
+        "r.yaml:routes[4].path",
+    ] {
+        assert!(got.contains(&want.to_string()), "missing {want} in {got:#?}");
+    }
+    assert_eq!(errors.len(), 11, "{got:#?}");
+}
+
+#[test]
+fn upstream_urls_are_checked_and_overridable() {
+    for bad in ["ftp://x", "http://h/prefix", "http://u:p@h", "http://h/?q=1", "nope"] {
+        let f = format!("upstreams:\n  reg: {{url: '{bad}'}}\nroutes:\n{}", route("a", "/a", ""));
+        let errors = load_files(&[("p.yaml", &f)]).unwrap_err();
+        assert_eq!(errors[0].path, "upstreams.reg.url", "{bad}");
+    }
+    let f = format!("{UPSTREAM}routes:\n{}", route("a", "/a", ""));
+    let s = Sources { files: vec![("p.yaml".into(), f)] };
+    let p = load(&s, &vec![("reg".into(), "http://127.0.0.1:9".into())]).unwrap();
+    assert_eq!(p.upstreams[0].authority.as_str(), "127.0.0.1:9");
+    let errors = load(&s, &vec![("other".into(), "http://127.0.0.1:9".into())]).unwrap_err();
+    assert!(errors[0].message.contains("other"));
+}
+
+#[test]
+fn routes_match_with_parameters_and_methods() {
+    let f = format!(
+        "{UPSTREAM}routes:\n{}{}",
+        route("districts", "/api/v2/admin/location/districts/{state_id}", ""),
+        "  - name: sched\n    methods: [POST]\n    path: /api/v2/appointment/schedule\n    access: citizen\n    upstream: reg\n",
+    );
+    let p = load_files(&[("p.yaml", &f)]).unwrap();
+    let segs = ["api", "v2", "admin", "location", "districts", "7"];
+    assert_eq!(p.route_for(&segs, &Method::GET), Match::Found(0, vec!["7"]));
+    let segs = ["api", "v2", "appointment", "schedule"];
+    assert_eq!(p.route_for(&segs, &Method::GET), Match::MethodNotAllowed(vec![Method::POST]));
+    assert_eq!(p.route_for(&["nope"], &Method::GET), Match::NotFound);
+}

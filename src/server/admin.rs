@@ -1,0 +1,41 @@
+//! The admin listener: `/healthz` (the process is up), `/readyz` (it takes traffic: false while
+//! draining) and `/metrics` (Prometheus text).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use hyper::body::Incoming;
+
+use crate::app::App;
+use crate::body::{Body, full};
+use crate::error::GatewayError;
+
+pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return GatewayError::MethodNotAllowed { allow: "GET, HEAD".into() }.render(&request_id);
+    }
+    match req.uri().path() {
+        "/healthz" => json(StatusCode::OK, r#"{"status":"ok"}"#),
+        "/readyz" if app.is_draining() => {
+            json(StatusCode::SERVICE_UNAVAILABLE, r#"{"ready":false,"reason":"draining"}"#)
+        }
+        "/readyz" => json(StatusCode::OK, r#"{"ready":true}"#),
+        "/metrics" => {
+            let mut resp = Response::new(full(Bytes::from(app.metrics.encode())));
+            resp.headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+            resp
+        }
+        _ => GatewayError::RouteNotFound.render(&request_id),
+    }
+}
+
+fn json(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut resp = Response::new(full(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}

@@ -1,0 +1,263 @@
+//! Listeners, the accept loop, per-connection HTTP/1.1 + HTTP/2 serving with the limits of the
+//! current policy, and draining.
+//!
+//! Drain (SIGTERM/SIGINT): `/readyz` turns false, listeners close (new connections are refused),
+//! every open connection is asked to finish (HTTP/1.1: close after the response in flight;
+//! HTTP/2: GOAWAY), and the process waits up to `timeouts.drain` for them.
+
+pub mod admin;
+pub mod tls;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+
+use crate::app::App;
+use crate::body::Body;
+use crate::pipeline::{self, ConnInfo};
+
+/// What a listener serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    Gateway,
+    Admin,
+}
+
+/// A listener to open.
+pub struct ListenerSpec {
+    /// Shown in the `listening` line: `https`, `http`, `admin`.
+    pub name: &'static str,
+    pub addr: SocketAddr,
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub role: Role,
+}
+
+struct Bound {
+    name: &'static str,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    role: Role,
+}
+
+/// Bound listeners, ready to serve.
+pub struct Server {
+    app: Arc<App>,
+    bound: Vec<Bound>,
+}
+
+impl Server {
+    pub async fn bind(app: Arc<App>, specs: Vec<ListenerSpec>) -> std::io::Result<Server> {
+        let mut bound = Vec::new();
+        for spec in specs {
+            let listener = TcpListener::bind(spec.addr).await.map_err(|e| {
+                std::io::Error::new(e.kind(), format!("cannot listen on {} ({}): {e}", spec.addr, spec.name))
+            })?;
+            bound.push(Bound { name: spec.name, listener, tls: spec.tls.map(TlsAcceptor::from), role: spec.role });
+        }
+        Ok(Server { app, bound })
+    }
+
+    /// `(name, url)` of each listener, with the real port.
+    pub fn urls(&self) -> Vec<(&'static str, String)> {
+        self.bound
+            .iter()
+            .filter_map(|b| {
+                let addr = b.listener.local_addr().ok()?;
+                let scheme = if b.tls.is_some() { "https" } else { "http" };
+                Some((b.name, format!("{scheme}://{addr}")))
+            })
+            .collect()
+    }
+
+    /// Serve until `shutdown` resolves, then drain.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) {
+        let (drain_tx, drain_rx) = watch::channel(false);
+        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        let mut admin_stop = Vec::new();
+        for b in self.bound {
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let stop = if b.role == Role::Admin {
+                admin_stop.push(stop_tx);
+                stop_rx
+            } else {
+                drop(stop_tx);
+                drain_rx.clone()
+            };
+            let done = (b.role == Role::Gateway).then(|| done_tx.clone());
+            tokio::spawn(accept_loop(self.app.clone(), b, stop, done));
+        }
+        drop(done_tx);
+        shutdown.await;
+
+        self.app.start_draining();
+        let drain = self.app.snapshot().policy.timeouts.drain;
+        tracing::info!(drain_seconds = drain.as_secs(), "draining: refusing new connections");
+        let _ = drain_tx.send(true);
+        match tokio::time::timeout(drain, done_rx.recv()).await {
+            Ok(_) => tracing::info!("drained: all connections closed"),
+            Err(_) => tracing::warn!("drain period over; closing remaining connections"),
+        }
+        for s in admin_stop {
+            let _ = s.send(true);
+        }
+    }
+}
+
+async fn accept_loop(app: Arc<App>, b: Bound, mut stop: watch::Receiver<bool>, done: Option<mpsc::Sender<()>>) {
+    loop {
+        let accepted = tokio::select! {
+            a = b.listener.accept() => a,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of descriptors and similar: back off instead of spinning.
+                tracing::warn!(listener = b.name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone();
+        let tls = b.tls.clone();
+        let stop = stop.clone();
+        let done = done.clone();
+        let role = b.role;
+        tokio::spawn(async move {
+            connection(app, tcp, peer, tls, role, stop).await;
+            drop(done);
+        });
+    }
+    // Dropping the listener here refuses new connections.
+}
+
+async fn connection(
+    app: Arc<App>,
+    tcp: TcpStream,
+    peer: SocketAddr,
+    tls: Option<TlsAcceptor>,
+    role: Role,
+    stop: watch::Receiver<bool>,
+) {
+    app.metrics.connections.inc();
+    let header_read = app.snapshot().policy.timeouts.header_read;
+    match tls {
+        None => serve(app.clone(), tcp, ConnInfo { peer, tls: false }, role, stop).await,
+        Some(acceptor) => match tokio::time::timeout(header_read, acceptor.accept(tcp)).await {
+            Ok(Ok(stream)) => serve(app.clone(), stream, ConnInfo { peer, tls: true }, role, stop).await,
+            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!("TLS handshake timed out"),
+        },
+    }
+    app.metrics.connections.dec();
+}
+
+/// Requests in flight on one connection and when the last one started (for the idle timeout).
+struct Activity {
+    opened: Instant,
+    in_flight: AtomicUsize,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        Some(self.opened.elapsed().saturating_sub(last))
+    }
+}
+
+async fn serve<IO>(app: Arc<App>, io: IO, info: ConnInfo, role: Role, mut stop: watch::Receiver<bool>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let rt = app.snapshot();
+    let p = &rt.policy;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper's own limits sit above the policy's so that the pipeline answers an excess with the
+    // JSON error shape; only grossly oversized heads meet hyper's bare 431.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(p.timeouts.header_read)
+        .max_headers(p.limits.max_headers.saturating_mul(2).max(100))
+        .max_buf_size(p.limits.max_header_bytes.saturating_mul(2).max(16 << 10))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(p.h2_max_streams)
+        .max_header_list_size(u32::try_from(p.limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(Duration::from_secs(20)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let keep_alive = p.timeouts.keep_alive;
+    drop(rt);
+
+    let activity =
+        Arc::new(Activity { opened: Instant::now(), in_flight: AtomicUsize::new(0), last_ms: AtomicU64::new(0) });
+    let info = Arc::new(info);
+    let svc = {
+        let activity = activity.clone();
+        service_fn(move |req: Request<Incoming>| {
+            let app = app.clone();
+            let info = info.clone();
+            let activity = activity.clone();
+            activity.in_flight.fetch_add(1, Ordering::Relaxed);
+            activity.touch();
+            async move {
+                let resp: Response<Body> = match role {
+                    Role::Gateway => pipeline::handle(app, info, req).await,
+                    Role::Admin => admin::handle(app, req).await,
+                };
+                activity.touch();
+                activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+                Ok::<_, Infallible>(resp)
+            }
+        })
+    };
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let mut closing = false;
+    let mut idle_tick = tokio::time::interval(keep_alive.min(Duration::from_secs(1)));
+    loop {
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            _ = stop.wait_for(|s| *s), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = idle_tick.tick(), if !closing => {
+                if activity.idle_for().is_some_and(|idle| idle >= keep_alive) {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}

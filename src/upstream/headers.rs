@@ -1,0 +1,210 @@
+//! Header hygiene between client and upstream: hop-by-hop removal (RFC 9110 §7.6.1, including
+//! names listed in `Connection`), removal of client-sent identity and credential headers in every
+//! spelling, forwarding headers, client-address resolution and W3C `traceparent`.
+
+use std::net::IpAddr;
+
+use http::{HeaderMap, HeaderName, HeaderValue, header};
+use rand::Rng;
+
+use crate::policy::Policy;
+
+/// Lowercase, with `_` and `.` read as `-`: `X_OTPGATE.Mobile` → `x-otpgate-mobile`.
+pub fn normalize_name(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'_' | b'.' => '-',
+            b => char::from(b.to_ascii_lowercase()),
+        })
+        .collect()
+}
+
+const HOP_BY_HOP: [&str; 8] = [
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authenticate",
+];
+
+/// Remove hop-by-hop headers, including every name listed in `Connection`.
+pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    let listed: Vec<String> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    for name in HOP_BY_HOP.iter().copied().chain(listed.iter().map(String::as_str)) {
+        headers.remove(name);
+    }
+}
+
+/// Client-sent headers that could claim an identity, carry a credential meant for the gateway, or
+/// forge forwarding information. Matched on the normalized name, so every spelling is caught.
+pub fn is_stripped_request_header(normalized: &str, extra: &[String]) -> bool {
+    const EXACT: [&str; 14] = [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "x-api-key",
+        "x-forwarded-client-cert",
+        "client-cert",
+        "client-cert-chain",
+        "x-client-cert",
+        "x-client-dn",
+        "x-real-ip",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+    ];
+    const PREFIXES: [&str; 5] = ["x-otpgate-", "x-user", "x-ssl-client", "x-forwarded-", "x-client-verify"];
+    EXACT.contains(&normalized)
+        || PREFIXES.iter().any(|p| normalized.starts_with(p))
+        || extra.iter().any(|e| e == normalized)
+        || normalized == "x-request-id"
+        || normalized == "traceparent"
+        || normalized == "tracestate"
+}
+
+/// The address of the real client: the socket peer, or, when the peer is a trusted proxy, the
+/// rightmost `X-Forwarded-For` hop that is not itself a trusted proxy. Unparseable hops end the
+/// walk (the hop before them is the last one vouched for), so random values open no new identity.
+pub fn client_ip(peer: IpAddr, headers: &HeaderMap, policy: &Policy) -> IpAddr {
+    let peer = crate::policy::cidr::canonical(peer);
+    if !policy.is_trusted_proxy(peer) {
+        return peer;
+    }
+    let hops: Vec<&str> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .collect();
+    let mut current = peer;
+    for hop in hops.iter().rev() {
+        let Ok(ip) = hop.parse::<IpAddr>() else {
+            return current;
+        };
+        let ip = crate::policy::cidr::canonical(ip);
+        if !policy.is_trusted_proxy(ip) {
+            return ip;
+        }
+        current = ip;
+    }
+    current
+}
+
+/// A W3C trace context for the upstream hop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceContext {
+    pub trace_id: String,
+    pub span_id: String,
+    pub flags: String,
+}
+
+impl TraceContext {
+    /// Continue a valid incoming `traceparent` (new span, same trace) or start a new trace.
+    pub fn from_incoming(headers: &HeaderMap) -> Self {
+        let parsed = headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(parse_traceparent);
+        let mut rng = rand::rng();
+        let span_id = hex::encode(rng.random::<[u8; 8]>());
+        match parsed {
+            Some((trace_id, flags)) => TraceContext { trace_id, span_id, flags },
+            None => TraceContext { trace_id: hex::encode(rng.random::<[u8; 16]>()), span_id, flags: "01".into() },
+        }
+    }
+
+    pub fn header(&self) -> String {
+        format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)
+    }
+}
+
+fn parse_traceparent(v: &str) -> Option<(String, String)> {
+    let parts: Vec<&str> = v.trim().split('-').collect();
+    let [version, trace, parent, flags] = parts.as_slice() else {
+        return None;
+    };
+    let lower_hex =
+        |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let ok = lower_hex(version, 2)
+        && *version != "ff"
+        && lower_hex(trace, 32)
+        && trace.bytes().any(|b| b != b'0')
+        && lower_hex(parent, 16)
+        && parent.bytes().any(|b| b != b'0')
+        && lower_hex(flags, 2);
+    ok.then(|| (trace.to_string(), flags.to_string()))
+}
+
+/// What the gateway adds on the way upstream.
+pub struct Forwarding<'a> {
+    /// The socket peer; appended to a trusted `X-Forwarded-For` chain, or the whole chain.
+    pub peer: IpAddr,
+    pub peer_trusted: bool,
+    pub tls: bool,
+    pub request_id: &'a str,
+    pub trace: &'a TraceContext,
+    pub identity_encoding: bool,
+}
+
+/// Build the upstream request headers from the client's.
+pub fn upstream_request_headers(incoming: &HeaderMap, fwd: &Forwarding<'_>, policy: &Policy) -> HeaderMap {
+    let mut out = incoming.clone();
+    remove_hop_by_hop(&mut out);
+    let host = out.remove(header::HOST);
+    let trusted_xff: Vec<HeaderValue> =
+        if fwd.peer_trusted { incoming.get_all("x-forwarded-for").iter().cloned().collect() } else { Vec::new() };
+    let trusted_proto = fwd.peer_trusted.then(|| incoming.get("x-forwarded-proto").cloned()).flatten();
+    let doomed: Vec<HeaderName> = out
+        .keys()
+        .filter(|n| is_stripped_request_header(&normalize_name(n.as_str()), &policy.strip_headers))
+        .cloned()
+        .collect();
+    for name in doomed {
+        out.remove(name);
+    }
+    let mut xff: Vec<String> = trusted_xff.iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect();
+    xff.push(crate::policy::cidr::canonical(fwd.peer).to_string());
+    if let Ok(v) = HeaderValue::from_str(&xff.join(", ")) {
+        out.insert("x-forwarded-for", v);
+    }
+    let proto = trusted_proto.unwrap_or_else(|| HeaderValue::from_static(if fwd.tls { "https" } else { "http" }));
+    out.insert("x-forwarded-proto", proto);
+    if let Some(h) = host {
+        out.insert("x-forwarded-host", h);
+    }
+    if let Ok(v) = HeaderValue::from_str(fwd.request_id) {
+        out.insert("x-request-id", v);
+    }
+    if let Ok(v) = HeaderValue::from_str(&fwd.trace.header()) {
+        out.insert("traceparent", v);
+    }
+    if fwd.identity_encoding {
+        out.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
+    }
+    out
+}
+
+/// Clean an upstream response's headers before they go to the client.
+pub fn client_response_headers(headers: &mut HeaderMap, request_id: &str) {
+    remove_hop_by_hop(headers);
+    let internal: Vec<HeaderName> =
+        headers.keys().filter(|n| normalize_name(n.as_str()).starts_with("x-otpgate-")).cloned().collect();
+    for name in internal {
+        headers.remove(name);
+    }
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        headers.insert("x-request-id", v);
+    }
+}
+
+#[cfg(test)]
+mod tests;

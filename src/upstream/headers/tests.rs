@@ -1,0 +1,164 @@
+use super::*;
+use crate::config::Sources;
+use crate::policy::{self, Policy};
+
+fn policy(trusted: &[&str], strip: &[&str]) -> Policy {
+    let gateway = format!(
+        "gateway:\n  trusted_proxies: [{}]\n  strip_headers: [{}]\nupstreams:\n  r: {{url: 'http://127.0.0.1:1'}}\nroutes:\n  - {{name: a, methods: [GET], path: /a, access: public, upstream: r}}\n",
+        trusted.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", "),
+        strip.join(", ")
+    );
+    policy::load(&Sources { files: vec![("p.yaml".into(), gateway)] }, &Vec::new()).unwrap()
+}
+
+fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (n, v) in pairs {
+        h.append(HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+    }
+    h
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+#[test]
+fn hop_by_hop_and_connection_listed_names_are_removed() {
+    let mut h = headers(&[
+        ("connection", "keep-alive, X-Secret-Hop"),
+        ("connection", "other-hop"),
+        ("keep-alive", "timeout=5"),
+        ("te", "trailers"),
+        ("transfer-encoding", "chunked"),
+        ("upgrade", "websocket"),
+        ("proxy-connection", "keep-alive"),
+        ("x-secret-hop", "1"),
+        ("other-hop", "1"),
+        ("accept", "application/json"),
+    ]);
+    remove_hop_by_hop(&mut h);
+    let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+    assert_eq!(left, ["accept"]);
+}
+
+#[test]
+fn identity_headers_are_stripped_in_every_spelling() {
+    let p = policy(&[], &["x-tenant_id"]);
+    let trace = TraceContext::from_incoming(&HeaderMap::new());
+    let fwd = Forwarding {
+        peer: ip("203.0.113.9"),
+        peer_trusted: false,
+        tls: true,
+        request_id: "rid",
+        trace: &trace,
+        identity_encoding: true,
+    };
+    let incoming = headers(&[
+        ("x-otpgate-identity", "forged"),
+        ("x_otpgate_identity", "forged"),
+        ("x.otpgate.identity", "forged"),
+        ("X-OTPGATE-Mobile", "forged"),
+        ("x-user-mobile", "forged"),
+        ("x_user", "forged"),
+        ("x-forwarded-client-cert", "forged"),
+        ("x_forwarded_client_cert", "forged"),
+        ("client-cert", "forged"),
+        ("x-ssl-client-s-dn", "forged"),
+        ("x.ssl.client.verify", "forged"),
+        ("x-tenant-id", "forged"),
+        ("x.tenant.id", "forged"),
+        ("authorization", "Bearer secret"),
+        ("x-api-key", "secret"),
+        ("cookie", "s=1"),
+        ("x-forwarded-for", "1.2.3.4"),
+        ("x-real-ip", "1.2.3.4"),
+        ("forwarded", "for=1.2.3.4"),
+        ("x-request-id", "client-chosen"),
+        ("host", "gw.example"),
+        ("accept-encoding", "gzip"),
+        ("accept", "application/json"),
+    ]);
+    let out = upstream_request_headers(&incoming, &fwd, &p);
+    for (name, value) in &out {
+        assert_ne!(value, "forged", "{name} survived");
+        assert_ne!(value, "secret", "{name} survived");
+    }
+    assert!(!out.contains_key("cookie") && !out.contains_key("authorization") && !out.contains_key("forwarded"));
+    assert_eq!(out["x-forwarded-for"], "203.0.113.9", "an untrusted peer's XFF is replaced");
+    assert_eq!(out["x-forwarded-proto"], "https");
+    assert_eq!(out["x-forwarded-host"], "gw.example");
+    assert_eq!(out["x-request-id"], "rid");
+    assert_eq!(out["accept-encoding"], "identity");
+    assert_eq!(out["accept"], "application/json");
+    assert!(!out.contains_key("host"), "the client sets Host for the upstream");
+    assert_eq!(out["traceparent"], trace.header().as_str());
+}
+
+#[test]
+fn trusted_proxy_chain_is_kept_and_extended() {
+    let p = policy(&["10.0.0.0/8"], &[]);
+    let trace = TraceContext::from_incoming(&HeaderMap::new());
+    let fwd = Forwarding {
+        peer: ip("10.1.1.1"),
+        peer_trusted: true,
+        tls: false,
+        request_id: "rid",
+        trace: &trace,
+        identity_encoding: false,
+    };
+    let incoming =
+        headers(&[("x-forwarded-for", "198.51.100.7"), ("x-forwarded-proto", "https"), ("accept-encoding", "gzip")]);
+    let out = upstream_request_headers(&incoming, &fwd, &p);
+    assert_eq!(out["x-forwarded-for"], "198.51.100.7, 10.1.1.1");
+    assert_eq!(out["x-forwarded-proto"], "https");
+    assert_eq!(out["accept-encoding"], "gzip", "only redacted routes force identity");
+}
+
+#[test]
+fn client_ip_is_rightmost_untrusted_hop() {
+    let p = policy(&["10.0.0.0/8"], &[]);
+    let h = headers(&[("x-forwarded-for", "6.6.6.6, 198.51.100.7, 10.0.0.2")]);
+    assert_eq!(client_ip(ip("10.0.0.1"), &h, &p), ip("198.51.100.7"));
+    assert_eq!(client_ip(ip("203.0.113.1"), &h, &p), ip("203.0.113.1"), "untrusted peer: XFF ignored");
+    let h = headers(&[("x-forwarded-for", "junk, 10.0.0.3")]);
+    assert_eq!(client_ip(ip("10.0.0.1"), &h, &p), ip("10.0.0.3"), "garbage never becomes an identity");
+    let h = headers(&[("x-forwarded-for", "10.0.0.5")]);
+    assert_eq!(client_ip(ip("10.0.0.1"), &h, &p), ip("10.0.0.5"));
+    assert_eq!(client_ip(ip("10.0.0.1"), &HeaderMap::new(), &p), ip("10.0.0.1"));
+}
+
+#[test]
+fn traceparent_is_continued_only_when_valid() {
+    let good = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let t = TraceContext::from_incoming(&headers(&[("traceparent", good)]));
+    assert_eq!(t.trace_id, "0af7651916cd43dd8448eb211c80319c");
+    assert_ne!(t.span_id, "b7ad6b7169203331", "a new span for our hop");
+    for bad in [
+        "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+        "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+        "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+        "garbage",
+    ] {
+        let t = TraceContext::from_incoming(&headers(&[("traceparent", bad)]));
+        assert_ne!(t.trace_id, "0af7651916cd43dd8448eb211c80319c", "{bad}");
+        assert_eq!(t.trace_id.len(), 32);
+    }
+    let h = TraceContext::from_incoming(&HeaderMap::new()).header();
+    assert!(parse_traceparent(&h).is_some(), "our own header is valid: {h}");
+}
+
+#[test]
+fn response_headers_lose_hop_by_hop_and_internal_names() {
+    let mut h = headers(&[
+        ("connection", "close"),
+        ("x-otpgate-debug", "1"),
+        ("x_otpgate_x", "1"),
+        ("content-type", "application/json"),
+    ]);
+    client_response_headers(&mut h, "rid");
+    assert!(!h.contains_key("connection") && !h.contains_key("x-otpgate-debug") && !h.contains_key("x_otpgate_x"));
+    assert_eq!(h["x-request-id"], "rid");
+}

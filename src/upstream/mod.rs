@@ -1,0 +1,133 @@
+//! Forwarding to the upstream: a pooled hyper-util client (keep-alive, HTTP or HTTPS), connect and
+//! route timeouts, and the exact request bytes that authorization looked at.
+//!
+//! `forward` takes a [`Permit`]: a request that was not authorized cannot be sent.
+
+pub mod headers;
+
+use std::error::Error as _;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use crate::authz::Permit;
+use crate::error::GatewayError;
+use crate::policy::Policy;
+
+/// Why forwarding failed, for metrics (`otpgate_upstream_errors_total{kind}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpstreamFailure {
+    Connect,
+    ConnectTimeout,
+    RouteTimeout,
+    Protocol,
+}
+
+impl UpstreamFailure {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            UpstreamFailure::Connect => "connect",
+            UpstreamFailure::ConnectTimeout => "connect_timeout",
+            UpstreamFailure::RouteTimeout => "route_timeout",
+            UpstreamFailure::Protocol => "protocol",
+        }
+    }
+
+    pub fn error(self) -> GatewayError {
+        match self {
+            UpstreamFailure::Connect => GatewayError::UpstreamUnavailable,
+            UpstreamFailure::ConnectTimeout => GatewayError::UpstreamTimeout,
+            UpstreamFailure::RouteTimeout => GatewayError::UpstreamTimeout,
+            UpstreamFailure::Protocol => GatewayError::UpstreamBadResponse,
+        }
+    }
+}
+
+/// The pooled client. Built per compiled policy, so a reload that changes timeouts takes effect.
+#[derive(Clone)]
+pub struct UpstreamClient {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl UpstreamClient {
+    pub fn new(policy: &Policy) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(policy.timeouts.upstream_connect));
+        http.set_keepalive(Some(Duration::from_secs(30)));
+        let builder = match hyper_rustls::HttpsConnectorBuilder::new().with_native_roots() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, "no system trust roots; HTTPS upstreams will fail verification");
+                let config = rustls::ClientConfig::builder()
+                    .with_root_certificates(rustls::RootCertStore::empty())
+                    .with_no_client_auth();
+                hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(config)
+            }
+        };
+        let connector = builder.https_or_http().enable_http1().enable_http2().wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(256)
+            .build(connector);
+        UpstreamClient { client }
+    }
+
+    /// Send the authorized request upstream and wait (at most the route timeout) for its head.
+    pub async fn forward(
+        &self,
+        permit: &Permit<'_>,
+        policy: &Policy,
+        parts: http::request::Parts,
+        body: Bytes,
+    ) -> Result<Response<Incoming>, UpstreamFailure> {
+        let route = permit.route();
+        let up = &policy.upstreams[route.upstream];
+        let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let uri = Uri::builder()
+            .scheme(up.scheme.clone())
+            .authority(up.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|_| UpstreamFailure::Protocol)?;
+        let mut req = Request::new(Full::new(body));
+        *req.method_mut() = parts.method;
+        *req.uri_mut() = uri;
+        *req.headers_mut() = parts.headers;
+        match tokio::time::timeout(route.timeout, self.client.request(req)).await {
+            Err(_) => Err(UpstreamFailure::RouteTimeout),
+            Ok(Ok(resp)) => Ok(resp),
+            Ok(Err(e)) if e.is_connect() => {
+                if caused_by_timeout(&e) {
+                    Err(UpstreamFailure::ConnectTimeout)
+                } else {
+                    Err(UpstreamFailure::Connect)
+                }
+            }
+            Ok(Err(_)) => Err(UpstreamFailure::Protocol),
+        }
+    }
+}
+
+fn caused_by_timeout(e: &hyper_util::client::legacy::Error) -> bool {
+    let mut source = e.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
