@@ -68,6 +68,10 @@ impl Metrics {
         registry.register("upstream_errors", "Upstream failures by route and kind", upstream_errors.clone());
         registry.register("policy_reloads", "Policy reload attempts by result", reloads.clone());
         registry.register("connections_open", "Client connections currently open", connections.clone());
+        // Present from the start, so that alerts on them work before the first reload.
+        for result in ["success", "failure"] {
+            drop(reloads.get_or_create(&ReloadLabels { result: result.into() }));
+        }
         Metrics { registry, requests, latency, upstream_errors, reloads, connections }
     }
 

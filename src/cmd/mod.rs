@@ -4,7 +4,6 @@ pub mod check;
 pub mod demo;
 pub mod serve;
 
-use std::future::Future;
 use std::io::Write;
 
 /// Print a `listening NAME URL` line on stdout (tests and scripts read these).
@@ -15,8 +14,8 @@ pub fn announce(name: &str, url: &str) {
 }
 
 /// Resolves on SIGTERM or SIGINT.
-pub fn shutdown_signal() -> impl Future<Output = ()> {
-    async {
+pub async fn shutdown_signal() {
+    {
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};

@@ -117,6 +117,15 @@ pub struct Merged {
 
 /// Parse and merge every file, collecting every error rather than stopping at the first file.
 pub fn parse(sources: &Sources) -> Result<Merged, Vec<ConfigError>> {
+    match parse_all(sources) {
+        (merged, errors) if errors.is_empty() => Ok(merged),
+        (_, errors) => Err(errors),
+    }
+}
+
+/// Parse what can be parsed: the merged files that are readable, and the errors of the others
+/// (so `otpgate check` can still validate the readable files and report everything at once).
+pub fn parse_all(sources: &Sources) -> (Merged, Vec<ConfigError>) {
     let mut merged = Merged::default();
     let mut errors = Vec::new();
     for (name, content) in &sources.files {
@@ -129,7 +138,10 @@ pub fn parse(sources: &Sources) -> Result<Merged, Vec<ConfigError>> {
                 Err(e) => {
                     let path = e.path().to_string();
                     let path = if path == "." { String::new() } else { path };
-                    errors.push(ConfigError::new(name, path, e.into_inner().to_string()));
+                    let message = e.into_inner().to_string();
+                    // serde_yaml prefixes the path itself; say it once.
+                    let message = message.strip_prefix(&format!("{path}: ")).map_or(message.clone(), str::to_string);
+                    errors.push(ConfigError::new(name, path, message));
                     continue;
                 }
             }
@@ -153,7 +165,7 @@ pub fn parse(sources: &Sources) -> Result<Merged, Vec<ConfigError>> {
             merged.routes.push((At { file: name.clone(), path: format!("routes[{i}]") }, route));
         }
     }
-    if errors.is_empty() { Ok(merged) } else { Err(errors) }
+    (merged, errors)
 }
 
 #[cfg(test)]

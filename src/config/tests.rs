@@ -24,7 +24,7 @@ fn unknown_fields_and_bad_types_name_file_and_path() {
     let errors = parse(&s).unwrap_err();
     assert_eq!(errors.len(), 3, "one error per broken file: {errors:?}");
     assert_eq!(errors[0].file, "a.yaml");
-    assert_eq!(errors[0].path, "routes[0]");
+    assert_eq!(errors[0].path, "routes[0].colour");
     assert!(errors[0].message.contains("colour"), "{}", errors[0].message);
     assert_eq!((errors[1].file.as_str(), errors[1].path.as_str()), ("b.yaml", "gateway.limits.max_headers"));
     assert_eq!((errors[2].file.as_str(), errors[2].path.as_str()), ("c.yaml", "gateway.timeouts.route"));

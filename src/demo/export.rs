@@ -72,10 +72,10 @@ impl ExportBody {
             let index = self.next;
             self.next += 1;
             scanned += 1;
-            if let Some(d) = self.district {
-                if !self.in_district(index, d) {
-                    continue;
-                }
+            if let Some(d) = self.district
+                && !self.in_district(index, d)
+            {
+                continue;
             }
             if !self.first {
                 out.push(b',');

@@ -94,8 +94,15 @@ pub type Overrides = Vec<(String, String)>;
 
 /// Read, parse, validate and compile in one step.
 pub fn load(sources: &Sources, overrides: &Overrides) -> Result<Policy, Vec<ConfigError>> {
-    let merged = crate::config::parse(sources)?;
-    compile(merged, sources.version(), overrides)
+    let (merged, mut errors) = crate::config::parse_all(sources);
+    match compile(merged, sources.version(), overrides) {
+        Ok(policy) if errors.is_empty() => Ok(policy),
+        Ok(_) => Err(errors),
+        Err(more) => {
+            errors.extend(more);
+            Err(errors)
+        }
+    }
 }
 
 pub fn compile(m: Merged, version: String, overrides: &Overrides) -> Result<Policy, Vec<ConfigError>> {

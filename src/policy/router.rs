@@ -111,10 +111,10 @@ fn walk<'n, 'p>(node: &'n Node, segments: &[&'p str], params: &mut Vec<&'p str>)
     let Some((first, rest)) = segments.split_first() else {
         return (!node.routes.is_empty()).then_some(node);
     };
-    if let Some(child) = node.literal.get(*first) {
-        if let Some(found) = walk(child, rest, params) {
-            return Some(found);
-        }
+    if let Some(child) = node.literal.get(*first)
+        && let Some(found) = walk(child, rest, params)
+    {
+        return Some(found);
     }
     if let Some(child) = &node.param {
         params.push(first);

@@ -4,25 +4,25 @@
 
 use serde::ser::{SerializeStruct, Serializer};
 
-use super::json::{push_escaped, push_key, push_str, push_u64, push_u64_str};
+use super::json::{push_key, push_plain_str, push_str, push_u64, push_u64_str};
 use super::tables::{FEMALE_NAMES, LAST_NAMES, MALE_NAMES};
 use super::{Dataset, Date, HexId, SessionKey, TAG_RECORD, geo, hash, mix};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Gender {
     Male,
     Female,
     Others,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum VaccinationStatus {
     NotVaccinated,
     PartiallyVaccinated,
     Vaccinated,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Vaccine {
     Covishield,
     Covaxin,
@@ -166,7 +166,7 @@ impl Dataset {
             gender,
             mobile,
             photo_id_number: self.photo_id_of(index),
-            comorbidity: (h1 >> 40) % 5 == 0,
+            comorbidity: (h1 >> 40).is_multiple_of(5),
             vaccination_status: status,
             vaccine,
             dose1_date,
@@ -195,26 +195,27 @@ impl Beneficiary {
 
     /// Append this record as one CoWIN-shaped JSON object.
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        out.reserve(512);
         out.extend_from_slice(b"{\"beneficiary_reference_id\":");
         push_u64_str(out, self.reference_id);
         out.extend_from_slice(b",\"name\":\"");
-        push_escaped(out, self.first_name);
+        out.extend_from_slice(self.first_name.as_bytes());
         out.push(b' ');
-        push_escaped(out, self.last_name);
+        out.extend_from_slice(self.last_name.as_bytes());
         out.extend_from_slice(b"\",\"birth_year\":");
         push_u64_str(out, u64::from(self.birth_year));
         out.extend_from_slice(b",\"gender\":");
-        push_str(out, self.gender.as_str());
+        push_plain_str(out, self.gender.as_str());
         out.extend_from_slice(b",\"mobile_number\":");
         push_u64_str(out, self.mobile);
         out.extend_from_slice(b",\"photo_id_type\":\"Aadhaar Card\",\"photo_id_number\":");
         push_u64_str(out, self.photo_id_number);
         out.extend_from_slice(b",\"comorbidity_ind\":");
-        push_str(out, if self.comorbidity { "Y" } else { "N" });
+        push_plain_str(out, if self.comorbidity { "Y" } else { "N" });
         out.extend_from_slice(b",\"vaccination_status\":");
-        push_str(out, self.vaccination_status.as_str());
+        push_plain_str(out, self.vaccination_status.as_str());
         out.extend_from_slice(b",\"vaccine\":");
-        push_str(out, self.vaccine.map_or("", Vaccine::as_str));
+        push_plain_str(out, self.vaccine.map_or("", Vaccine::as_str));
         for (key, date) in [("dose1_date", self.dose1_date), ("dose2_date", self.dose2_date)] {
             out.push(b',');
             push_key(out, key);

@@ -163,7 +163,7 @@ impl Dataset {
 
     /// Number of sessions at `center_id` on `date` (1 or 2; centre 0 always has 2).
     fn session_count(&self, center_id: u32, date: Date) -> u8 {
-        if center_id % 10 == 0 {
+        if center_id.is_multiple_of(10) {
             return 2;
         }
         1 + (self.session_hash(center_id, date, 255) & 1) as u8
