@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The whole test suite, as the README gives it and as CI runs it.
+# Installs and starts what the tests need, then runs every test target.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# Real components the tests talk to (DESIGN §5). Redis backs the distributed store's tests.
+if command -v redis-cli >/dev/null 2>&1 && ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null 2>&1 || true
+fi
+
+cargo test --locked --all-targets "$@"
