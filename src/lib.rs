@@ -21,6 +21,7 @@ pub mod demo;
 pub mod devcerts;
 pub mod error;
 pub mod metrics;
+pub mod ownership;
 pub mod pipeline;
 pub mod policy;
 pub mod server;

@@ -4,6 +4,9 @@
 //! that no authenticator recognises is `Anonymous`. Citizen OTP sessions and partner clients plug
 //! in here; until they do, every caller is anonymous, so citizen and partner routes stay closed.
 
+pub mod jwt;
+pub mod keys;
+
 use http::HeaderMap;
 
 /// Who is calling, as proven by credentials.

@@ -1,0 +1,1 @@
+//! Ownership checks (being written).
