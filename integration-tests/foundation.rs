@@ -125,12 +125,12 @@ async fn header_limits_answer_431_in_the_json_shape() {
     }
     let r = h1(tcp(s.http()).await, req.body(Full::new(Bytes::new())).unwrap()).await;
     assert_eq!(r.status, 431);
-    assert_eq!(r.error_code(), "GWY0431");
+    assert_eq!(r.error_code(), "GWY4311");
 
     let req = Request::get("/echo").header("host", "x").header("x-big", "a".repeat(33 << 10));
     let r = h1(tcp(s.http()).await, req.body(Full::new(Bytes::new())).unwrap()).await;
     assert_eq!(r.status, 431);
-    assert_eq!(r.error_code(), "GWY0431");
+    assert_eq!(r.error_code(), "GWY4311");
 
     // Exactly 100 headers (Host, Connection and 98 more) pass.
     let mut raw_req = String::from("GET /echo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
@@ -157,7 +157,7 @@ async fn body_and_uri_limits() {
     assert_eq!(r.json()["body_len"], 1024);
     let r = h1(tcp(s.http()).await, post(vec![b'a'; 1025])).await;
     assert_eq!(r.status, 413);
-    assert_eq!(r.error_code(), "GWY0413");
+    assert_eq!(r.error_code(), "GWY4131");
 
     // Chunked, no Content-Length: the limit holds while streaming.
     let chunk = format!("{:x}\r\n{}\r\n", 800, "b".repeat(800));
@@ -170,7 +170,7 @@ async fn body_and_uri_limits() {
     let long = format!("/echo?q={}", "x".repeat(9000));
     let r = get_h1(s.http(), &long).await;
     assert_eq!(r.status, 414);
-    assert_eq!(r.error_code(), "GWY0414");
+    assert_eq!(r.error_code(), "GWY4141");
 }
 
 #[tokio::test]
@@ -281,13 +281,13 @@ async fn upstream_connections_are_pooled() {
 async fn upstream_failures_are_502_and_504() {
     let s = Setup::new().await;
     let r = get_h1(s.http(), "/closed").await;
-    assert_eq!((r.status, r.error_code().as_str()), (502, "GWY0502"));
+    assert_eq!((r.status, r.error_code().as_str()), (502, "GWY5021"));
     let started = Instant::now();
     let r = get_h1(s.http(), "/hole").await;
-    assert_eq!((r.status, r.error_code().as_str()), (504, "GWY0504"), "connect timeout");
+    assert_eq!((r.status, r.error_code().as_str()), (504, "GWY5041"), "connect timeout");
     assert!(started.elapsed() < Duration::from_secs(5));
     let r = get_h1(s.http(), "/timeout?sleep_ms=3000").await;
-    assert_eq!((r.status, r.error_code().as_str()), (504, "GWY0504"), "route timeout");
+    assert_eq!((r.status, r.error_code().as_str()), (504, "GWY5041"), "route timeout");
     let m = s.metrics().await;
     assert_eq!(metric(&m, "otpgate_upstream_errors_total", &[("route", "closed"), ("kind", "connect")]), 1.0);
     assert_eq!(metric(&m, "otpgate_upstream_errors_total", &[("route", "hole"), ("kind", "connect_timeout")]), 1.0);

@@ -30,7 +30,7 @@ async fn ambiguous_paths_are_refused_with_400() {
         let resp =
             raw(s.http(), format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes()).await;
         assert_eq!(raw_status(&resp), 400, "{path}: {resp}");
-        assert!(resp.contains("\"errorCode\":\"GWY0400\""), "{path}: {resp}");
+        assert!(resp.contains("\"errorCode\":\"GWY4001\""), "{path}: {resp}");
     }
     // Raw bytes that are not even valid in a URI are refused by the HTTP parser itself.
     for path in ["/echo\\x", "/echo/a\0b"] {
@@ -55,7 +55,7 @@ async fn the_bytes_authorized_are_the_bytes_forwarded() {
 async fn unknown_routes_404_and_wrong_methods_405_in_json() {
     let s = Setup::new().await;
     let r = get_h1(s.http(), "/nothing/here").await;
-    assert_eq!((r.status, r.error_code().as_str()), (404, "GWY0404"));
+    assert_eq!((r.status, r.error_code().as_str()), (404, "GWY4041"));
     let r = get_h1(s.http(), "/ECHO").await;
     assert_eq!(r.status, 404, "paths are case-sensitive");
     let req = http::Request::delete("/echo")
@@ -63,7 +63,7 @@ async fn unknown_routes_404_and_wrong_methods_405_in_json() {
         .body(http_body_util::Full::new(bytes::Bytes::new()))
         .unwrap();
     let r = h1(tcp(s.http()).await, req).await;
-    assert_eq!((r.status, r.error_code().as_str()), (405, "GWY0405"));
+    assert_eq!((r.status, r.error_code().as_str()), (405, "GWY4051"));
     assert_eq!(r.headers["allow"], "GET, POST");
 }
 

@@ -56,8 +56,26 @@ pub enum GatewayError {
     RouteNotFound,
     #[error("method not allowed")]
     MethodNotAllowed { allow: String },
+    #[error("ambiguous request: {0}")]
+    AmbiguousSubject(&'static str),
     #[error("authentication required")]
     Unauthenticated,
+    #[error("invalid or expired session token")]
+    InvalidToken,
+    #[error("invalid mobile number: use a 10-digit Indian mobile number")]
+    InvalidMobile,
+    #[error("invalid OTP")]
+    InvalidOtp,
+    #[error("OTP transaction expired or not valid; request a new OTP")]
+    OtpTransactionInvalid,
+    #[error("too many OTP requests; try again later")]
+    OtpThrottled { retry_after: Duration },
+    #[error("the OTP could not be sent; try again later")]
+    OtpDeliveryFailed,
+    #[error("this record does not belong to the signed-in user")]
+    NotOwned,
+    #[error("no records found")]
+    NoRecords,
     #[error("access denied")]
     Forbidden,
     #[error("request body too large")]
@@ -80,6 +98,8 @@ pub enum GatewayError {
     NotImplemented,
     #[error("gateway is shutting down")]
     Draining,
+    #[error("service temporarily unavailable")]
+    StoreUnavailable,
     #[error("internal error")]
     Internal,
 }
@@ -92,7 +112,16 @@ impl GatewayError {
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
             GatewayError::RouteNotFound => StatusCode::NOT_FOUND,
             GatewayError::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            GatewayError::AmbiguousSubject(_) => StatusCode::BAD_REQUEST,
             GatewayError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            GatewayError::InvalidToken => StatusCode::UNAUTHORIZED,
+            GatewayError::InvalidMobile => StatusCode::BAD_REQUEST,
+            GatewayError::InvalidOtp => StatusCode::UNAUTHORIZED,
+            GatewayError::OtpTransactionInvalid => StatusCode::UNAUTHORIZED,
+            GatewayError::OtpThrottled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::OtpDeliveryFailed => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::NotOwned => StatusCode::FORBIDDEN,
+            GatewayError::NoRecords => StatusCode::NOT_FOUND,
             GatewayError::Forbidden => StatusCode::FORBIDDEN,
             GatewayError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::UriTooLong => StatusCode::URI_TOO_LONG,
@@ -104,6 +133,7 @@ impl GatewayError {
             GatewayError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             GatewayError::Draining => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -111,23 +141,33 @@ impl GatewayError {
     /// The stable machine-readable code clients and dashboards key on.
     pub fn code(&self) -> &'static str {
         match self {
-            GatewayError::AmbiguousPath(_) => "GWY0400",
-            GatewayError::BadRequest(_) => "GWY0401",
-            GatewayError::RouteNotFound => "GWY0404",
-            GatewayError::MethodNotAllowed { .. } => "GWY0405",
+            GatewayError::AmbiguousPath(_) => "GWY4001",
+            GatewayError::BadRequest(_) => "GWY4002",
+            GatewayError::AmbiguousSubject(_) => "GWY4003",
+            GatewayError::RouteNotFound => "GWY4041",
+            GatewayError::NoRecords => "GWY4042",
+            GatewayError::MethodNotAllowed { .. } => "GWY4051",
             GatewayError::Unauthenticated => "USRAUT0001",
-            GatewayError::Forbidden => "GWY0403",
-            GatewayError::PayloadTooLarge => "GWY0413",
-            GatewayError::UriTooLong => "GWY0414",
-            GatewayError::HeadersTooLarge => "GWY0431",
-            GatewayError::RequestTimeout => "GWY0408",
-            GatewayError::RateLimited { .. } => "GWY0429",
-            GatewayError::UpstreamUnavailable => "GWY0502",
-            GatewayError::UpstreamBadResponse => "GWY0503",
-            GatewayError::UpstreamTimeout => "GWY0504",
-            GatewayError::NotImplemented => "GWY0501",
-            GatewayError::Draining => "GWY0530",
-            GatewayError::Internal => "GWY0500",
+            GatewayError::InvalidMobile => "USRAUT0002",
+            GatewayError::InvalidOtp => "USRAUT0003",
+            GatewayError::OtpTransactionInvalid => "USRAUT0004",
+            GatewayError::OtpThrottled { .. } => "USRAUT0005",
+            GatewayError::OtpDeliveryFailed => "USRAUT0006",
+            GatewayError::InvalidToken => "USRAUT0007",
+            GatewayError::Forbidden => "GWY4031",
+            GatewayError::NotOwned => "GWY4032",
+            GatewayError::PayloadTooLarge => "GWY4131",
+            GatewayError::UriTooLong => "GWY4141",
+            GatewayError::HeadersTooLarge => "GWY4311",
+            GatewayError::RequestTimeout => "GWY4081",
+            GatewayError::RateLimited { .. } => "GWY4291",
+            GatewayError::UpstreamUnavailable => "GWY5021",
+            GatewayError::UpstreamBadResponse => "GWY5022",
+            GatewayError::UpstreamTimeout => "GWY5041",
+            GatewayError::NotImplemented => "GWY5011",
+            GatewayError::Draining => "GWY5031",
+            GatewayError::StoreUnavailable => "GWY5032",
+            GatewayError::Internal => "GWY5001",
         }
     }
 
@@ -150,7 +190,16 @@ impl GatewayError {
             GatewayError::Unauthenticated => {
                 h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"otpgate\""));
             }
-            GatewayError::RateLimited { retry_after } => {
+            GatewayError::InvalidToken => {
+                h.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"otpgate\", error=\"invalid_token\""),
+                );
+            }
+            GatewayError::InvalidOtp | GatewayError::OtpTransactionInvalid => {
+                h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("OTP realm=\"otpgate\""));
+            }
+            GatewayError::RateLimited { retry_after } | GatewayError::OtpThrottled { retry_after } => {
                 let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
             }
@@ -162,7 +211,25 @@ impl GatewayError {
             GatewayError::Draining => {
                 h.insert(header::CONNECTION, HeaderValue::from_static("close"));
             }
-            _ => {}
+            GatewayError::AmbiguousPath(_)
+            | GatewayError::BadRequest(_)
+            | GatewayError::AmbiguousSubject(_)
+            | GatewayError::RouteNotFound
+            | GatewayError::NoRecords
+            | GatewayError::InvalidMobile
+            | GatewayError::OtpDeliveryFailed
+            | GatewayError::Forbidden
+            | GatewayError::NotOwned
+            | GatewayError::PayloadTooLarge
+            | GatewayError::UriTooLong
+            | GatewayError::HeadersTooLarge
+            | GatewayError::RequestTimeout
+            | GatewayError::UpstreamUnavailable
+            | GatewayError::UpstreamBadResponse
+            | GatewayError::UpstreamTimeout
+            | GatewayError::NotImplemented
+            | GatewayError::StoreUnavailable
+            | GatewayError::Internal => {}
         }
         resp
     }

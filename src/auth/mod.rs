@@ -4,8 +4,10 @@
 //! that no authenticator recognises is `Anonymous`. Citizen OTP sessions and partner clients plug
 //! in here; until they do, every caller is anonymous, so citizen and partner routes stay closed.
 
+pub mod delivery;
 pub mod jwt;
 pub mod keys;
+pub mod otp;
 
 use http::HeaderMap;
 

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use raw::{RawFile, RawGateway, RawRoute, RawUpstream};
+use raw::{RawCitizens, RawFile, RawGateway, RawRoute, RawUpstream};
 
 /// One problem in the policy, located by file and field path (`routes[2].methods[0]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +46,7 @@ pub struct Sources {
 
 /// The policy shipped in `policies/`, compiled into the binary for `otpgate demo`.
 const EMBEDDED: &[(&str, &str)] = &[
+    ("citizens.yaml", include_str!("../../policies/citizens.yaml")),
     ("gateway.yaml", include_str!("../../policies/gateway.yaml")),
     ("routes.yaml", include_str!("../../policies/routes.yaml")),
 ];
@@ -113,6 +114,7 @@ pub struct Merged {
     pub gateway: Option<(At, RawGateway)>,
     pub upstreams: Vec<(At, String, RawUpstream)>,
     pub routes: Vec<(At, RawRoute)>,
+    pub citizens: Option<(At, RawCitizens)>,
 }
 
 /// Parse and merge every file, collecting every error rather than stopping at the first file.
@@ -151,6 +153,13 @@ pub fn parse_all(sources: &Sources) -> (Merged, Vec<ConfigError>) {
             match &merged.gateway {
                 Some((first, _)) => errors.push(at.err("", format!("`gateway` is already defined in {}", first.file))),
                 None => merged.gateway = Some((at, g)),
+            }
+        }
+        if let Some(c) = file.citizens {
+            let at = At { file: name.clone(), path: "citizens".into() };
+            match &merged.citizens {
+                Some((first, _)) => errors.push(at.err("", format!("`citizens` is already defined in {}", first.file))),
+                None => merged.citizens = Some((at, c)),
             }
         }
         for (key, up) in file.upstreams.unwrap_or_default() {

@@ -14,6 +14,7 @@ pub struct RawFile {
     pub gateway: Option<RawGateway>,
     pub upstreams: Option<BTreeMap<String, RawUpstream>>,
     pub routes: Option<Vec<RawRoute>>,
+    pub citizens: Option<RawCitizens>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -119,8 +120,12 @@ pub struct RawRoute {
     /// Template such as `/api/v2/admin/location/districts/{state_id}`.
     pub path: String,
     pub access: Access,
-    /// Name of an entry in `upstreams`.
-    pub upstream: String,
+    /// Name of an entry in `upstreams` (or `handler` for routes the gateway answers itself).
+    pub upstream: Option<String>,
+    pub handler: Option<Handler>,
+    /// Citizen routes: which request parameters name a subject, and which response records must
+    /// belong to the caller.
+    pub ownership: Option<RawOwnership>,
     /// The route releases personal data (audited; needs a redaction profile once profiles exist).
     #[serde(default)]
     pub personal: bool,
@@ -128,4 +133,138 @@ pub struct RawRoute {
     pub body_limit: Option<ByteSize>,
     /// Overrides `gateway.timeouts.route`.
     pub timeout: Option<Dur>,
+}
+
+/// Routes the gateway answers itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Handler {
+    /// `{"mobile"}` → `{"txnId"}`.
+    OtpGenerate,
+    /// `{"otp": sha256hex, "txnId"}` → `{"token"}`.
+    OtpConfirm,
+    /// Revoke the caller's session.
+    Logout,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOwnership {
+    #[serde(default)]
+    pub request: Vec<crate::ownership::RequestRule>,
+    pub response: Option<crate::ownership::ResponseRule>,
+}
+
+/// Citizen sign-in: OTP rules, delivery, sessions, and where a caller's own records are listed.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCitizens {
+    #[serde(default)]
+    pub otp: RawOtp,
+    #[serde(default)]
+    pub session: RawSession,
+    pub subjects: Option<RawSubjects>,
+    /// Lifetime of the signed identity assertion sent upstream (cached per session).
+    pub assertion_ttl: Option<Dur>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWindow {
+    pub limit: u32,
+    pub window: Dur,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawOtp {
+    pub validity: Dur,
+    pub max_attempts: u32,
+    pub resend_after: Dur,
+    pub send_limits: Vec<RawWindow>,
+    /// Wrong OTPs per mobile, counted across resends.
+    pub failure_limit: RawWindow,
+    pub delivery: RawDelivery,
+    /// Also print each OTP on the console (demo only).
+    pub console: bool,
+}
+
+impl Default for RawOtp {
+    fn default() -> Self {
+        use std::time::Duration as D;
+        RawOtp {
+            validity: Dur(D::from_secs(180)),
+            max_attempts: 5,
+            resend_after: Dur(D::from_secs(60)),
+            send_limits: vec![
+                RawWindow { limit: 3, window: Dur(D::from_secs(15 * 60)) },
+                RawWindow { limit: 10, window: Dur(D::from_secs(24 * 3600)) },
+            ],
+            failure_limit: RawWindow { limit: 10, window: Dur(D::from_secs(24 * 3600)) },
+            delivery: RawDelivery { outbox: Some(RawOutbox { path: "otp-outbox.jsonl".into() }), webhook: None },
+            console: false,
+        }
+    }
+}
+
+/// Exactly one of `outbox` and `webhook`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDelivery {
+    /// Append one JSON object per OTP to a file.
+    pub outbox: Option<RawOutbox>,
+    /// POST each OTP to an SMS provider.
+    pub webhook: Option<RawWebhook>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutbox {
+    /// Relative to the data dir, or absolute.
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWebhook {
+    pub url: String,
+    pub timeout: Option<Dur>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawSession {
+    pub token_ttl: Dur,
+    pub idle: Dur,
+    pub absolute: Dur,
+    pub leeway: Dur,
+    pub issuer: String,
+    pub audience: String,
+}
+
+impl Default for RawSession {
+    fn default() -> Self {
+        use std::time::Duration as D;
+        RawSession {
+            token_ttl: Dur(D::from_secs(15 * 60)),
+            idle: Dur(D::from_secs(30 * 60)),
+            absolute: Dur(D::from_secs(12 * 3600)),
+            leeway: Dur(D::from_secs(30)),
+            issuer: "otpgate".into(),
+            audience: "otpgate-citizen".into(),
+        }
+    }
+}
+
+/// The upstream call that lists a caller's own records (their beneficiaries), used to decide
+/// whether an ID number or beneficiary reference in a request is theirs.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawSubjects {
+    pub upstream: String,
+    pub path: String,
+    pub records: String,
+    pub owner: String,
+    pub reference: String,
+    pub photo_id: String,
 }

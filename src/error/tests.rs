@@ -7,7 +7,17 @@ fn all_errors() -> Vec<(GatewayError, u16)> {
         (GatewayError::BadRequest("x"), 400),
         (GatewayError::RouteNotFound, 404),
         (GatewayError::MethodNotAllowed { allow: "GET".into() }, 405),
+        (GatewayError::AmbiguousSubject("x"), 400),
         (GatewayError::Unauthenticated, 401),
+        (GatewayError::InvalidToken, 401),
+        (GatewayError::InvalidMobile, 400),
+        (GatewayError::InvalidOtp, 401),
+        (GatewayError::OtpTransactionInvalid, 401),
+        (GatewayError::OtpThrottled { retry_after: Duration::from_secs(60) }, 429),
+        (GatewayError::OtpDeliveryFailed, 503),
+        (GatewayError::NotOwned, 403),
+        (GatewayError::NoRecords, 404),
+        (GatewayError::StoreUnavailable, 503),
         (GatewayError::Forbidden, 403),
         (GatewayError::PayloadTooLarge, 413),
         (GatewayError::UriTooLong, 414),
@@ -54,7 +64,7 @@ fn status_specific_headers() {
     assert_eq!(r.headers()["allow"], "GET, POST");
     for (err, _) in all_errors() {
         let r = err.render("r");
-        assert_eq!(r.headers().contains_key("www-authenticate"), r.status() == 401);
+        assert_eq!(r.headers().contains_key("www-authenticate"), r.status() == 401, "{err:?}");
         assert_eq!(r.headers().contains_key("retry-after"), r.status() == 429);
     }
 }

@@ -4,6 +4,7 @@
 //! never changed after compilation; reload builds a new one and swaps the `Arc` (see `reload`).
 
 pub mod cidr;
+pub mod citizens;
 pub mod router;
 
 use std::collections::HashSet;
@@ -12,9 +13,11 @@ use std::time::Duration;
 use http::Method;
 use http::uri::{Authority, Scheme};
 
-use crate::config::raw::Access;
+use crate::config::raw::{Access, Handler};
 use crate::config::{ConfigError, Merged, Sources};
+use crate::ownership::{RequestRule, ResponseRule, SubjectKind};
 pub use cidr::Cidr;
+pub use citizens::Citizens;
 use router::{Match, Router};
 
 #[derive(Debug, Clone)]
@@ -49,12 +52,30 @@ pub struct Route {
     pub template: String,
     pub methods: Vec<Method>,
     pub access: Access,
-    pub upstream: usize,
+    pub target: Target,
     pub personal: bool,
+    pub ownership: Option<Ownership>,
     /// Parameter names of the template, in order.
     pub params: Vec<String>,
     pub body_limit: u64,
     pub timeout: Duration,
+}
+
+/// Where a route's answer comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Index into `Policy::upstreams`.
+    Upstream(usize),
+    Handler(Handler),
+}
+
+/// Own-records-only rules of a citizen route.
+#[derive(Debug, Clone)]
+pub struct Ownership {
+    pub request: Vec<RequestRule>,
+    pub response: Option<ResponseRule>,
+    /// Some rule names an ID number or beneficiary: the caller's record list is needed.
+    pub needs_subjects: bool,
 }
 
 #[derive(Debug)]
@@ -69,6 +90,7 @@ pub struct Policy {
     pub strip_headers: Vec<String>,
     pub upstreams: Vec<Upstream>,
     pub routes: Vec<Route>,
+    pub citizens: Option<Citizens>,
     router: Router,
 }
 
@@ -107,6 +129,7 @@ pub fn load(sources: &Sources, overrides: &Overrides) -> Result<Policy, Vec<Conf
 
 pub fn compile(m: Merged, version: String, overrides: &Overrides) -> Result<Policy, Vec<ConfigError>> {
     let mut errors = Vec::new();
+    let citizens = citizens::compile(&m, &mut errors);
     let (g_at, g) = match m.gateway {
         Some((at, g)) => (Some(at), g),
         None => (None, Default::default()),
@@ -213,18 +236,59 @@ pub fn compile(m: Merged, version: String, overrides: &Overrides) -> Result<Poli
             }
         }
         let segments = router::parse_template(&r.path).map_err(|e| errors.push(at.err("path", e))).ok();
-        let upstream = m.upstreams.iter().position(|(_, n, _)| *n == r.upstream);
-        if upstream.is_none() {
-            errors.push(at.err("upstream", format!("no upstream named `{}`", r.upstream)));
+        let target = match (&r.upstream, r.handler) {
+            (Some(name), None) => match m.upstreams.iter().position(|(_, n, _)| n == name) {
+                Some(i) => Some(Target::Upstream(i)),
+                None => {
+                    errors.push(at.err("upstream", format!("no upstream named `{name}`")));
+                    None
+                }
+            },
+            (None, Some(h)) => Some(Target::Handler(h)),
+            _ => {
+                errors.push(at.err("upstream", "give exactly one of `upstream` and `handler`"));
+                None
+            }
+        };
+        let wanted_access = match r.handler {
+            Some(Handler::OtpGenerate | Handler::OtpConfirm) => Some(Access::Public),
+            Some(Handler::Logout) => Some(Access::Citizen),
+            None => None,
+        };
+        if wanted_access.is_some_and(|a| a != r.access) {
+            errors.push(at.err("access", format!("handler {:?} needs access {:?}", r.handler, wanted_access)));
         }
         if r.personal && r.access == Access::Public {
             errors.push(at.err("personal", "a route that releases personal data cannot be public"));
+        }
+        if r.access == Access::Citizen && citizens.is_none() && m.citizens.is_none() {
+            errors.push(at.err("access", "citizen routes need a `citizens` section"));
+        }
+        let ownership = r.ownership.as_ref().map(|o| Ownership {
+            request: o.request.clone(),
+            response: o.response.clone(),
+            needs_subjects: o.request.iter().any(|rule| rule.kind != SubjectKind::Mobile),
+        });
+        match (&ownership, r.access, r.personal) {
+            (None, Access::Citizen, true) if r.handler.is_none() => errors.push(
+                at.err("ownership", "a citizen route that releases personal data must declare its ownership rules"),
+            ),
+            (Some(_), access, _) if access != Access::Citizen => {
+                errors.push(at.err("ownership", "ownership rules apply to citizen routes"))
+            }
+            (Some(o), _, _) if o.request.is_empty() && o.response.is_none() => {
+                errors.push(at.err("ownership", "give request rules, a response rule, or both"))
+            }
+            (Some(o), _, _) if o.needs_subjects && citizens.as_ref().is_some_and(|c| c.subjects.is_none()) => {
+                errors.push(at.err("ownership", "ID-number and beneficiary rules need `citizens.subjects`"))
+            }
+            _ => {}
         }
         let default_body = match r.access {
             Access::Partner => limits.partner_body,
             Access::Public | Access::Citizen => limits.citizen_body,
         };
-        let (Some(segments), Some(upstream), true) = (segments, upstream, errors.len() == before) else {
+        let (Some(segments), Some(target), true) = (segments, target, errors.len() == before) else {
             continue;
         };
         let index = routes.len();
@@ -248,8 +312,9 @@ pub fn compile(m: Merged, version: String, overrides: &Overrides) -> Result<Poli
             template: r.path.clone(),
             methods,
             access: r.access,
-            upstream,
+            target,
             personal: r.personal,
+            ownership,
             params,
             body_limit: r.body_limit.map_or(default_body, |b| b.0),
             timeout: r.timeout.map_or(timeouts.route, |d| d.0),
@@ -271,6 +336,7 @@ pub fn compile(m: Merged, version: String, overrides: &Overrides) -> Result<Poli
         strip_headers,
         upstreams,
         routes,
+        citizens,
         router,
     })
 }

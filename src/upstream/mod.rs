@@ -92,7 +92,10 @@ impl UpstreamClient {
         body: Bytes,
     ) -> Result<Response<Incoming>, UpstreamFailure> {
         let route = permit.route();
-        let up = &policy.upstreams[route.upstream];
+        let crate::policy::Target::Upstream(upstream) = route.target else {
+            return Err(UpstreamFailure::Protocol);
+        };
+        let up = &policy.upstreams[upstream];
         let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
         let uri = Uri::builder()
             .scheme(up.scheme.clone())

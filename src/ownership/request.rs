@@ -1,0 +1,182 @@
+//! The request side: every subject a request names, in its query or its JSON body, must be the caller's.
+
+use serde_json::Value;
+
+use super::mobile::{canonical_mobile, ct_contains, ct_eq};
+use super::query::{normalize_name, pairs};
+use super::strict::parse_strict;
+use super::{Checked, OwnershipError, RequestRule, SubjectKind, Subjects};
+
+/// Does the request name only the caller's subjects?
+///
+/// With no `rules` there is nothing to check (`named: 0`). Otherwise:
+///
+/// - Query (`query` as received, without `?`): names are compared after percent-decoding (`+` is a space),
+///   ASCII-lowercasing, cutting at the first `[` and reading `.`, space and `-` as `_`; values are decoded
+///   once. A subject parameter that appears twice under any spelling, in the query, the body or both, is
+///   `Ambiguous`, even when both values are the caller's. So are invalid or double percent-encoding,
+///   encoded delimiters and non-ASCII names anywhere in the query.
+/// - Body: empty means nothing to check. Otherwise the content type must be `application/json` (parameters
+///   allowed) and the body a strict JSON object (see [`parse_strict`]); subject parameters are its
+///   top-level keys, compared like query names. A value may be a string, a non-negative integer, or an
+///   array of those (each element checked; `[]` names nothing). Anything else is `Ambiguous`.
+/// - Values: empty, non-digit or wrong-length values are `Ambiguous`. A mobile must be exactly 10 digits
+///   (first 6–9; prefixed spellings such as `91…` are refused, since backends may read them differently)
+///   and equal the caller's; a photo id is 12 digits and in `photo_ids`; a beneficiary reference is 13–14
+///   digits and in `beneficiary_refs`; otherwise `NotOwned`. Comparisons are constant-time.
+pub fn check_request(
+    query: Option<&str>,
+    body: &[u8],
+    content_type: Option<&str>,
+    rules: &[RequestRule],
+    subjects: &Subjects,
+) -> Result<Checked, OwnershipError> {
+    if rules.is_empty() {
+        return Ok(Checked { named: 0 });
+    }
+    let mut check = Check::new(rules, subjects)?;
+    for pair in pairs(query.unwrap_or("")) {
+        let pair = pair?;
+        if let Some(param) = check.param(&pair.name)? {
+            check.value(param, &pair.value)?;
+        }
+    }
+    if !body.is_empty() {
+        check.body(body, content_type)?;
+    }
+    Ok(Checked { named: check.named })
+}
+
+/// One subject parameter: its normalized name, the kinds of the rules that name it, whether it was seen.
+struct Param {
+    name: String,
+    kinds: Vec<SubjectKind>,
+    seen: bool,
+}
+
+/// The state of one request check.
+struct Check<'a> {
+    params: Vec<Param>,
+    subjects: &'a Subjects,
+    caller_mobile: Option<String>,
+    named: usize,
+}
+
+impl<'a> Check<'a> {
+    fn new(rules: &[RequestRule], subjects: &'a Subjects) -> Result<Self, OwnershipError> {
+        let mut params: Vec<Param> = Vec::with_capacity(rules.len());
+        for rule in rules {
+            let name = normalize_name(rule.param.as_bytes())
+                .ok()
+                .filter(|n| !n.is_empty())
+                .ok_or(OwnershipError::Ambiguous("invalid ownership rule"))?;
+            match params.iter_mut().find(|p| p.name == name) {
+                Some(p) => p.kinds.push(rule.kind),
+                None => params.push(Param { name, kinds: vec![rule.kind], seen: false }),
+            }
+        }
+        Ok(Check { params, subjects, caller_mobile: canonical_mobile(&subjects.mobile), named: 0 })
+    }
+
+    /// The subject parameter `name` (normalized) refers to, if any; a second sighting is `Ambiguous`.
+    fn param(&mut self, name: &str) -> Result<Option<usize>, OwnershipError> {
+        let Some(index) = self.params.iter().position(|p| p.name == name) else {
+            return Ok(None);
+        };
+        if std::mem::replace(&mut self.params[index].seen, true) {
+            return Err(OwnershipError::Ambiguous("subject parameter given more than once"));
+        }
+        Ok(Some(index))
+    }
+
+    /// Check one value of parameter `index` against every rule that names the parameter.
+    fn value(&mut self, index: usize, value: &[u8]) -> Result<(), OwnershipError> {
+        self.named += 1;
+        for &kind in &self.params[index].kinds {
+            check_value(kind, value, self.caller_mobile.as_deref(), self.subjects)?;
+        }
+        Ok(())
+    }
+
+    fn body(&mut self, body: &[u8], content_type: Option<&str>) -> Result<(), OwnershipError> {
+        if !is_json(content_type) {
+            return Err(OwnershipError::Ambiguous("body must be JSON"));
+        }
+        let Value::Object(object) = parse_strict(body)? else {
+            return Err(OwnershipError::Ambiguous("JSON body must be an object"));
+        };
+        for (key, value) in &object {
+            let Some(index) = self.param(&normalize_name(key.as_bytes())?)? else {
+                continue;
+            };
+            match value {
+                Value::Array(items) => {
+                    for item in items {
+                        self.json_scalar(index, item)?;
+                    }
+                }
+                scalar => self.json_scalar(index, scalar)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn json_scalar(&mut self, index: usize, value: &Value) -> Result<(), OwnershipError> {
+        match value {
+            Value::String(s) => self.value(index, s.as_bytes()),
+            Value::Number(n) => match n.as_u64() {
+                Some(n) => self.value(index, n.to_string().as_bytes()),
+                None => Err(OwnershipError::Ambiguous("subject value is not a whole number")),
+            },
+            _ => Err(OwnershipError::Ambiguous("subject value has an unsupported JSON type")),
+        }
+    }
+}
+
+/// `application/json`, with any parameters, case-insensitive.
+fn is_json(content_type: Option<&str>) -> bool {
+    content_type
+        .map(|ct| ct.split(';').next().unwrap_or("").trim())
+        .is_some_and(|essence| essence.eq_ignore_ascii_case("application/json"))
+}
+
+/// Is `value` a well-formed subject of `kind` that the caller owns?
+fn check_value(
+    kind: SubjectKind,
+    value: &[u8],
+    caller_mobile: Option<&str>,
+    subjects: &Subjects,
+) -> Result<(), OwnershipError> {
+    if value.is_empty() {
+        return Err(OwnershipError::Ambiguous("empty subject value"));
+    }
+    if value.contains(&b'%') {
+        return Err(OwnershipError::Ambiguous("double percent-encoding"));
+    }
+    if !value.iter().all(u8::is_ascii_digit) {
+        return Err(OwnershipError::Ambiguous("subject value is not digits"));
+    }
+    // All ASCII digits, so valid UTF-8.
+    let value = std::str::from_utf8(value).map_err(|_| OwnershipError::Ambiguous("subject value is not digits"))?;
+    let owned = match kind {
+        SubjectKind::Mobile => {
+            if value.len() != 10 || canonical_mobile(value).is_none() {
+                return Err(OwnershipError::Ambiguous("mobile is not a 10-digit Indian mobile"));
+            }
+            caller_mobile.is_some_and(|caller| ct_eq(caller, value))
+        }
+        SubjectKind::PhotoId => {
+            if value.len() != 12 {
+                return Err(OwnershipError::Ambiguous("photo id is not 12 digits"));
+            }
+            ct_contains(&subjects.photo_ids, value)
+        }
+        SubjectKind::Beneficiary => {
+            if !(13..=14).contains(&value.len()) {
+                return Err(OwnershipError::Ambiguous("beneficiary reference is not 13-14 digits"));
+            }
+            ct_contains(&subjects.beneficiary_refs, value)
+        }
+    };
+    if owned { Ok(()) } else { Err(OwnershipError::NotOwned) }
+}

@@ -1,0 +1,8 @@
+//! Tests of the ownership checks: one file per side, plus property tests.
+
+mod helpers;
+mod mobile_strict;
+mod props;
+mod request_body;
+mod request_query;
+mod response;

@@ -1,0 +1,197 @@
+//! The in-process store: moka caches with bounded size and per-entry expiry, one small lock per
+//! entry for the read-modify-write steps (so two racing confirms cannot both succeed).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use moka::sync::Cache;
+use parking_lot::Mutex;
+use subtle::ConstantTimeEq;
+
+use super::{Attempt, OtpTxn, Session, SessionLimits, Window};
+
+/// Longest window any counter uses; entries idle this long are evicted.
+const MAX_WINDOW: Duration = Duration::from_secs(48 * 3600);
+
+pub struct MemoryStore {
+    txns: Cache<String, Arc<Mutex<Option<OtpTxn>>>>,
+    windows: Cache<String, Arc<Mutex<VecDeque<u64>>>>,
+    sessions: Cache<String, Arc<Mutex<Session>>>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl MemoryStore {
+    pub fn new() -> Self {
+        MemoryStore {
+            // OTPs live at most 10 minutes (DESIGN §6).
+            txns: Cache::builder().max_capacity(1_000_000).time_to_live(Duration::from_secs(600)).build(),
+            windows: Cache::builder().max_capacity(2_000_000).time_to_idle(MAX_WINDOW).build(),
+            sessions: Cache::builder().max_capacity(2_000_000).time_to_live(Duration::from_secs(86_400)).build(),
+        }
+    }
+
+    pub fn txn_put(&self, id: &str, txn: OtpTxn) {
+        self.txns.insert(id.to_string(), Arc::new(Mutex::new(Some(txn))));
+    }
+
+    pub fn txn_mobile(&self, id: &str, now_ms: u64) -> Option<String> {
+        let entry = self.txns.get(id)?;
+        let guard = entry.lock();
+        guard.as_ref().filter(|t| t.expires_at_ms > now_ms).map(|t| t.mobile.clone())
+    }
+
+    pub fn txn_attempt(&self, id: &str, candidate: &[u8; 32], max_attempts: u32, now_ms: u64) -> Attempt {
+        let Some(entry) = self.txns.get(id) else {
+            return Attempt::Invalid;
+        };
+        let mut guard = entry.lock();
+        let Some(txn) = guard.as_mut() else {
+            return Attempt::Invalid;
+        };
+        if txn.expires_at_ms <= now_ms || txn.attempts >= max_attempts {
+            *guard = None;
+            return Attempt::Invalid;
+        }
+        if bool::from(txn.mac.ct_eq(candidate)) {
+            let mobile = txn.mobile.clone();
+            *guard = None; // single use
+            drop(guard);
+            self.txns.invalidate(id);
+            return Attempt::Verified(mobile);
+        }
+        txn.attempts += 1;
+        let burned = txn.attempts >= max_attempts;
+        if burned {
+            *guard = None;
+        }
+        Attempt::Wrong { burned }
+    }
+
+    pub fn txn_burn(&self, id: &str) {
+        if let Some(entry) = self.txns.get(id) {
+            *entry.lock() = None;
+        }
+        self.txns.invalidate(id);
+    }
+
+    pub fn window(&self, key: &str, now_ms: u64, window: Duration, limit: u32, record: bool) -> Window {
+        let entry = self.windows.get_with(key.to_string(), || Arc::new(Mutex::new(VecDeque::new())));
+        let mut events = entry.lock();
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        while events.front().is_some_and(|&t| t.saturating_add(window_ms) <= now_ms) {
+            events.pop_front();
+        }
+        if events.len() >= limit as usize {
+            let oldest = events.front().copied().unwrap_or(now_ms);
+            let retry_ms = oldest.saturating_add(window_ms).saturating_sub(now_ms);
+            return Window::Denied { retry_after: Duration::from_millis(retry_ms.max(1)) };
+        }
+        if record {
+            events.push_back(now_ms);
+        }
+        Window::Allowed
+    }
+
+    pub fn session_put(&self, id: &str, session: Session, _limits: SessionLimits) {
+        self.sessions.insert(id.to_string(), Arc::new(Mutex::new(session)));
+    }
+
+    pub fn session_touch(&self, id: &str, now_ms: u64, limits: SessionLimits) -> Option<Session> {
+        let entry = self.sessions.get(id)?;
+        let mut s = entry.lock();
+        let idle_ms = u64::try_from(limits.idle.as_millis()).unwrap_or(u64::MAX);
+        let absolute_ms = u64::try_from(limits.absolute.as_millis()).unwrap_or(u64::MAX);
+        let expired =
+            now_ms.saturating_sub(s.last_seen_ms) > idle_ms || now_ms.saturating_sub(s.created_ms) > absolute_ms;
+        if expired {
+            drop(s);
+            self.sessions.invalidate(id);
+            return None;
+        }
+        s.last_seen_ms = s.last_seen_ms.max(now_ms);
+        Some(s.clone())
+    }
+
+    pub fn session_revoke(&self, id: &str) {
+        self.sessions.invalidate(id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn txn(mac: u8, expires: u64) -> OtpTxn {
+        OtpTxn { mobile: "9000000001".into(), mac: [mac; 32], expires_at_ms: expires, attempts: 0 }
+    }
+
+    #[test]
+    fn a_transaction_is_single_use() {
+        let m = MemoryStore::new();
+        m.txn_put("t", txn(7, 1000));
+        assert_eq!(m.txn_attempt("t", &[7; 32], 5, 10), Attempt::Verified("9000000001".into()));
+        assert_eq!(m.txn_attempt("t", &[7; 32], 5, 11), Attempt::Invalid);
+    }
+
+    #[test]
+    fn racing_confirms_verify_exactly_once() {
+        let m = Arc::new(MemoryStore::new());
+        m.txn_put("t", txn(7, u64::MAX));
+        let wins: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..16)
+                .map(|_| {
+                    let m = m.clone();
+                    s.spawn(move || matches!(m.txn_attempt("t", &[7; 32], 5, 1), Attempt::Verified(_)) as usize)
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(wins, 1);
+    }
+
+    #[test]
+    fn wrong_tries_burn_the_transaction_and_expiry_holds() {
+        let m = MemoryStore::new();
+        m.txn_put("t", txn(7, 1000));
+        for i in 1..=5 {
+            assert_eq!(m.txn_attempt("t", &[0; 32], 5, 10), Attempt::Wrong { burned: i == 5 });
+        }
+        assert_eq!(m.txn_attempt("t", &[7; 32], 5, 10), Attempt::Invalid, "burned even for the right OTP");
+        m.txn_put("u", txn(7, 1000));
+        assert_eq!(m.txn_attempt("u", &[7; 32], 5, 1000), Attempt::Invalid, "expired");
+        assert_eq!(m.txn_mobile("u", 1000), None);
+    }
+
+    #[test]
+    fn sliding_window_counts_and_says_when_to_retry() {
+        let m = MemoryStore::new();
+        let w = Duration::from_secs(60);
+        assert_eq!(m.window("k", 0, w, 2, true), Window::Allowed);
+        assert_eq!(m.window("k", 10_000, w, 2, true), Window::Allowed);
+        assert_eq!(m.window("k", 20_000, w, 2, true), Window::Denied { retry_after: Duration::from_secs(40) });
+        assert_eq!(m.window("k", 60_000, w, 2, true), Window::Allowed, "the first event left the window");
+        assert_eq!(m.window("k", 60_001, w, 2, false), Window::Denied { retry_after: Duration::from_millis(9_999) });
+    }
+
+    #[test]
+    fn sessions_expire_when_idle_or_old_and_can_be_revoked() {
+        let m = MemoryStore::new();
+        let limits = SessionLimits { idle: Duration::from_secs(10), absolute: Duration::from_secs(25) };
+        let s = Session { mobile: "9000000001".into(), created_ms: 0, last_seen_ms: 0 };
+        m.session_put("s", s.clone(), limits);
+        assert!(m.session_touch("s", 9_000, limits).is_some());
+        assert!(m.session_touch("s", 18_000, limits).is_some(), "touch moved last_seen");
+        assert!(m.session_touch("s", 26_000, limits).is_none(), "absolute limit");
+        m.session_put("i", s.clone(), limits);
+        assert!(m.session_touch("i", 10_001, limits).is_none(), "idle limit");
+        m.session_put("r", s, limits);
+        m.session_revoke("r");
+        assert!(m.session_touch("r", 1, limits).is_none());
+    }
+}

@@ -1,0 +1,174 @@
+//! Shared state behind one interface: OTP transactions, sliding-window counters (OTP send caps,
+//! resend cooldown, failures per mobile) and server-side sessions.
+//!
+//! `Store` is an enum rather than a trait object so that its async methods stay plain `async fn`;
+//! the in-memory variant (moka) serves one replica, and a Redis variant (scale-out) slots in beside
+//! it with the same operations. Keys never contain raw personal data: callers pass keyed hashes.
+
+pub mod memory;
+
+use std::time::Duration;
+
+pub use memory::MemoryStore;
+
+/// A stored OTP transaction. The OTP itself is never stored, only a keyed MAC of its SHA-256.
+#[derive(Clone)]
+pub struct OtpTxn {
+    /// Canonical 10-digit mobile the OTP was sent to.
+    pub mobile: String,
+    pub mac: [u8; 32],
+    /// Unix milliseconds.
+    pub expires_at_ms: u64,
+    pub attempts: u32,
+}
+
+impl std::fmt::Debug for OtpTxn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtpTxn").field("attempts", &self.attempts).finish_non_exhaustive()
+    }
+}
+
+/// Result of one confirm attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// Correct: the transaction is consumed (single use); the verified mobile.
+    Verified(String),
+    /// Wrong OTP; `burned` when this was the last allowed try.
+    Wrong { burned: bool },
+    /// Unknown, expired, already used or burned.
+    Invalid,
+}
+
+/// A sliding-window decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    Allowed,
+    Denied { retry_after: Duration },
+}
+
+/// A server-side session behind a citizen token.
+#[derive(Clone)]
+pub struct Session {
+    pub mobile: String,
+    /// Unix milliseconds.
+    pub created_ms: u64,
+    pub last_seen_ms: u64,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session").field("created_ms", &self.created_ms).finish_non_exhaustive()
+    }
+}
+
+/// Session lifetime limits.
+#[derive(Debug, Clone, Copy)]
+pub struct SessionLimits {
+    pub idle: Duration,
+    pub absolute: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("state store unavailable: {0}")]
+pub struct StoreError(pub String);
+
+pub enum Store {
+    Memory(MemoryStore),
+}
+
+impl Store {
+    pub fn memory() -> Store {
+        Store::Memory(MemoryStore::new())
+    }
+
+    /// Create a transaction that lives until its `expires_at_ms`.
+    pub async fn txn_put(&self, id: &str, txn: OtpTxn) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.txn_put(id, txn)),
+        }
+    }
+
+    /// The mobile of a live transaction, without touching it.
+    pub async fn txn_mobile(&self, id: &str, now_ms: u64) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.txn_mobile(id, now_ms)),
+        }
+    }
+
+    /// Compare `candidate` with the stored MAC (constant time) and consume or count the try,
+    /// atomically: of two racing correct confirms, exactly one is `Verified`.
+    pub async fn txn_attempt(
+        &self,
+        id: &str,
+        candidate: &[u8; 32],
+        max_attempts: u32,
+        now_ms: u64,
+    ) -> Result<Attempt, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.txn_attempt(id, candidate, max_attempts, now_ms)),
+        }
+    }
+
+    /// Make a transaction unusable.
+    pub async fn txn_burn(&self, id: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.txn_burn(id)),
+        }
+    }
+
+    /// Sliding window: record one event at `now_ms` if fewer than `limit` happened in the last
+    /// `window`; otherwise say when the oldest one leaves the window.
+    pub async fn window_hit(&self, key: &str, now_ms: u64, window: Duration, limit: u32) -> Result<Window, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.window(key, now_ms, window, limit, true)),
+        }
+    }
+
+    /// Like `window_hit` without recording anything.
+    pub async fn window_check(
+        &self,
+        key: &str,
+        now_ms: u64,
+        window: Duration,
+        limit: u32,
+    ) -> Result<Window, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.window(key, now_ms, window, limit, false)),
+        }
+    }
+
+    /// Record one event unconditionally (e.g. a failed OTP).
+    pub async fn window_record(&self, key: &str, now_ms: u64, window: Duration) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.window(key, now_ms, window, u32::MAX, true);
+                Ok(())
+            }
+        }
+    }
+
+    pub async fn session_put(&self, id: &str, session: Session, limits: SessionLimits) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.session_put(id, session, limits)),
+        }
+    }
+
+    /// The live session `id`, its last-seen time moved to `now_ms`; `None` when it is unknown,
+    /// revoked, idle for longer than `limits.idle` or older than `limits.absolute`.
+    pub async fn session_touch(
+        &self,
+        id: &str,
+        now_ms: u64,
+        limits: SessionLimits,
+    ) -> Result<Option<Session>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.session_touch(id, now_ms, limits)),
+        }
+    }
+
+    pub async fn session_revoke(&self, id: &str) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.session_revoke(id)),
+        }
+    }
+}
