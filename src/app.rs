@@ -1,5 +1,8 @@
-//! Application state shared by every connection: the current policy snapshot (hot-swapped),
-//! metrics and the draining flag. No global mutable state: everything lives here.
+//! Application state shared by every connection.
+//!
+//! [`App`] holds what outlives a policy: the state store (OTP transactions, sessions, counters),
+//! secrets, per-session caches, metrics and the draining flag. [`Runtime`] holds what a policy
+//! determines and a reload replaces atomically. No global mutable state: everything lives here.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,16 +11,29 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::auth::delivery::{self, Delivery};
+use crate::auth::jwt::{TokenConfig, Tokens};
+use crate::auth::keys::{Secrets, SessionKeys};
 use crate::config::{ConfigError, Sources};
 use crate::metrics::Metrics;
+use crate::ownership::Subjects;
 use crate::policy::{self, Overrides, Policy};
+use crate::store::Store;
 use crate::upstream::UpstreamClient;
+use crate::upstream::identity::Assertions;
 
 /// Everything a request reads that a reload may replace. Requests hold an `Arc` to one snapshot
 /// from start to end, so a reload never changes the rules under a request in flight.
 pub struct Runtime {
     pub policy: Policy,
     pub client: UpstreamClient,
+    /// Present when the policy has a `citizens` section.
+    pub citizens: Option<CitizenRuntime>,
+}
+
+pub struct CitizenRuntime {
+    pub tokens: Tokens,
+    pub delivery: Arc<dyn Delivery>,
 }
 
 /// Where the policy comes from.
@@ -36,27 +52,98 @@ impl PolicySource {
     }
 }
 
+/// Process-level settings that are not policy.
+pub struct Options {
+    /// Where relative outbox paths (and later the audit log) live.
+    pub data_dir: PathBuf,
+    /// Keys from `--keys-dir`; required when the policy signs citizens in.
+    pub secrets: Option<Secrets>,
+    pub store: Store,
+}
+
+/// Secrets split by use.
+struct Keys {
+    sessions: Arc<SessionKeys>,
+    otp: Vec<u8>,
+}
+
 pub struct App {
     runtime: watch::Sender<Arc<Runtime>>,
     source: PolicySource,
     overrides: Overrides,
+    data_dir: PathBuf,
+    keys: Option<Keys>,
+    pub store: Store,
+    /// Upstream identity assertions, per session (present with keys).
+    pub assertions: Option<Assertions>,
+    /// Each citizen session's own records (ID numbers, beneficiary references), briefly cached.
+    pub subjects: moka::future::Cache<String, Arc<Subjects>>,
     pub metrics: Metrics,
     draining: AtomicBool,
 }
 
+fn build_runtime(policy: Policy, keys: Option<&Keys>, data_dir: &std::path::Path) -> Result<Runtime, Vec<ConfigError>> {
+    let client = UpstreamClient::new(&policy);
+    let citizens = match (&policy.citizens, keys) {
+        (None, _) => None,
+        (Some(_), None) => {
+            return Err(vec![ConfigError::new(
+                "<command line>",
+                "--keys-dir",
+                "the policy signs citizens in (`citizens`), which needs signing keys: \
+                 pass --keys-dir (create them with `otpgate keys generate --dir DIR`)",
+            )]);
+        }
+        (Some(c), Some(keys)) => {
+            let config = TokenConfig {
+                issuer: c.session.issuer.clone(),
+                audience: c.session.audience.clone(),
+                ttl: c.session.token_ttl,
+                leeway: c.session.leeway,
+            };
+            Some(CitizenRuntime {
+                tokens: Tokens::new(keys.sessions.clone(), config),
+                delivery: delivery::from_rule(&c.otp.delivery, c.otp.console, data_dir),
+            })
+        }
+    };
+    Ok(Runtime { policy, client, citizens })
+}
+
 impl App {
     /// Load and compile the policy; fails with every error found.
-    pub fn new(source: PolicySource, overrides: Overrides) -> Result<Arc<App>, Vec<ConfigError>> {
+    pub fn new(source: PolicySource, overrides: Overrides, options: Options) -> Result<Arc<App>, Vec<ConfigError>> {
+        let assertions = options.secrets.as_ref().map(|s| Assertions::new(&s.identity_key));
+        let keys = options.secrets.map(|s| Keys { sessions: Arc::new(s.sessions), otp: s.otp_key });
         let sources = source.read()?;
         let policy = policy::load(&sources, &overrides)?;
-        let client = UpstreamClient::new(&policy);
-        let (runtime, _) = watch::channel(Arc::new(Runtime { policy, client }));
-        Ok(Arc::new(App { runtime, source, overrides, metrics: Metrics::new(), draining: AtomicBool::new(false) }))
+        let runtime = build_runtime(policy, keys.as_ref(), &options.data_dir)?;
+        let (runtime, _) = watch::channel(Arc::new(runtime));
+        Ok(Arc::new(App {
+            runtime,
+            source,
+            overrides,
+            data_dir: options.data_dir,
+            keys,
+            store: options.store,
+            assertions,
+            subjects: moka::future::Cache::builder()
+                .max_capacity(500_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+            metrics: Metrics::new(),
+            draining: AtomicBool::new(false),
+        }))
     }
 
     /// The snapshot a new request works with.
     pub fn snapshot(&self) -> Arc<Runtime> {
         self.runtime.borrow().clone()
+    }
+
+    /// Key of the HMAC over stored OTPs and mobile-derived store keys.
+    pub fn otp_key(&self) -> Option<&[u8]> {
+        self.keys.as_ref().map(|k| k.otp.as_slice())
     }
 
     /// Re-read the policy. A valid one replaces the current one atomically; an invalid one is
@@ -66,14 +153,14 @@ impl App {
             if sources.version() == self.snapshot().policy.version {
                 return Ok(None);
             }
-            policy::load(&sources, &self.overrides).map(Some)
+            let policy = policy::load(&sources, &self.overrides)?;
+            build_runtime(policy, self.keys.as_ref(), &self.data_dir).map(Some)
         });
         match result {
             Ok(None) => Ok(false),
-            Ok(Some(policy)) => {
-                tracing::info!(version = %policy.version, routes = policy.routes.len(), "policy reloaded");
-                let client = UpstreamClient::new(&policy);
-                self.runtime.send_replace(Arc::new(Runtime { policy, client }));
+            Ok(Some(runtime)) => {
+                tracing::info!(version = %runtime.policy.version, routes = runtime.policy.routes.len(), "policy reloaded");
+                self.runtime.send_replace(Arc::new(runtime));
                 self.metrics.reload(true);
                 Ok(true)
             }

@@ -27,19 +27,21 @@ impl<'p> Permit<'p> {
 
 /// Decide whether `caller` may call `route`.
 ///
-/// Public routes admit anyone. Citizen and partner routes need a caller of that kind; a caller of
-/// the wrong kind (or none) is `401`, so that no route is ever open without its protection.
+/// Public routes admit anyone. Citizen routes need a citizen and partner routes a partner; a
+/// caller of the wrong kind (or none) is `401`, so no route is ever open without its protection.
 pub fn authorize(route: &Route, caller: Caller) -> Result<Permit<'_>, GatewayError> {
     match (route.access, &caller) {
         (Access::Public, _) => Ok(Permit { route, caller }),
+        (Access::Citizen, Caller::Citizen(_)) => Ok(Permit { route, caller }),
         (Access::Citizen, Caller::Anonymous) => Err(GatewayError::Unauthenticated),
-        (Access::Partner, Caller::Anonymous) => Err(GatewayError::Unauthenticated),
+        (Access::Partner, Caller::Anonymous | Caller::Citizen(_)) => Err(GatewayError::Unauthenticated),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::{Citizen, Mobile};
 
     fn route(access: Access) -> Route {
         Route {
@@ -56,11 +58,19 @@ mod tests {
         }
     }
 
+    fn citizen() -> Caller {
+        Caller::Citizen(Citizen { session_id: "s".into(), mobile: Mobile::new("9000000001".into()) })
+    }
+
     #[test]
-    fn anonymous_callers_reach_only_public_routes() {
+    fn each_access_kind_admits_only_its_callers() {
         assert!(authorize(&route(Access::Public), Caller::Anonymous).is_ok());
-        for access in [Access::Citizen, Access::Partner] {
-            let err = authorize(&route(access), Caller::Anonymous).unwrap_err();
+        assert!(authorize(&route(Access::Public), citizen()).is_ok());
+        assert!(authorize(&route(Access::Citizen), citizen()).is_ok());
+        let refused =
+            [(Access::Citizen, Caller::Anonymous), (Access::Partner, Caller::Anonymous), (Access::Partner, citizen())];
+        for (access, caller) in refused {
+            let err = authorize(&route(access), caller).unwrap_err();
             assert!(matches!(err, GatewayError::Unauthenticated), "{access:?}");
         }
     }

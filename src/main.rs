@@ -35,6 +35,25 @@ enum Command {
     },
     /// Run only the synthetic registry.
     RegistrySim(cmd::demo::RegistryArgs),
+    /// Create or rotate the secrets in a keys directory.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create whatever is missing: a session signing key, otp.key, identity.key.
+    Generate {
+        #[arg(long)]
+        dir: PathBuf,
+    },
+    /// Add a new session signing key that becomes the active one (old ones keep verifying).
+    Rotate {
+        #[arg(long)]
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -56,6 +75,12 @@ fn main() -> ExitCode {
                 _ => Err(String::new()),
             },
             Command::RegistrySim(args) => cmd::demo::run_registry(args).await,
+            Command::Keys { action: KeysAction::Generate { dir } } => otpgate::auth::keys::generate(&dir)
+                .map(|files| files.iter().for_each(|f| println!("wrote {}", f.display())))
+                .map_err(|e| e.to_string()),
+            Command::Keys { action: KeysAction::Rotate { dir } } => otpgate::auth::keys::rotate(&dir)
+                .map(|f| println!("wrote {} (now the active signing key)", f.display()))
+                .map_err(|e| e.to_string()),
         }
     });
     match result {

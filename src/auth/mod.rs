@@ -1,21 +1,64 @@
 //! Identification: turning credentials into a [`Caller`].
 //!
-//! Each authenticator either recognises its credential or says it is not responsible; a request
-//! that no authenticator recognises is `Anonymous`. Citizen OTP sessions and partner clients plug
-//! in here; until they do, every caller is anonymous, so citizen and partner routes stay closed.
+//! Each authenticator either recognises its credential or is not responsible; what no
+//! authenticator recognises is `Anonymous`. Only the credential a route asks for is read: a public
+//! route never looks at a token, a citizen route only at its bearer token.
 
 pub mod delivery;
 pub mod jwt;
 pub mod keys;
 pub mod otp;
 
-use http::HeaderMap;
+use std::fmt;
+
+use http::{HeaderMap, header};
+
+use crate::error::GatewayError;
+use crate::policy::citizens::SessionRules;
+use crate::store::Store;
+
+/// A verified 10-digit mobile number. `Debug`/`Display` show only the last two digits, so the
+/// number cannot reach a log by accident; [`Mobile::as_str`] is the deliberate way to read it.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Mobile(String);
+
+impl Mobile {
+    pub fn new(canonical: String) -> Mobile {
+        Mobile(canonical)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Mobile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Mobile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let tail = &self.0[self.0.len().saturating_sub(2)..];
+        write!(f, "********{tail}")
+    }
+}
+
+/// A citizen with a live, verified session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Citizen {
+    /// Opaque server-side session id (the token's `sub`).
+    pub session_id: String,
+    pub mobile: Mobile,
+}
 
 /// Who is calling, as proven by credentials.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Caller {
-    /// No credentials, or none that this gateway accepts on this route.
+    /// No credentials, or none that this route reads.
     Anonymous,
+    Citizen(Citizen),
 }
 
 impl Caller {
@@ -23,11 +66,85 @@ impl Caller {
     pub fn kind(&self) -> &'static str {
         match self {
             Caller::Anonymous => "anonymous",
+            Caller::Citizen(_) => "citizen",
         }
     }
 }
 
-/// Identify the caller of one request. Credentials never appear in the result's `Debug` output.
-pub fn identify(_headers: &HeaderMap) -> Caller {
-    Caller::Anonymous
+/// The bearer token of a request: `Ok(None)` when there is no `Authorization` header, an error
+/// when there is one that is not exactly one well-formed `Bearer` credential.
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, GatewayError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(GatewayError::InvalidToken);
+    }
+    let value = value.to_str().map_err(|_| GatewayError::InvalidToken)?;
+    let (scheme, token) = value.split_once(' ').ok_or(GatewayError::InvalidToken)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() || token.contains(' ') {
+        return Err(GatewayError::InvalidToken);
+    }
+    Ok(Some(token))
+}
+
+/// Identify a citizen from a bearer token: verify it (cached), then require a live server-side
+/// session (not revoked, not idle too long, not too old). Revocation is a store lookup, never a
+/// re-verification.
+pub async fn identify_citizen(
+    headers: &HeaderMap,
+    tokens: &jwt::Tokens,
+    store: &Store,
+    rules: &SessionRules,
+    now_ms: u64,
+) -> Result<Caller, GatewayError> {
+    let Some(token) = bearer_token(headers)? else {
+        return Err(GatewayError::Unauthenticated);
+    };
+    let claims = tokens.verify(token, now_ms / 1000).map_err(|e| {
+        tracing::debug!(reason = ?e, "token refused");
+        GatewayError::InvalidToken
+    })?;
+    let session = store
+        .session_touch(&claims.sub, now_ms, otp::session_limits(rules))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "session store failed; failing closed");
+            GatewayError::StoreUnavailable
+        })?
+        .ok_or(GatewayError::InvalidToken)?;
+    Ok(Caller::Citizen(Citizen { session_id: claims.sub, mobile: Mobile::new(session.mobile) }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mobile_never_prints_in_full() {
+        let m = Mobile::new("9000000001".into());
+        assert_eq!(format!("{m}"), "********01");
+        assert_eq!(format!("{m:?}"), "********01");
+        let c = Caller::Citizen(Citizen { session_id: "s".into(), mobile: m });
+        assert!(!format!("{c:?}").contains("9000000001"));
+    }
+
+    #[test]
+    fn bearer_parsing() {
+        let h = |vals: &[&str]| {
+            let mut m = HeaderMap::new();
+            for v in vals {
+                m.append(header::AUTHORIZATION, v.parse().unwrap());
+            }
+            m
+        };
+        assert_eq!(bearer_token(&h(&[])).unwrap(), None);
+        assert_eq!(bearer_token(&h(&["Bearer abc"])).unwrap(), Some("abc"));
+        assert_eq!(bearer_token(&h(&["bearer abc"])).unwrap(), Some("abc"));
+        for bad in [&["Basic abc"][..], &["Bearer"], &["Bearer "], &["Bearer a b"], &["Bearer a", "Bearer b"]] {
+            assert!(bearer_token(&h(bad)).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -5,12 +5,11 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use rand::Rng;
-
-use crate::app::{App, PolicySource};
+use crate::app::{App, Options, PolicySource};
 use crate::demo::{self, RegistryConfig};
 use crate::devcerts;
 use crate::server::{ListenerSpec, Role, tls};
+use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -53,12 +52,14 @@ pub struct RegistryArgs {
 pub async fn run(args: DemoArgs) -> Result<(), String> {
     std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
     let certs = devcerts::ensure(&args.data_dir)?;
-    let identity_key: [u8; 32] = rand::rng().random();
+    crate::auth::keys::generate(&args.data_dir).map_err(|e| e.to_string())?;
+    let secrets = crate::auth::keys::load(&args.data_dir).map_err(|e| e.to_string())?;
+    let identity_key = secrets.identity_key.clone();
 
     let registry = demo::Registry::new(RegistryConfig {
         seed: args.seed,
         beneficiaries: args.beneficiaries,
-        identity_key: Some(identity_key.to_vec()),
+        identity_key: Some(identity_key),
     });
     let reg_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.map_err(|e| e.to_string())?;
     let reg_addr = reg_listener.local_addr().map_err(|e| e.to_string())?;
@@ -73,7 +74,8 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         None => PolicySource::Embedded,
     };
     let overrides = vec![("registry".to_string(), format!("http://{reg_addr}"))];
-    let app = App::new(source, overrides).map_err(super::serve::render_errors)?;
+    let options = Options { data_dir: args.data_dir.clone(), secrets: Some(secrets), store: Store::memory() };
+    let app = App::new(source, overrides, options).map_err(super::serve::render_errors)?;
 
     let tls_config = tls::server_config(&certs.server, &certs.server_key).map_err(|e| e.to_string())?;
     let mut specs = vec![ListenerSpec { name: "https", addr: args.listen, tls: Some(tls_config), role: Role::Gateway }];

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::app::{App, PolicySource};
+use crate::app::{App, Options, PolicySource};
 use crate::server::{ListenerSpec, Role, Server, tls};
+use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -26,6 +27,13 @@ pub struct ServeArgs {
     /// Admin listener: /healthz, /readyz, /metrics.
     #[arg(long, env = "OTPGATE_ADMIN", default_value = "127.0.0.1:9090")]
     pub admin: SocketAddr,
+    /// Secrets: session signing keys (`session-<kid>.pem`), `otp.key`, `identity.key`.
+    /// Create them with `otpgate keys generate --dir DIR`.
+    #[arg(long, env = "OTPGATE_KEYS_DIR")]
+    pub keys_dir: Option<PathBuf>,
+    /// Where the OTP outbox (when configured) and the audit log are written.
+    #[arg(long, env = "OTPGATE_DATA_DIR", default_value = "otpgate-data")]
+    pub data_dir: PathBuf,
     /// Override an upstream's URL: NAME=URL (repeatable).
     #[arg(long = "upstream", value_parser = parse_override)]
     pub upstreams: Vec<(String, String)>,
@@ -53,7 +61,13 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         return Err("nothing to serve: give --listen (HTTPS) and/or --listen-plain".into());
     }
     specs.push(ListenerSpec { name: "admin", addr: args.admin, tls: None, role: Role::Admin });
-    let app = App::new(PolicySource::Dir(args.config), args.upstreams).map_err(render_errors)?;
+    let secrets = match &args.keys_dir {
+        Some(dir) => Some(crate::auth::keys::load(dir).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
+    let options = Options { data_dir: args.data_dir, secrets, store: Store::memory() };
+    let app = App::new(PolicySource::Dir(args.config), args.upstreams, options).map_err(render_errors)?;
     run_gateway(app, specs, |_| {}).await
 }
 

@@ -10,7 +10,7 @@
 //! `endpoints` / `schedule` handlers · `export` streamed export body · `pdf` certificates ·
 //! `response` body type and error catalogue · `serve` HTTP/1.1 + HTTP/2 listener.
 
-pub mod assertion;
+pub use crate::upstream::assertion;
 pub mod data;
 mod endpoints;
 mod export;

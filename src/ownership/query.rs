@@ -67,8 +67,8 @@ fn hex_digit(c: u8) -> Option<u8> {
 }
 
 /// The name a backend is most likely to read from `raw` (already percent-decoded): ASCII-lowercased,
-/// cut at the first `[` (`mobile[]`, `mobile[0]`, `mobile[a][b]` all name `mobile`), trimmed of spaces, and
-/// with `.`, space and `-` read as `_` (PHP turns `photo.id` into `photo_id`).
+/// cut at the first `[` (`mobile[]`, `mobile[0]`, `mobile[a][b]` all name `mobile`), trimmed of spaces and
+/// `+`, and with `.`, space, `+` and `-` read as `_` (PHP turns `photo.id` into `photo_id`).
 ///
 /// Names with non-ASCII or control bytes are refused: a backend could case-fold `K` (Kelvin) to `k` or stop at
 /// a NUL, and legitimate clients of these routes do not send them.
@@ -77,11 +77,14 @@ pub(super) fn normalize_name(raw: &[u8]) -> Result<String, OwnershipError> {
         return Err(OwnershipError::Ambiguous("parameter name is not plain ASCII"));
     }
     let cut = raw.iter().position(|&b| b == b'[').map_or(raw, |i| &raw[..i]);
-    let trimmed = cut.trim_ascii();
-    Ok(trimmed
+    // A decoded `+` is a space to a backend that decodes twice.
+    let blank = |b: &u8| b.is_ascii_whitespace() || *b == b'+';
+    let start = cut.iter().position(|b| !blank(b)).unwrap_or(cut.len());
+    let end = cut.iter().rposition(|b| !blank(b)).map_or(start, |i| i + 1);
+    Ok(cut[start..end]
         .iter()
         .map(|&b| match b {
-            b'.' | b' ' | b'-' => '_',
+            b'.' | b' ' | b'+' | b'-' => '_',
             other => char::from(other.to_ascii_lowercase()),
         })
         .collect())

@@ -12,8 +12,8 @@ use super::{Checked, OwnershipError, RequestRule, SubjectKind, Subjects};
 /// With no `rules` there is nothing to check (`named: 0`). Otherwise:
 ///
 /// - Query (`query` as received, without `?`): names are compared after percent-decoding (`+` is a space),
-///   ASCII-lowercasing, cutting at the first `[` and reading `.`, space and `-` as `_`; values are decoded
-///   once. A subject parameter that appears twice under any spelling, in the query, the body or both, is
+///   ASCII-lowercasing, cutting at the first `[`, trimming, and reading `.`, space, `+` and `-` as `_`;
+///   values are decoded once. A subject parameter that appears twice under any spelling, in the query, the body or both, is
 ///   `Ambiguous`, even when both values are the caller's. So are invalid or double percent-encoding,
 ///   encoded delimiters and non-ASCII names anywhere in the query.
 /// - Body: empty means nothing to check. Otherwise the content type must be `application/json` (parameters
@@ -24,6 +24,9 @@ use super::{Checked, OwnershipError, RequestRule, SubjectKind, Subjects};
 ///   (first 6–9; prefixed spellings such as `91…` are refused, since backends may read them differently)
 ///   and equal the caller's; a photo id is 12 digits and in `photo_ids`; a beneficiary reference is 13–14
 ///   digits and in `beneficiary_refs`; otherwise `NotOwned`. Comparisons are constant-time.
+///
+/// Every `Ambiguous` cause is looked for before any ownership, so the error does not depend on the order of
+/// parameters: a request that is both ambiguous and not owned is `Ambiguous`.
 pub fn check_request(
     query: Option<&str>,
     body: &[u8],
@@ -34,17 +37,32 @@ pub fn check_request(
     if rules.is_empty() {
         return Ok(Checked { named: 0 });
     }
-    let mut check = Check::new(rules, subjects)?;
+    let mut check = Check::new(rules)?;
     for pair in pairs(query.unwrap_or("")) {
         let pair = pair?;
         if let Some(param) = check.param(&pair.name)? {
-            check.value(param, &pair.value)?;
+            check.values.push((param, pair.value));
         }
     }
     if !body.is_empty() {
         check.body(body, content_type)?;
     }
-    Ok(Checked { named: check.named })
+    // Every value's shape is checked before any ownership, so an ambiguous request is always a 400.
+    let kinds = |param: usize| check.params[param].kinds.iter().copied();
+    for (param, value) in &check.values {
+        for kind in kinds(*param) {
+            well_formed(kind, value)?;
+        }
+    }
+    let caller_mobile = canonical_mobile(&subjects.mobile);
+    for (param, value) in &check.values {
+        for kind in kinds(*param) {
+            if !owned(kind, value, caller_mobile.as_deref(), subjects) {
+                return Err(OwnershipError::NotOwned);
+            }
+        }
+    }
+    Ok(Checked { named: check.values.len() })
 }
 
 /// One subject parameter: its normalized name, the kinds of the rules that name it, whether it was seen.
@@ -54,16 +72,14 @@ struct Param {
     seen: bool,
 }
 
-/// The state of one request check.
-struct Check<'a> {
+/// The subject parameters of the rules, and the values the request gives them (parameter index, value).
+struct Check {
     params: Vec<Param>,
-    subjects: &'a Subjects,
-    caller_mobile: Option<String>,
-    named: usize,
+    values: Vec<(usize, Vec<u8>)>,
 }
 
-impl<'a> Check<'a> {
-    fn new(rules: &[RequestRule], subjects: &'a Subjects) -> Result<Self, OwnershipError> {
+impl Check {
+    fn new(rules: &[RequestRule]) -> Result<Self, OwnershipError> {
         let mut params: Vec<Param> = Vec::with_capacity(rules.len());
         for rule in rules {
             let name = normalize_name(rule.param.as_bytes())
@@ -75,7 +91,7 @@ impl<'a> Check<'a> {
                 None => params.push(Param { name, kinds: vec![rule.kind], seen: false }),
             }
         }
-        Ok(Check { params, subjects, caller_mobile: canonical_mobile(&subjects.mobile), named: 0 })
+        Ok(Check { params, values: Vec::new() })
     }
 
     /// The subject parameter `name` (normalized) refers to, if any; a second sighting is `Ambiguous`.
@@ -87,15 +103,6 @@ impl<'a> Check<'a> {
             return Err(OwnershipError::Ambiguous("subject parameter given more than once"));
         }
         Ok(Some(index))
-    }
-
-    /// Check one value of parameter `index` against every rule that names the parameter.
-    fn value(&mut self, index: usize, value: &[u8]) -> Result<(), OwnershipError> {
-        self.named += 1;
-        for &kind in &self.params[index].kinds {
-            check_value(kind, value, self.caller_mobile.as_deref(), self.subjects)?;
-        }
-        Ok(())
     }
 
     fn body(&mut self, body: &[u8], content_type: Option<&str>) -> Result<(), OwnershipError> {
@@ -123,13 +130,14 @@ impl<'a> Check<'a> {
 
     fn json_scalar(&mut self, index: usize, value: &Value) -> Result<(), OwnershipError> {
         match value {
-            Value::String(s) => self.value(index, s.as_bytes()),
+            Value::String(s) => self.values.push((index, s.as_bytes().to_vec())),
             Value::Number(n) => match n.as_u64() {
-                Some(n) => self.value(index, n.to_string().as_bytes()),
-                None => Err(OwnershipError::Ambiguous("subject value is not a whole number")),
+                Some(n) => self.values.push((index, n.to_string().into_bytes())),
+                None => return Err(OwnershipError::Ambiguous("subject value is not a whole number")),
             },
-            _ => Err(OwnershipError::Ambiguous("subject value has an unsupported JSON type")),
+            _ => return Err(OwnershipError::Ambiguous("subject value has an unsupported JSON type")),
         }
+        Ok(())
     }
 }
 
@@ -140,13 +148,8 @@ fn is_json(content_type: Option<&str>) -> bool {
         .is_some_and(|essence| essence.eq_ignore_ascii_case("application/json"))
 }
 
-/// Is `value` a well-formed subject of `kind` that the caller owns?
-fn check_value(
-    kind: SubjectKind,
-    value: &[u8],
-    caller_mobile: Option<&str>,
-    subjects: &Subjects,
-) -> Result<(), OwnershipError> {
+/// Is `value` a well-formed subject of `kind`? Anything else is `Ambiguous`.
+fn well_formed(kind: SubjectKind, value: &[u8]) -> Result<(), OwnershipError> {
     if value.is_empty() {
         return Err(OwnershipError::Ambiguous("empty subject value"));
     }
@@ -156,27 +159,28 @@ fn check_value(
     if !value.iter().all(u8::is_ascii_digit) {
         return Err(OwnershipError::Ambiguous("subject value is not digits"));
     }
-    // All ASCII digits, so valid UTF-8.
-    let value = std::str::from_utf8(value).map_err(|_| OwnershipError::Ambiguous("subject value is not digits"))?;
-    let owned = match kind {
-        SubjectKind::Mobile => {
-            if value.len() != 10 || canonical_mobile(value).is_none() {
-                return Err(OwnershipError::Ambiguous("mobile is not a 10-digit Indian mobile"));
-            }
-            caller_mobile.is_some_and(|caller| ct_eq(caller, value))
+    match kind {
+        // 10 digits, first 6-9: the canonical spelling itself, nothing a backend could read otherwise.
+        SubjectKind::Mobile if value.len() != 10 || !matches!(value[0], b'6'..=b'9') => {
+            Err(OwnershipError::Ambiguous("mobile is not a 10-digit Indian mobile"))
         }
-        SubjectKind::PhotoId => {
-            if value.len() != 12 {
-                return Err(OwnershipError::Ambiguous("photo id is not 12 digits"));
-            }
-            ct_contains(&subjects.photo_ids, value)
+        SubjectKind::PhotoId if value.len() != 12 => Err(OwnershipError::Ambiguous("photo id is not 12 digits")),
+        SubjectKind::Beneficiary if !(13..=14).contains(&value.len()) => {
+            Err(OwnershipError::Ambiguous("beneficiary reference is not 13-14 digits"))
         }
-        SubjectKind::Beneficiary => {
-            if !(13..=14).contains(&value.len()) {
-                return Err(OwnershipError::Ambiguous("beneficiary reference is not 13-14 digits"));
-            }
-            ct_contains(&subjects.beneficiary_refs, value)
-        }
+        _ => Ok(()),
+    }
+}
+
+/// Does the caller own the well-formed subject `value` of `kind`? Constant-time comparisons.
+fn owned(kind: SubjectKind, value: &[u8], caller_mobile: Option<&str>, subjects: &Subjects) -> bool {
+    // Well-formed values are ASCII digits, so this never fails; a failure owns nothing.
+    let Ok(value) = std::str::from_utf8(value) else {
+        return false;
     };
-    if owned { Ok(()) } else { Err(OwnershipError::NotOwned) }
+    match kind {
+        SubjectKind::Mobile => caller_mobile.is_some_and(|caller| ct_eq(caller, value)),
+        SubjectKind::PhotoId => ct_contains(&subjects.photo_ids, value),
+        SubjectKind::Beneficiary => ct_contains(&subjects.beneficiary_refs, value),
+    }
 }

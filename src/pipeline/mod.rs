@@ -1,13 +1,16 @@
 //! The request pipeline: one fixed sequence of typed stages, written as plain calls in one place.
 //!
 //! ```text
-//! limits → normalize → route → identify → authorize (Permit) → read body → forward → respond
+//! limits → normalize → route → identify → authorize (Permit) → read body
+//!        → gateway handler | ownership (request) → forward → ownership (response) → respond
 //! ```
 //! Order is a security property: nothing reads credentials before the path is proven
 //! unambiguous, and nothing is forwarded without a `Permit`. Every stage returns
 //! `Result<_, GatewayError>`; [`handle`] renders errors with the one renderer and records metrics
 //! and the access log for success and failure alike.
 
+pub mod citizen;
+pub mod handlers;
 pub mod normalize;
 
 use std::net::SocketAddr;
@@ -19,12 +22,17 @@ use http::{Request, Response, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
+use std::time::Duration;
+
 use crate::app::{App, Runtime};
-use crate::auth;
-use crate::authz;
+use crate::auth::{self, Caller};
+use crate::authz::{self, Permit};
 use crate::body::{Body, BoxError};
+use crate::config::raw::Access;
 use crate::error::GatewayError;
+use crate::policy::Target;
 use crate::policy::router::Match;
+use crate::upstream::assertion::IDENTITY_HEADER;
 use crate::upstream::headers::{self, Forwarding, TraceContext};
 
 /// Facts about the connection a request arrived on.
@@ -97,11 +105,39 @@ async fn process(
     let route = &policy.routes[route_index];
     outcome.route.clone_from(&route.name);
 
-    let caller = auth::identify(&parts.headers);
+    if normalize::query_carries_token(parts.uri.query()) {
+        return Err(GatewayError::InvalidToken);
+    }
+    let now_ms = crate::clock::now_ms();
+    let caller = identify(app, rt, route.access, &parts.headers, now_ms).await?;
     outcome.caller = caller.kind();
     let permit = authz::authorize(route, caller)?;
 
     let body = read_body(body, &parts.headers, route.body_limit, policy.timeouts.request).await?;
+
+    if let Target::Handler(handler) = route.target {
+        return handlers::answer(handler, &permit, app, rt, &body, now_ms, request_id).await;
+    }
+
+    // The verified identity for the upstream, and the request-side ownership check.
+    let mut assertion = None;
+    if let Caller::Citizen(c) = permit.caller() {
+        let ttl = policy.citizens.as_ref().map_or(Duration::from_secs(300), |ct| ct.assertion_ttl);
+        let token = app
+            .assertions
+            .as_ref()
+            .and_then(|a| a.citizen(&c.session_id, c.mobile.as_str(), now_ms / 1000, ttl))
+            .ok_or(GatewayError::Internal)?;
+        if let Some(own) = &route.ownership
+            && !own.request.is_empty()
+        {
+            let subjects = citizen::subjects(app, rt, c, &token, own.needs_subjects, request_id).await?;
+            let content_type = parts.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+            crate::ownership::check_request(parts.uri.query(), &body, content_type, &own.request, &subjects)
+                .map_err(citizen::ownership_error)?;
+        }
+        assertion = Some(token);
+    }
 
     let trace = TraceContext::from_incoming(&parts.headers);
     let peer_ip = conn.peer.ip();
@@ -115,6 +151,11 @@ async fn process(
     };
     let mut parts = parts;
     parts.headers = headers::upstream_request_headers(&parts.headers, &fwd, policy);
+    if let Some(token) = &assertion
+        && let Ok(v) = http::HeaderValue::from_str(token)
+    {
+        parts.headers.insert(IDENTITY_HEADER, v);
+    }
 
     let upstream = rt.client.forward(&permit, policy, parts, body).await.map_err(|failure| {
         app.metrics.upstream_error(&route.name, failure.as_str());
@@ -122,10 +163,49 @@ async fn process(
         failure.error()
     })?;
 
-    let (mut head, body) = upstream.into_parts();
-    headers::client_response_headers(&mut head.headers, request_id);
-    let body: Body = body.map_err(|e| Box::new(e) as BoxError).boxed_unsync();
-    Ok(Response::from_parts(head, body))
+    respond(upstream, &permit, request_id).await
+}
+
+/// Read only the credential the route asks for.
+async fn identify(
+    app: &App,
+    rt: &Runtime,
+    access: Access,
+    headers: &http::HeaderMap,
+    now_ms: u64,
+) -> Result<Caller, GatewayError> {
+    match access {
+        Access::Public | Access::Partner => Ok(Caller::Anonymous),
+        Access::Citizen => {
+            let (Some(rules), Some(cr)) = (rt.policy.citizens.as_ref(), rt.citizens.as_ref()) else {
+                return Err(GatewayError::Unauthenticated);
+            };
+            auth::identify_citizen(headers, &cr.tokens, &app.store, &rules.session, now_ms).await
+        }
+    }
+}
+
+/// The upstream's answer, through the response side of the permit's rules.
+async fn respond(
+    upstream: Response<Incoming>,
+    permit: &Permit<'_>,
+    request_id: &str,
+) -> Result<Response<Body>, GatewayError> {
+    let route = permit.route();
+    if route.personal && !upstream.status().is_success() {
+        return Ok(citizen::sanitized_error(upstream, request_id).await);
+    }
+    let rule = route.ownership.as_ref().and_then(|o| o.response.as_ref());
+    let mut resp = match (rule, permit.caller()) {
+        (Some(rule), Caller::Citizen(c)) => citizen::own_records_only(upstream, rule, c).await?,
+        (Some(_), Caller::Anonymous) => return Err(GatewayError::Internal),
+        (None, _) => {
+            let (head, body) = upstream.into_parts();
+            Response::from_parts(head, body.map_err(|e| Box::new(e) as BoxError).boxed_unsync())
+        }
+    };
+    headers::client_response_headers(resp.headers_mut(), request_id);
+    Ok(resp)
 }
 
 /// Read the whole request body within `limit` bytes and the request timeout.

@@ -26,6 +26,20 @@ pub fn check_headers(headers: &HeaderMap, uri: &Uri, limits: &Limits) -> Result<
     Ok(())
 }
 
+/// Does the query string carry a credential? Tokens in URLs end up in logs, caches and
+/// `Referer` headers, so such requests are refused (and the query is never logged).
+pub fn query_carries_token(query: Option<&str>) -> bool {
+    const NAMES: [&str; 7] = ["token", "access_token", "id_token", "jwt", "bearer", "authorization", "auth"];
+    query.is_some_and(|q| {
+        q.split('&').any(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy().to_ascii_lowercase();
+            let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
+            NAMES.contains(&name.trim_end_matches("[]")) || (value.starts_with("eyJ") && value.contains('.'))
+        })
+    })
+}
+
 /// Check the request target and return the decoded path segments.
 pub fn path_segments<'u>(uri: &'u Uri, limits: &Limits) -> Result<Vec<Cow<'u, str>>, GatewayError> {
     let target_len = uri.path_and_query().map_or(0, |p| p.as_str().len());
@@ -150,6 +164,19 @@ mod tests {
         // `http::Uri` itself refuses a raw backslash; a decoded one is covered above.
         assert_eq!(segment("a\\b"), Err(PathProblem::Backslash));
         assert_eq!(segment("a\0b"), Err(PathProblem::ControlOrNul));
+    }
+
+    #[test]
+    fn tokens_in_query_strings_are_recognised() {
+        for q in
+            ["access_token=abc", "x=1&token=abc", "ACCESS%5fTOKEN=x", "jwt", "q=eyJhbGciOi.eyJzdWIi.sig", "auth[]=x"]
+        {
+            assert!(query_carries_token(Some(q)), "{q}");
+        }
+        for q in ["district_id=1&date=01-06-2021", "mobile=9000000001", "tokens_left=3"] {
+            assert!(!query_carries_token(Some(q)), "{q}");
+        }
+        assert!(!query_carries_token(None));
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //!
 //! `forward` takes a [`Permit`]: a request that was not authorized cannot be sent.
 
+pub mod assertion;
 pub mod headers;
+pub mod identity;
 
 use std::error::Error as _;
 use std::time::Duration;
@@ -107,7 +109,16 @@ impl UpstreamClient {
         *req.method_mut() = parts.method;
         *req.uri_mut() = uri;
         *req.headers_mut() = parts.headers;
-        match tokio::time::timeout(route.timeout, self.client.request(req)).await {
+        self.send(req, route.timeout).await
+    }
+
+    /// Send one request and wait at most `timeout` for the response head.
+    pub async fn send(
+        &self,
+        req: Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> Result<Response<Incoming>, UpstreamFailure> {
+        match tokio::time::timeout(timeout, self.client.request(req)).await {
             Err(_) => Err(UpstreamFailure::RouteTimeout),
             Ok(Ok(resp)) => Ok(resp),
             Ok(Err(e)) if e.is_connect() => {

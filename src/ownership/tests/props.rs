@@ -212,8 +212,9 @@ proptest! {
 
     #[test]
     fn parse_strict_agrees_with_serde_json(v in arb_json()) {
+        // Compared with serde_json's own parse: its float parsing does not always round-trip `v` exactly.
         let bytes = serde_json::to_vec(&v).unwrap();
-        prop_assert_eq!(parse_strict(&bytes).unwrap(), v);
+        prop_assert_eq!(parse_strict(&bytes).unwrap(), serde_json::from_slice::<Value>(&bytes).unwrap());
     }
 }
 

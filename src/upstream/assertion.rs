@@ -21,7 +21,8 @@ pub const KIND_PARTNER: &str = "partner";
 pub const LEEWAY_SECS: u64 = 5;
 
 /// The claims of an identity assertion.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+/// `Debug` leaves out `sub` (a mobile number for citizens).
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
 pub struct IdentityClaims {
     /// Always [`ISSUER`].
     pub iss: String,
@@ -36,6 +37,12 @@ pub struct IdentityClaims {
     pub iat: u64,
     /// Expiry, seconds since the Unix epoch.
     pub exp: u64,
+}
+
+impl std::fmt::Debug for IdentityClaims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityClaims").field("kind", &self.kind).field("exp", &self.exp).finish_non_exhaustive()
+    }
 }
 
 impl IdentityClaims {

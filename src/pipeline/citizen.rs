@@ -1,0 +1,175 @@
+//! Own-records-only for citizens, on both sides of the upstream call.
+//!
+//! Request side: every parameter that names a subject must be the caller's (see `ownership`);
+//! ID numbers and beneficiary references are checked against the caller's own record list, fetched
+//! from the registry with the caller's identity and cached briefly per session. Response side:
+//! records whose owner field is not the caller's mobile are removed, fail-closed; nothing left is
+//! 404. Upstream error bodies on personal routes are reduced to a code and a digit-free message.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+
+use crate::app::{App, Runtime};
+use crate::auth::Citizen;
+use crate::body::{Body, full};
+use crate::error::GatewayError;
+use crate::ownership::{self, OwnershipError, ResponseRule, Subjects};
+use crate::policy::citizens::SubjectSource;
+use crate::upstream::assertion::IDENTITY_HEADER;
+
+/// Largest upstream body the ownership filter reads; bigger is refused (fail closed).
+const MAX_FILTERED_BODY: usize = 8 << 20;
+
+pub fn ownership_error(e: OwnershipError) -> GatewayError {
+    match e {
+        OwnershipError::Ambiguous(why) => GatewayError::AmbiguousSubject(why),
+        OwnershipError::NotOwned => GatewayError::NotOwned,
+        OwnershipError::NothingLeft => GatewayError::NoRecords,
+        OwnershipError::BadUpstream(why) => {
+            tracing::warn!(reason = why, "upstream response refused by the ownership filter");
+            GatewayError::UpstreamBadResponse
+        }
+    }
+}
+
+/// The caller's own subjects: just the mobile, or with their records when a rule needs them.
+pub async fn subjects(
+    app: &App,
+    rt: &Runtime,
+    citizen: &Citizen,
+    assertion: &str,
+    with_records: bool,
+    request_id: &str,
+) -> Result<Arc<Subjects>, GatewayError> {
+    let mobile_only = || Arc::new(Subjects { mobile: citizen.mobile.as_str().to_string(), ..Subjects::default() });
+    if !with_records {
+        return Ok(mobile_only());
+    }
+    let Some(source) = rt.policy.citizens.as_ref().and_then(|c| c.subjects.as_ref()) else {
+        return Err(GatewayError::Internal);
+    };
+    app.subjects
+        .try_get_with(citizen.session_id.clone(), fetch_subjects(rt, source, citizen, assertion, request_id))
+        .await
+        .map_err(|e: Arc<GatewayError>| match *e {
+            GatewayError::UpstreamTimeout => GatewayError::UpstreamTimeout,
+            GatewayError::UpstreamUnavailable => GatewayError::UpstreamUnavailable,
+            _ => GatewayError::UpstreamBadResponse,
+        })
+}
+
+async fn fetch_subjects(
+    rt: &Runtime,
+    source: &SubjectSource,
+    citizen: &Citizen,
+    assertion: &str,
+    request_id: &str,
+) -> Result<Arc<Subjects>, GatewayError> {
+    let up = &rt.policy.upstreams[source.upstream];
+    let uri = http::Uri::builder()
+        .scheme(up.scheme.clone())
+        .authority(up.authority.clone())
+        .path_and_query(source.path.as_str())
+        .build()
+        .map_err(|_| GatewayError::Internal)?;
+    let req = Request::get(uri)
+        .header(IDENTITY_HEADER, assertion)
+        .header("x-request-id", request_id)
+        .header(header::ACCEPT_ENCODING, "identity")
+        .body(Full::new(Bytes::new()))
+        .map_err(|_| GatewayError::Internal)?;
+    let resp = rt.client.send(req, rt.policy.timeouts.route).await.map_err(|f| f.error())?;
+    let status = resp.status();
+    let body = read_identity_body(resp).await?;
+    let mut subjects = Subjects { mobile: citizen.mobile.as_str().to_string(), ..Subjects::default() };
+    if status == StatusCode::NOT_FOUND {
+        return Ok(Arc::new(subjects));
+    }
+    if !status.is_success() {
+        return Err(GatewayError::UpstreamBadResponse);
+    }
+    let rule = ResponseRule { records: source.records.clone(), owner: source.owner.clone() };
+    let own = match ownership::filter_response(&body, &rule, citizen.mobile.as_str()) {
+        Ok(f) => ownership::parse_strict(&f.body).map_err(ownership_error)?,
+        Err(OwnershipError::NothingLeft) => return Ok(Arc::new(subjects)),
+        Err(e) => return Err(ownership_error(e)),
+    };
+    for record in own.get(&source.records).and_then(|r| r.as_array()).into_iter().flatten() {
+        let text = |field: &str| match record.get(field) {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        if let Some(r) = text(&source.reference) {
+            subjects.beneficiary_refs.insert(r);
+        }
+        if let Some(p) = text(&source.photo_id) {
+            subjects.photo_ids.insert(p);
+        }
+    }
+    Ok(Arc::new(subjects))
+}
+
+/// Read an upstream body that must not be compressed, within the filter's limit.
+async fn read_identity_body(resp: Response<Incoming>) -> Result<Bytes, GatewayError> {
+    let encoded =
+        resp.headers().get(header::CONTENT_ENCODING).is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if encoded {
+        return Err(GatewayError::UpstreamBadResponse);
+    }
+    Limited::new(resp.into_body(), MAX_FILTERED_BODY)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|_| GatewayError::UpstreamBadResponse)
+}
+
+/// Apply the response rule to a successful upstream answer.
+pub async fn own_records_only(
+    resp: Response<Incoming>,
+    rule: &ResponseRule,
+    citizen: &Citizen,
+) -> Result<Response<Body>, GatewayError> {
+    let (mut head, body) = resp.into_parts();
+    let bytes = read_identity_body(Response::from_parts(head.clone(), body)).await?;
+    let filtered = ownership::filter_response(&bytes, rule, citizen.mobile.as_str()).map_err(ownership_error)?;
+    head.headers.remove(header::CONTENT_ENCODING);
+    head.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    head.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(filtered.body.len()));
+    Ok(Response::from_parts(head, full(filtered.body)))
+}
+
+/// An upstream error on a personal route: keep its status and a code, drop anything that could
+/// carry personal data.
+pub async fn sanitized_error(resp: Response<Incoming>, request_id: &str) -> Response<Body> {
+    let status = resp.status();
+    let bytes = Limited::new(resp.into_body(), 64 << 10).collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    let parsed: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let code = parsed
+        .get("errorCode")
+        .and_then(|c| c.as_str())
+        .filter(|c| !c.is_empty() && c.len() <= 32 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
+        .unwrap_or("UPSTREAM");
+    let message = parsed
+        .get("error")
+        .and_then(|m| m.as_str())
+        .filter(|m| m.len() <= 300 && !has_digit_run(m, 4))
+        .unwrap_or("the registry could not complete the request");
+    let body = serde_json::json!({ "errorCode": code, "error": message, "requestId": request_id });
+    super::handlers::json(status, &body, request_id)
+}
+
+fn has_digit_run(s: &str, n: usize) -> bool {
+    let mut run = 0;
+    for b in s.bytes() {
+        run = if b.is_ascii_digit() { run + 1 } else { 0 };
+        if run >= n {
+            return true;
+        }
+    }
+    false
+}

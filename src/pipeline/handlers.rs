@@ -1,0 +1,63 @@
+//! Routes the gateway answers itself: OTP generate/confirm and logout.
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+
+use crate::app::{App, Runtime};
+use crate::auth::Caller;
+use crate::auth::otp::OtpFlow;
+use crate::authz::Permit;
+use crate::body::{Body, full};
+use crate::config::raw::Handler;
+use crate::error::GatewayError;
+
+/// A JSON answer of the gateway's own.
+pub fn json(status: StatusCode, value: &serde_json::Value, request_id: &str) -> Response<Body> {
+    let mut resp = Response::new(full(Bytes::from(value.to_string())));
+    *resp.status_mut() = status;
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    if let Ok(v) = HeaderValue::from_str(request_id) {
+        h.insert("x-request-id", v);
+    }
+    resp
+}
+
+pub async fn answer(
+    handler: Handler,
+    permit: &Permit<'_>,
+    app: &App,
+    rt: &Runtime,
+    body: &[u8],
+    now_ms: u64,
+    request_id: &str,
+) -> Result<Response<Body>, GatewayError> {
+    let (Some(citizens), Some(cr), Some(otp_key)) = (&rt.policy.citizens, &rt.citizens, app.otp_key()) else {
+        return Err(GatewayError::NotImplemented);
+    };
+    let flow = OtpFlow {
+        store: &app.store,
+        otp_key,
+        rules: &citizens.otp,
+        session: &citizens.session,
+        delivery: &cr.delivery,
+        tokens: &cr.tokens,
+    };
+    let value = match handler {
+        Handler::OtpGenerate => flow.generate(body, now_ms).await?,
+        Handler::OtpConfirm => flow.confirm(body, now_ms).await?,
+        Handler::Logout => {
+            let Caller::Citizen(c) = permit.caller() else {
+                return Err(GatewayError::Unauthenticated);
+            };
+            app.store.session_revoke(&c.session_id).await.map_err(|_| GatewayError::StoreUnavailable)?;
+            if let Some(a) = &app.assertions {
+                a.forget(&c.session_id);
+            }
+            app.subjects.invalidate(&c.session_id).await;
+            serde_json::json!({ "message": "signed out" })
+        }
+    };
+    Ok(json(StatusCode::OK, &value, request_id))
+}
