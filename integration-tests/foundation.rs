@@ -18,6 +18,9 @@ pub const GATEWAY: &str = "gateway:
     drain: 10s
   limits:
     citizen_body: 1KiB
+citizens:
+  otp:
+    delivery: {outbox: {path: otp-outbox.jsonl}}
 ";
 
 pub fn routes(extra: &str) -> String {
@@ -33,7 +36,7 @@ routes:
   - {{name: timeout, methods: [GET], path: /timeout, access: public, upstream: test}}
   - {{name: hole, methods: [GET], path: /hole, access: public, upstream: hole}}
   - {{name: closed, methods: [GET], path: /closed, access: public, upstream: closed}}
-  - {{name: private, methods: [GET], path: /private, access: citizen, upstream: test, personal: true}}
+  - {{name: private, methods: [GET], path: /private, access: citizen, upstream: test}}
 {extra}"
     )
 }

@@ -78,9 +78,12 @@ async fn citizen_routes_are_closed_without_a_session() {
         .body(http_body_util::Full::new(bytes::Bytes::new()))
         .unwrap();
     let r = h1(tcp(s.http()).await, req).await;
-    assert_eq!((r.status, r.error_code().as_str()), (401, "USRAUT0001"));
-    assert_eq!(r.headers["www-authenticate"], "Bearer realm=\"otpgate\"");
+    assert_eq!((r.status, r.error_code().as_str()), (401, "USRAUT0007"), "a forged token");
+    assert_eq!(r.headers["www-authenticate"], "Bearer realm=\"otpgate\", error=\"invalid_token\"");
     assert!(!r.text().contains("eyJ"), "the token is never echoed");
+    let r = get_h1(s.http(), "/private").await;
+    assert_eq!((r.status, r.error_code().as_str()), (401, "USRAUT0001"), "no token at all");
+    assert_eq!(r.headers["www-authenticate"], "Bearer realm=\"otpgate\"");
     assert_eq!(before, s.echo.connections.load(std::sync::atomic::Ordering::SeqCst));
 }
 

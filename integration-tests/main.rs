@@ -2,5 +2,8 @@
 
 mod harness;
 
+mod citizen_flow;
+mod citizen_ownership;
+mod citizen_tokens;
 mod foundation;
 mod foundation_routing;

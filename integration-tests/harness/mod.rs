@@ -53,10 +53,19 @@ impl Gateway {
         gw
     }
 
-    /// `otpgate serve` with a plain listener and admin, from a policy dir.
+    /// `otpgate serve` with a plain listener and admin, from a policy dir, with fresh keys
+    /// (`otpgate keys generate`) and a fresh data dir.
     pub fn serve(config: &Path, extra: &[&str]) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let keys = dir.path().join("keys");
+        let out = Command::new(BIN).args(["keys", "generate", "--dir"]).arg(&keys).output().expect("keys generate");
+        assert!(out.status.success(), "keys generate: {}", String::from_utf8_lossy(&out.stderr));
         let mut args = vec![
             "serve".to_string(),
+            "--keys-dir".into(),
+            keys.display().to_string(),
+            "--data-dir".into(),
+            dir.path().display().to_string(),
             "--config".into(),
             config.display().to_string(),
             "--listen-plain".into(),
@@ -69,7 +78,9 @@ impl Gateway {
         if extra.contains(&"--listen") {
             names.push("https");
         }
-        Gateway::spawn(&args, &names)
+        let mut gw = Gateway::spawn(&args, &names);
+        gw.data_dir = Some(dir);
+        gw
     }
 
     /// Spawn with `args` and wait for a `listening NAME URL` line for each of `names`.
@@ -97,12 +108,11 @@ impl Gateway {
         });
         let (tx, rx) = std::sync::mpsc::channel();
         let out = child.stdout.take().expect("stdout");
+        // Keep draining stdout for the process's whole life, as a terminal would.
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines() {
                 let Ok(line) = line else { break };
-                if tx.send(line).is_err() {
-                    break;
-                }
+                let _ = tx.send(line);
             }
         });
         let mut urls = HashMap::new();
@@ -135,7 +145,7 @@ impl Gateway {
     }
 
     pub fn data_path(&self, file: &str) -> PathBuf {
-        self.data_dir.as_ref().expect("demo data dir").path().join(file)
+        self.data_dir.as_ref().expect("data dir").path().join(file)
     }
 
     pub fn stderr(&self) -> String {

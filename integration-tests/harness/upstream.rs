@@ -105,3 +105,121 @@ impl Blackhole {
         Blackhole { addr, _listener: listener, _fillers: fillers }
     }
 }
+
+/// A backend that answers citizen routes with records of the wrong people, to prove the gateway
+/// filters responses whatever the backend says. Paths:
+/// - `/api/v2/appointment/beneficiaries` and `/mixed`: the caller's records mixed with foreign ones,
+///   one without an owner field and one with a masked owner;
+/// - `/foreign`: only someone else's records; `/not-json`: HTML; `/gzip`: compressed body;
+/// - `/error`: a 500 whose message carries a mobile number.
+pub struct Hostile {
+    pub addr: SocketAddr,
+}
+
+pub const OWN: &str = "9000000001";
+
+impl Hostile {
+    pub async fn start() -> Hostile {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { return };
+                tokio::spawn(async move {
+                    let svc = service_fn(hostile_answer);
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        Hostile { addr }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+fn record(reference: &str, mobile: Option<&str>) -> serde_json::Value {
+    let mut r = serde_json::json!({"beneficiary_reference_id": reference, "name": format!("Person {reference}"), "photo_id_number": format!("2{reference}")});
+    if let Some(m) = mobile {
+        r["mobile_number"] = serde_json::Value::String(m.to_string());
+    }
+    r
+}
+
+async fn hostile_answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let (status, ctype, encoding, body) = match req.uri().path() {
+        "/api/v2/appointment/beneficiaries" | "/mixed" => {
+            let doc = serde_json::json!({"beneficiaries": [
+                record("10000000000001", Some(OWN)),
+                record("10000000000002", Some("9000000002")),
+                record("10000000000003", None),
+                record("10000000000004", Some("XXXXXX0001")),
+                record("10000000000005", Some(&format!("+91{OWN}"))),
+            ], "ttl": 5});
+            (200, "application/json", None, doc.to_string())
+        }
+        "/foreign" => {
+            let doc = serde_json::json!({"beneficiaries": [record("10000000000002", Some("9000000002"))]});
+            (200, "application/json", None, doc.to_string())
+        }
+        "/not-json" => (200, "text/html", None, "<html>9000000002 Person</html>".to_string()),
+        "/gzip" => (200, "application/json", Some("gzip"), "\u{1f}\u{8b}not really gzip".to_string()),
+        "/error" => (
+            500,
+            "application/json",
+            None,
+            r#"{"errorCode":"BENERR0001","error":"no beneficiary for 9000000002 (Person X)"}"#.to_string(),
+        ),
+        _ => (404, "application/json", None, r#"{"errorCode":"NF","error":"not found"}"#.to_string()),
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
+    resp.headers_mut().insert("content-type", ctype.parse().unwrap());
+    if let Some(e) = encoding {
+        resp.headers_mut().insert("content-encoding", e.parse().unwrap());
+    }
+    Ok(resp)
+}
+
+/// A fake SMS provider: records every POST body; answers with `status` after `delay`.
+pub struct SmsProvider {
+    pub addr: SocketAddr,
+    pub received: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+}
+
+impl SmsProvider {
+    pub async fn start(status: u16, delay: Duration) -> SmsProvider {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = received.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { return };
+                let sink = sink.clone();
+                tokio::spawn(async move {
+                    let svc = service_fn(move |req: Request<Incoming>| {
+                        let sink = sink.clone();
+                        async move {
+                            let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                            if let Ok(v) = serde_json::from_slice(&body) {
+                                sink.lock().unwrap().push(v);
+                            }
+                            tokio::time::sleep(delay).await;
+                            let mut resp = Response::new(Full::new(Bytes::from_static(b"{}")));
+                            *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                            Ok::<_, Infallible>(resp)
+                        }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        SmsProvider { addr, received }
+    }
+}

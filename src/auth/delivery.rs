@@ -94,8 +94,12 @@ impl Delivery for Outbox {
             f.flush().await.map_err(DeliveryError::Outbox)?;
             if self.console {
                 // The demo's stand-in for an SMS: stdout, not the log stream.
+                // A closed or full stdout must never fail (or panic) a delivery the outbox made.
+                use std::io::Write;
                 let masked = format!("******{}", &msg.mobile[msg.mobile.len().saturating_sub(4)..]);
-                println!("sms {masked}: your OTP is {} (txn {})", msg.otp, msg.txn_id);
+                let mut out = std::io::stdout().lock();
+                let _ = writeln!(out, "sms {masked}: your OTP is {} (txn {})", msg.otp, msg.txn_id);
+                let _ = out.flush();
             }
             Ok(())
         })

@@ -97,6 +97,8 @@ fn print_walkthrough(urls: &[(&'static str, String)], data_dir: &Path) {
     let admin = find("admin").unwrap_or_default();
     let ca = data_dir.join("ca.pem");
     let ca = ca.display();
+    let outbox = data_dir.join("otp-outbox.jsonl");
+    let outbox = outbox.display();
     let mut text = format!(
         "\notpgate demo is running. Try:\n\
          \n  # public data over HTTPS (trust the demo CA)\n\
@@ -104,6 +106,10 @@ fn print_walkthrough(urls: &[(&'static str, String)], data_dir: &Path) {
          \x20 curl --cacert {ca} '{https}/api/v2/appointment/sessions/public/calendarByDistrict?district_id=1&date=01-06-2021'\n\
          \n  # personal data needs a session: refused without one\n\
          \x20 curl --cacert {ca} -i '{https}/api/v2/appointment/beneficiaries'\n\
+         \n  # sign in: the OTP goes to {outbox} and to this console\n\
+         \x20 curl --cacert {ca} -X POST '{https}/api/v2/auth/public/generateOTP' -d '{{\"mobile\":\"9000000001\"}}'\n\
+         \x20 curl --cacert {ca} -X POST '{https}/api/v2/auth/public/confirmOTP' -d '{{\"otp\":\"<sha256 of the OTP>\",\"txnId\":\"<txnId>\"}}'\n\
+         \x20 curl --cacert {ca} '{https}/api/v2/appointment/beneficiaries' -H 'Authorization: Bearer <token>'\n\
          \n  # health and metrics\n\
          \x20 curl {admin}/readyz\n\
          \x20 curl -s {admin}/metrics | grep otpgate_requests\n"

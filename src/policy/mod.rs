@@ -264,6 +264,19 @@ pub fn compile(m: Merged, version: String, overrides: &Overrides) -> Result<Poli
         if r.access == Access::Citizen && citizens.is_none() && m.citizens.is_none() {
             errors.push(at.err("access", "citizen routes need a `citizens` section"));
         }
+        if let Some(o) = &r.ownership {
+            let name_ok = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            for (i, rule) in o.request.iter().enumerate() {
+                if !name_ok(&rule.param) {
+                    errors.push(at.err(&format!("ownership.request[{i}].param"), "use letters, digits and '_'"));
+                }
+            }
+            if let Some(resp) = &o.response
+                && (!name_ok(&resp.records) || !name_ok(&resp.owner))
+            {
+                errors.push(at.err("ownership.response", "records and owner are field names (letters, digits, '_')"));
+            }
+        }
         let ownership = r.ownership.as_ref().map(|o| Ownership {
             request: o.request.clone(),
             response: o.response.clone(),

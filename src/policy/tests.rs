@@ -77,10 +77,46 @@ fn routes_match_with_parameters_and_methods() {
         route("districts", "/api/v2/admin/location/districts/{state_id}", ""),
         "  - name: sched\n    methods: [POST]\n    path: /api/v2/appointment/schedule\n    access: citizen\n    upstream: reg\n",
     );
-    let p = load_files(&[("p.yaml", &f)]).unwrap();
+    let p = load_files(&[("c.yaml", "citizens: {}\n"), ("p.yaml", &f)]).unwrap();
     let segs = ["api", "v2", "admin", "location", "districts", "7"];
     assert_eq!(p.route_for(&segs, &Method::GET), Match::Found(0, vec!["7"]));
     let segs = ["api", "v2", "appointment", "schedule"];
     assert_eq!(p.route_for(&segs, &Method::GET), Match::MethodNotAllowed(vec![Method::POST]));
     assert_eq!(p.route_for(&["nope"], &Method::GET), Match::NotFound);
+}
+
+#[test]
+fn citizen_rules_are_validated_with_paths() {
+    let citizens = "citizens:\n  otp:\n    validity: 11m\n    max_attempts: 0\n    delivery: {outbox: {path: o}, webhook: {url: 'http://x'}}\n  session:\n    leeway: 31s\n";
+    let routes = format!(
+        "{UPSTREAM}routes:
+  - {{name: a, methods: [GET], path: /a, access: citizen, upstream: reg, personal: true}}
+  - {{name: b, methods: [GET], path: /b, access: public, upstream: reg, ownership: {{response: {{records: r, owner: o}}}}}}
+  - {{name: c, methods: [GET], path: /c, access: citizen, upstream: reg, ownership: {{request: [{{param: 'mo bile', kind: mobile}}]}}}}
+  - {{name: d, methods: [POST], path: /d, access: public, upstream: reg, handler: otp_generate}}
+  - {{name: e, methods: [POST], path: /e, access: public, handler: logout}}
+  - {{name: f, methods: [GET], path: /f, access: citizen, upstream: reg, ownership: {{request: [{{param: ref, kind: beneficiary}}]}}}}
+"
+    );
+    let errors = load_files(&[("c.yaml", citizens), ("r.yaml", &routes)]).unwrap_err();
+    let got: Vec<String> = errors.iter().map(|e| format!("{}:{}", e.file, e.path)).collect();
+    for want in [
+        "c.yaml:citizens.otp.validity",
+        "c.yaml:citizens.otp.max_attempts",
+        "c.yaml:citizens.otp.delivery",
+        "c.yaml:citizens.session.leeway",
+        "r.yaml:routes[0].ownership",
+        "r.yaml:routes[1].ownership",
+        "r.yaml:routes[2].ownership.request[0].param",
+        "r.yaml:routes[3].upstream",
+        "r.yaml:routes[4].access",
+    ] {
+        assert!(got.contains(&want.to_string()), "missing {want} in {got:#?}");
+    }
+
+    // Valid citizens, but ID/beneficiary rules without a subject source.
+    let ok_citizens = "citizens: {}\n";
+    let errors = load_files(&[("c.yaml", ok_citizens), ("r.yaml", &routes)]).unwrap_err();
+    let got: Vec<String> = errors.iter().map(|e| format!("{}:{}", e.file, e.path)).collect();
+    assert!(got.contains(&"r.yaml:routes[5].ownership".to_string()), "{got:#?}");
 }

@@ -84,7 +84,10 @@ impl Store {
     /// Create a transaction that lives until its `expires_at_ms`.
     pub async fn txn_put(&self, id: &str, txn: OtpTxn) -> Result<(), StoreError> {
         match self {
-            Store::Memory(m) => Ok(m.txn_put(id, txn)),
+            Store::Memory(m) => {
+                m.txn_put(id, txn);
+                Ok(())
+            }
         }
     }
 
@@ -112,7 +115,10 @@ impl Store {
     /// Make a transaction unusable.
     pub async fn txn_burn(&self, id: &str) -> Result<(), StoreError> {
         match self {
-            Store::Memory(m) => Ok(m.txn_burn(id)),
+            Store::Memory(m) => {
+                m.txn_burn(id);
+                Ok(())
+            }
         }
     }
 
@@ -149,7 +155,10 @@ impl Store {
 
     pub async fn session_put(&self, id: &str, session: Session, limits: SessionLimits) -> Result<(), StoreError> {
         match self {
-            Store::Memory(m) => Ok(m.session_put(id, session, limits)),
+            Store::Memory(m) => {
+                m.session_put(id, session, limits);
+                Ok(())
+            }
         }
     }
 
@@ -168,7 +177,10 @@ impl Store {
 
     pub async fn session_revoke(&self, id: &str) -> Result<(), StoreError> {
         match self {
-            Store::Memory(m) => Ok(m.session_revoke(id)),
+            Store::Memory(m) => {
+                m.session_revoke(id);
+                Ok(())
+            }
         }
     }
 }
