@@ -59,6 +59,14 @@ pub struct Options {
     /// Keys from `--keys-dir`; required when the policy signs citizens in.
     pub secrets: Option<Secrets>,
     pub store: Store,
+    /// Also print each OTP on the console (`demo` only; never from a shipped policy).
+    pub otp_console: bool,
+}
+
+/// What `build_runtime` needs besides the policy.
+struct RuntimeOptions {
+    data_dir: PathBuf,
+    otp_console: bool,
 }
 
 /// Secrets split by use.
@@ -71,7 +79,7 @@ pub struct App {
     runtime: watch::Sender<Arc<Runtime>>,
     source: PolicySource,
     overrides: Overrides,
-    data_dir: PathBuf,
+    runtime_options: RuntimeOptions,
     keys: Option<Keys>,
     pub store: Store,
     /// Upstream identity assertions, per session (present with keys).
@@ -82,7 +90,7 @@ pub struct App {
     draining: AtomicBool,
 }
 
-fn build_runtime(policy: Policy, keys: Option<&Keys>, data_dir: &std::path::Path) -> Result<Runtime, Vec<ConfigError>> {
+fn build_runtime(policy: Policy, keys: Option<&Keys>, opts: &RuntimeOptions) -> Result<Runtime, Vec<ConfigError>> {
     let client = UpstreamClient::new(&policy);
     let citizens = match (&policy.citizens, keys) {
         (None, _) => None,
@@ -103,7 +111,7 @@ fn build_runtime(policy: Policy, keys: Option<&Keys>, data_dir: &std::path::Path
             };
             Some(CitizenRuntime {
                 tokens: Tokens::new(keys.sessions.clone(), config),
-                delivery: delivery::from_rule(&c.otp.delivery, c.otp.console, data_dir),
+                delivery: delivery::from_rule(&c.otp.delivery, c.otp.console || opts.otp_console, &opts.data_dir),
             })
         }
     };
@@ -117,13 +125,14 @@ impl App {
         let keys = options.secrets.map(|s| Keys { sessions: Arc::new(s.sessions), otp: s.otp_key });
         let sources = source.read()?;
         let policy = policy::load(&sources, &overrides)?;
-        let runtime = build_runtime(policy, keys.as_ref(), &options.data_dir)?;
+        let runtime_options = RuntimeOptions { data_dir: options.data_dir, otp_console: options.otp_console };
+        let runtime = build_runtime(policy, keys.as_ref(), &runtime_options)?;
         let (runtime, _) = watch::channel(Arc::new(runtime));
         Ok(Arc::new(App {
             runtime,
             source,
             overrides,
-            data_dir: options.data_dir,
+            runtime_options,
             keys,
             store: options.store,
             assertions,
@@ -154,7 +163,7 @@ impl App {
                 return Ok(None);
             }
             let policy = policy::load(&sources, &self.overrides)?;
-            build_runtime(policy, self.keys.as_ref(), &self.data_dir).map(Some)
+            build_runtime(policy, self.keys.as_ref(), &self.runtime_options).map(Some)
         });
         match result {
             Ok(None) => Ok(false),

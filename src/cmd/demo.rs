@@ -74,7 +74,8 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         None => PolicySource::Embedded,
     };
     let overrides = vec![("registry".to_string(), format!("http://{reg_addr}"))];
-    let options = Options { data_dir: args.data_dir.clone(), secrets: Some(secrets), store: Store::memory() };
+    let options =
+        Options { data_dir: args.data_dir.clone(), secrets: Some(secrets), store: Store::memory(), otp_console: true };
     let app = App::new(source, overrides, options).map_err(super::serve::render_errors)?;
 
     let tls_config = tls::server_config(&certs.server, &certs.server_key).map_err(|e| e.to_string())?;

@@ -66,7 +66,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         None => None,
     };
     std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
-    let options = Options { data_dir: args.data_dir, secrets, store: Store::memory() };
+    let options = Options { data_dir: args.data_dir, secrets, store: Store::memory(), otp_console: false };
     let app = App::new(PolicySource::Dir(args.config), args.upstreams, options).map_err(render_errors)?;
     run_gateway(app, specs, |_| {}).await
 }
