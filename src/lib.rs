@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod app;
+pub mod audit;
 pub mod auth;
 pub mod authz;
 pub mod body;
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod ownership;
 pub mod pipeline;
 pub mod policy;
+pub mod redact;
 pub mod server;
 pub mod store;
 pub mod upstream;

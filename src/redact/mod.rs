@@ -1,0 +1,1 @@
+//! Streaming JSON redaction (being written).
