@@ -7,3 +7,4 @@ mod citizen_ownership;
 mod citizen_tokens;
 mod foundation;
 mod foundation_routing;
+mod partner;

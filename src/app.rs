@@ -18,6 +18,7 @@ use crate::config::{ConfigError, Sources};
 use crate::metrics::Metrics;
 use crate::ownership::Subjects;
 use crate::policy::{self, Overrides, Policy};
+use crate::server::{self, tls::ServerIdentity};
 use crate::store::Store;
 use crate::upstream::UpstreamClient;
 use crate::upstream::identity::Assertions;
@@ -25,10 +26,18 @@ use crate::upstream::identity::Assertions;
 /// Everything a request reads that a reload may replace. Requests hold an `Arc` to one snapshot
 /// from start to end, so a reload never changes the rules under a request in flight.
 pub struct Runtime {
+    /// Increases with every (re)build, including forced reloads of an unchanged policy text.
+    pub generation: u64,
     pub policy: Policy,
     pub client: UpstreamClient,
     /// Present when the policy has a `citizens` section.
     pub citizens: Option<CitizenRuntime>,
+    /// TLS for shared listeners (client certificates optional when partners are configured).
+    pub tls_shared: Option<Arc<rustls::ServerConfig>>,
+    /// TLS for partner-only listeners (client certificates required).
+    pub tls_partner: Option<Arc<rustls::ServerConfig>>,
+    /// Verifies partner certificates again when the policy changes under an open connection.
+    pub partner_verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
 }
 
 pub struct CitizenRuntime {
@@ -40,14 +49,26 @@ pub struct CitizenRuntime {
 #[derive(Debug, Clone)]
 pub enum PolicySource {
     Dir(PathBuf),
-    Embedded,
+    /// The policy compiled into the binary, plus extra files (the demo's generated partners).
+    Embedded {
+        extra: Vec<PathBuf>,
+    },
 }
 
 impl PolicySource {
     pub fn read(&self) -> Result<Sources, Vec<ConfigError>> {
         match self {
             PolicySource::Dir(d) => Sources::from_dir(d).map_err(|e| vec![e]),
-            PolicySource::Embedded => Ok(Sources::embedded()),
+            PolicySource::Embedded { extra } => {
+                let mut sources = Sources::embedded();
+                for path in extra {
+                    let name = path.display().to_string();
+                    let content = std::fs::read_to_string(path)
+                        .map_err(|e| vec![ConfigError::new(&name, "", format!("cannot read: {e}"))])?;
+                    sources.files.push((name, content));
+                }
+                Ok(sources)
+            }
         }
     }
 }
@@ -61,12 +82,22 @@ pub struct Options {
     pub store: Store,
     /// Also print each OTP on the console (`demo` only; never from a shipped policy).
     pub otp_console: bool,
+    /// The gateway's TLS certificate and key, when any listener speaks TLS.
+    pub server_identity: Option<ServerIdentity>,
 }
 
 /// What `build_runtime` needs besides the policy.
 struct RuntimeOptions {
     data_dir: PathBuf,
     otp_console: bool,
+    server_identity: Option<ServerIdentity>,
+    generations: std::sync::atomic::AtomicU64,
+}
+
+impl RuntimeOptions {
+    fn next_generation(&self) -> u64 {
+        self.generations.fetch_add(1, Ordering::Relaxed) + 1
+    }
 }
 
 /// Secrets split by use.
@@ -115,7 +146,30 @@ fn build_runtime(policy: Policy, keys: Option<&Keys>, opts: &RuntimeOptions) -> 
             })
         }
     };
-    Ok(Runtime { policy, client, citizens })
+    let tls_error = |e: String| vec![ConfigError::new("<tls>", "partners", e)];
+    let (mut tls_shared, mut tls_partner, mut partner_verifier) = (None, None, None);
+    if let Some(partners) = &policy.partners {
+        partner_verifier = Some(server::tls::partner_verifier(partners, false).map_err(tls_error)?);
+    }
+    if let Some(identity) = &opts.server_identity {
+        let optional = match &policy.partners {
+            Some(p) => Some(server::tls::partner_verifier(p, true).map_err(tls_error)?),
+            None => None,
+        };
+        tls_shared = Some(identity.config(optional).map_err(|e| tls_error(e.to_string()))?);
+        if let Some(v) = &partner_verifier {
+            tls_partner = Some(identity.config(Some(v.clone())).map_err(|e| tls_error(e.to_string()))?);
+        }
+    }
+    Ok(Runtime {
+        generation: opts.next_generation(),
+        policy,
+        client,
+        citizens,
+        tls_shared,
+        tls_partner,
+        partner_verifier,
+    })
 }
 
 impl App {
@@ -125,7 +179,12 @@ impl App {
         let keys = options.secrets.map(|s| Keys { sessions: Arc::new(s.sessions), otp: s.otp_key });
         let sources = source.read()?;
         let policy = policy::load(&sources, &overrides)?;
-        let runtime_options = RuntimeOptions { data_dir: options.data_dir, otp_console: options.otp_console };
+        let runtime_options = RuntimeOptions {
+            data_dir: options.data_dir,
+            otp_console: options.otp_console,
+            server_identity: options.server_identity,
+            generations: std::sync::atomic::AtomicU64::new(0),
+        };
         let runtime = build_runtime(policy, keys.as_ref(), &runtime_options)?;
         let (runtime, _) = watch::channel(Arc::new(runtime));
         Ok(Arc::new(App {
@@ -157,9 +216,11 @@ impl App {
 
     /// Re-read the policy. A valid one replaces the current one atomically; an invalid one is
     /// logged and counted, and the current one keeps serving. Returns whether anything changed.
-    pub fn reload(&self) -> Result<bool, Vec<ConfigError>> {
+    /// `force` rebuilds even when the policy text is unchanged (SIGHUP: CA and CRL files the
+    /// policy names may have changed).
+    pub fn reload(&self, force: bool) -> Result<bool, Vec<ConfigError>> {
         let result = self.source.read().and_then(|sources| {
-            if sources.version() == self.snapshot().policy.version {
+            if !force && sources.version() == self.snapshot().policy.version {
                 return Ok(None);
             }
             let policy = policy::load(&sources, &self.overrides)?;
@@ -185,7 +246,7 @@ impl App {
 
     /// Reload whenever the policy directory's content changes (polled), until the app drains.
     pub async fn watch_files(self: Arc<Self>, every: Duration) {
-        if matches!(self.source, PolicySource::Embedded) {
+        if matches!(self.source, PolicySource::Embedded { .. }) {
             return;
         }
         let mut last_failed: Option<String> = None;
@@ -202,7 +263,7 @@ impl App {
             if version == self.snapshot().policy.version || last_failed.as_deref() == Some(&version) {
                 continue;
             }
-            last_failed = self.reload().is_err().then_some(version);
+            last_failed = self.reload(false).is_err().then_some(version);
         }
     }
 

@@ -27,13 +27,18 @@ impl<'p> Permit<'p> {
 
 /// Decide whether `caller` may call `route`.
 ///
-/// Public routes admit anyone. Citizen routes need a citizen and partner routes a partner; a
-/// caller of the wrong kind (or none) is `401`, so no route is ever open without its protection.
+/// Public routes admit anyone. Citizen routes need a citizen and partner routes a partner holding
+/// every scope the route names (else `403`); a caller of the wrong kind (or none) is `401`, so no
+/// route is ever open without its protection.
 pub fn authorize(route: &Route, caller: Caller) -> Result<Permit<'_>, GatewayError> {
     match (route.access, &caller) {
         (Access::Public, _) => Ok(Permit { route, caller }),
         (Access::Citizen, Caller::Citizen(_)) => Ok(Permit { route, caller }),
-        (Access::Citizen, Caller::Anonymous) => Err(GatewayError::Unauthenticated),
+        (Access::Citizen, Caller::Anonymous | Caller::Partner(_)) => Err(GatewayError::Unauthenticated),
+        (Access::Partner, Caller::Partner(p)) if route.scopes.iter().all(|s| p.scopes.contains(s)) => {
+            Ok(Permit { route, caller })
+        }
+        (Access::Partner, Caller::Partner(_)) => Err(GatewayError::Forbidden),
         (Access::Partner, Caller::Anonymous | Caller::Citizen(_)) => Err(GatewayError::Unauthenticated),
     }
 }
@@ -52,6 +57,8 @@ mod tests {
             target: crate::policy::Target::Upstream(0),
             personal: access != Access::Public,
             ownership: None,
+            scopes: vec![],
+            quota_subjects: vec![],
             params: vec![],
             body_limit: 1024,
             timeout: std::time::Duration::from_secs(1),
@@ -60,6 +67,23 @@ mod tests {
 
     fn citizen() -> Caller {
         Caller::Citizen(Citizen { session_id: "s".into(), mobile: Mobile::new("9000000001".into()) })
+    }
+
+    fn partner(scopes: &[&str]) -> Caller {
+        Caller::Partner(crate::auth::partner::PartnerCaller {
+            id: "icmr".into(),
+            scopes: scopes.iter().map(|s| s.to_string()).collect(),
+            profile: None,
+        })
+    }
+
+    #[test]
+    fn partners_need_every_scope_of_the_route() {
+        let mut r = route(Access::Partner);
+        r.scopes = vec!["beneficiaries:search".into()];
+        assert!(authorize(&r, partner(&["beneficiaries:search", "x:y"])).is_ok());
+        assert!(matches!(authorize(&r, partner(&["beneficiaries:export"])), Err(GatewayError::Forbidden)));
+        assert!(matches!(authorize(&route(Access::Citizen), partner(&[])), Err(GatewayError::Unauthenticated)));
     }
 
     #[test]

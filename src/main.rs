@@ -54,6 +54,8 @@ enum KeysAction {
         #[arg(long)]
         dir: PathBuf,
     },
+    /// Print a new random partner API key and the SHA-256 the policy stores.
+    ApiKey,
 }
 
 fn main() -> ExitCode {
@@ -78,6 +80,12 @@ fn main() -> ExitCode {
             Command::Keys { action: KeysAction::Generate { dir } } => otpgate::auth::keys::generate(&dir)
                 .map(|files| files.iter().for_each(|f| println!("wrote {}", f.display())))
                 .map_err(|e| e.to_string()),
+            Command::Keys { action: KeysAction::ApiKey } => {
+                let key = otpgate::auth::keys::new_api_key();
+                println!("api key (give to the partner):     {key}");
+                println!("api_key_sha256 (put in the policy): {}", otpgate::auth::keys::api_key_sha256(&key));
+                Ok(())
+            }
             Command::Keys { action: KeysAction::Rotate { dir } } => otpgate::auth::keys::rotate(&dir)
                 .map(|f| println!("wrote {} (now the active signing key)", f.display()))
                 .map_err(|e| e.to_string()),

@@ -425,3 +425,17 @@ fn write_new_file(path: &Path, contents: &[u8]) -> Result<(), KeyError> {
 
 #[cfg(test)]
 mod tests;
+
+/// A new random partner API key: 32 CSPRNG bytes, base64url.
+pub fn new_api_key() -> String {
+    use base64::Engine;
+    use rand::Rng;
+    let bytes: [u8; 32] = rand::rng().random();
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// The hex SHA-256 a policy stores for an API key.
+pub fn api_key_sha256(key: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(key.as_bytes()))
+}

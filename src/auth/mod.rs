@@ -8,6 +8,7 @@ pub mod delivery;
 pub mod jwt;
 pub mod keys;
 pub mod otp;
+pub mod partner;
 
 use std::fmt;
 
@@ -59,6 +60,7 @@ pub enum Caller {
     /// No credentials, or none that this route reads.
     Anonymous,
     Citizen(Citizen),
+    Partner(partner::PartnerCaller),
 }
 
 impl Caller {
@@ -67,6 +69,7 @@ impl Caller {
         match self {
             Caller::Anonymous => "anonymous",
             Caller::Citizen(_) => "citizen",
+            Caller::Partner(_) => "partner",
         }
     }
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::app::{App, Options, PolicySource};
-use crate::server::{ListenerSpec, Role, Server, tls};
+use crate::server::tls::ServerIdentity;
+use crate::server::{ListenerSpec, Role, Server, Tls};
 use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
@@ -21,6 +22,9 @@ pub struct ServeArgs {
     pub tls_cert: Option<PathBuf>,
     #[arg(long, env = "OTPGATE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// HTTPS listener for partners only: a valid partner client certificate is required.
+    #[arg(long, env = "OTPGATE_LISTEN_PARTNER")]
+    pub listen_partner: Option<SocketAddr>,
     /// Plain HTTP listener (for a TLS-terminating proxy in front, or local use).
     #[arg(long, env = "OTPGATE_LISTEN_PLAIN")]
     pub listen_plain: Option<SocketAddr>,
@@ -46,28 +50,42 @@ pub fn parse_override(s: &str) -> Result<(String, String), String> {
 
 pub async fn run(args: ServeArgs) -> Result<(), String> {
     let mut specs = Vec::new();
-    match (args.listen, &args.tls_cert, &args.tls_key) {
-        (Some(addr), Some(cert), Some(key)) => {
-            let config = tls::server_config(cert, key).map_err(|e| e.to_string())?;
-            specs.push(ListenerSpec { name: "https", addr, tls: Some(config), role: Role::Gateway });
-        }
-        (Some(_), _, _) => return Err("--listen needs --tls-cert and --tls-key".into()),
-        (None, _, _) => {}
+    let identity = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => Some(ServerIdentity::load(cert, key).map_err(|e| e.to_string())?),
+        _ => None,
+    };
+    if (args.listen.is_some() || args.listen_partner.is_some()) && identity.is_none() {
+        return Err("--listen and --listen-partner need --tls-cert and --tls-key".into());
+    }
+    if let Some(addr) = args.listen {
+        specs.push(ListenerSpec { name: "https", addr, tls: Tls::Shared, role: Role::Gateway });
+    }
+    if let Some(addr) = args.listen_partner {
+        specs.push(ListenerSpec { name: "partner", addr, tls: Tls::PartnerOnly, role: Role::Gateway });
     }
     if let Some(addr) = args.listen_plain {
-        specs.push(ListenerSpec { name: "http", addr, tls: None, role: Role::Gateway });
+        specs.push(ListenerSpec { name: "http", addr, tls: Tls::None, role: Role::Gateway });
     }
     if specs.is_empty() {
-        return Err("nothing to serve: give --listen (HTTPS) and/or --listen-plain".into());
+        return Err("nothing to serve: give --listen (HTTPS), --listen-partner and/or --listen-plain".into());
     }
-    specs.push(ListenerSpec { name: "admin", addr: args.admin, tls: None, role: Role::Admin });
+    specs.push(ListenerSpec { name: "admin", addr: args.admin, tls: Tls::None, role: Role::Admin });
     let secrets = match &args.keys_dir {
         Some(dir) => Some(crate::auth::keys::load(dir).map_err(|e| e.to_string())?),
         None => None,
     };
     std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
-    let options = Options { data_dir: args.data_dir, secrets, store: Store::memory(), otp_console: false };
+    let options = Options {
+        data_dir: args.data_dir,
+        secrets,
+        store: Store::memory(),
+        otp_console: false,
+        server_identity: identity,
+    };
     let app = App::new(PolicySource::Dir(args.config), args.upstreams, options).map_err(render_errors)?;
+    if args.listen_partner.is_some() && app.snapshot().tls_partner.is_none() {
+        return Err("--listen-partner needs a `partners` section in the policy".into());
+    }
     run_gateway(app, specs, |_| {}).await
 }
 
@@ -97,7 +115,7 @@ pub async fn run_gateway(
             tokio::spawn(async move {
                 while hup.recv().await.is_some() {
                     tracing::info!("SIGHUP: reloading policy");
-                    let _ = app.reload();
+                    let _ = app.reload(true);
                 }
             });
         }

@@ -12,7 +12,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use raw::{RawCitizens, RawFile, RawGateway, RawRoute, RawUpstream};
+use raw::{RawCitizens, RawFile, RawGateway, RawPartners, RawRoute, RawUpstream};
 
 /// One problem in the policy, located by file and field path (`routes[2].methods[0]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +42,8 @@ impl fmt::Display for ConfigError {
 #[derive(Debug, Clone)]
 pub struct Sources {
     pub files: Vec<(String, String)>,
+    /// Relative file references (CA and CRL files) are resolved against this directory.
+    pub base: Option<std::path::PathBuf>,
 }
 
 /// The policy shipped in `policies/`, compiled into the binary for `otpgate demo`.
@@ -53,7 +55,7 @@ const EMBEDDED: &[(&str, &str)] = &[
 
 impl Sources {
     pub fn embedded() -> Self {
-        Sources { files: EMBEDDED.iter().map(|(n, c)| (n.to_string(), c.to_string())).collect() }
+        Sources { files: EMBEDDED.iter().map(|(n, c)| (n.to_string(), c.to_string())).collect(), base: None }
     }
 
     /// Every `*.yaml` / `*.yml` file directly in `dir`, in name order.
@@ -78,7 +80,7 @@ impl Sources {
         if files.is_empty() {
             return Err(ConfigError::new(&shown, "", "no *.yaml policy files"));
         }
-        Ok(Sources { files })
+        Ok(Sources { files, base: Some(dir.to_path_buf()) })
     }
 
     /// A short, stable fingerprint of the exact policy text: the policy version.
@@ -115,6 +117,7 @@ pub struct Merged {
     pub upstreams: Vec<(At, String, RawUpstream)>,
     pub routes: Vec<(At, RawRoute)>,
     pub citizens: Option<(At, RawCitizens)>,
+    pub partners: Option<(At, RawPartners)>,
 }
 
 /// Parse and merge every file, collecting every error rather than stopping at the first file.
@@ -160,6 +163,13 @@ pub fn parse_all(sources: &Sources) -> (Merged, Vec<ConfigError>) {
             match &merged.citizens {
                 Some((first, _)) => errors.push(at.err("", format!("`citizens` is already defined in {}", first.file))),
                 None => merged.citizens = Some((at, c)),
+            }
+        }
+        if let Some(p) = file.partners {
+            let at = At { file: name.clone(), path: "partners".into() };
+            match &merged.partners {
+                Some((first, _)) => errors.push(at.err("", format!("`partners` is already defined in {}", first.file))),
+                None => merged.partners = Some((at, p)),
             }
         }
         for (key, up) in file.upstreams.unwrap_or_default() {

@@ -15,6 +15,7 @@ pub struct RawFile {
     pub upstreams: Option<BTreeMap<String, RawUpstream>>,
     pub routes: Option<Vec<RawRoute>>,
     pub citizens: Option<RawCitizens>,
+    pub partners: Option<RawPartners>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -126,6 +127,13 @@ pub struct RawRoute {
     /// Citizen routes: which request parameters name a subject, and which response records must
     /// belong to the caller.
     pub ownership: Option<RawOwnership>,
+    /// Partner routes: scopes the partner must hold (all of them).
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Partner routes: request parameters (query or top-level JSON keys) naming the people looked
+    /// up, counted against the partner's distinct-subjects-per-day quota.
+    #[serde(default)]
+    pub quota_subjects: Vec<String>,
     /// The route releases personal data (audited; needs a redaction profile once profiles exist).
     #[serde(default)]
     pub personal: bool,
@@ -267,4 +275,55 @@ pub struct RawSubjects {
     pub owner: String,
     pub reference: String,
     pub photo_id: String,
+}
+
+/// Whitelisted partner agencies: mTLS client certificate + API key + source CIDR.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPartners {
+    /// PEM files of the CAs that issue partner client certificates (relative to the policy dir).
+    pub ca: Vec<String>,
+    /// PEM CRL files; a revoked certificate fails the TLS handshake.
+    #[serde(default)]
+    pub crl: Vec<String>,
+    #[serde(default)]
+    pub clients: BTreeMap<String, RawPartner>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPartner {
+    #[serde(default = "enabled_by_default")]
+    pub enabled: bool,
+    pub certificate: RawPartnerCert,
+    /// Hex SHA-256 of the API key (`otpgate keys api-key` prints one).
+    pub api_key_sha256: String,
+    /// CIDRs the partner calls from (socket peer, or the rightmost untrusted forwarded hop).
+    pub source: Vec<String>,
+    pub scopes: Vec<String>,
+    /// Redaction profile applied to this partner's responses.
+    pub profile: Option<String>,
+    pub quota: Option<RawQuota>,
+}
+
+fn enabled_by_default() -> bool {
+    true
+}
+
+/// Exactly one of the two.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPartnerCert {
+    /// Base64 SHA-256 of the certificate's SubjectPublicKeyInfo (`certs/mkcerts.sh pin`).
+    pub spki_sha256: Option<String>,
+    /// The certificate subject, RFC 4514 style as printed by `openssl x509 -subject`, e.g. `CN=icmr, O=ICMR`.
+    pub subject: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuota {
+    pub requests: Option<RawWindow>,
+    /// Different people one partner may look up per day (IST).
+    pub subjects_per_day: Option<u32>,
 }

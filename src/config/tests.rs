@@ -1,7 +1,7 @@
 use super::*;
 
 fn sources(files: &[(&str, &str)]) -> Sources {
-    Sources { files: files.iter().map(|(n, c)| (n.to_string(), c.to_string())).collect() }
+    Sources { files: files.iter().map(|(n, c)| (n.to_string(), c.to_string())).collect(), base: None }
 }
 
 #[test]

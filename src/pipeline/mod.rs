@@ -12,6 +12,7 @@
 pub mod citizen;
 pub mod handlers;
 pub mod normalize;
+pub mod partner;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -40,6 +41,8 @@ use crate::upstream::headers::{self, Forwarding, TraceContext};
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub tls: bool,
+    /// The verified client certificate, when the client presented one.
+    pub client_cert: Option<Arc<crate::auth::partner::ClientCert>>,
 }
 
 /// What the pipeline learned, for metrics and logs (never request data).
@@ -109,7 +112,7 @@ async fn process(
         return Err(GatewayError::InvalidToken);
     }
     let now_ms = crate::clock::now_ms();
-    let caller = identify(app, rt, route.access, &parts.headers, now_ms).await?;
+    let caller = identify(app, rt, conn, route.access, &parts.headers, now_ms).await?;
     outcome.caller = caller.kind();
     let permit = authz::authorize(route, caller)?;
 
@@ -136,6 +139,15 @@ async fn process(
             crate::ownership::check_request(parts.uri.query(), &body, content_type, &own.request, &subjects)
                 .map_err(citizen::ownership_error)?;
         }
+        assertion = Some(token);
+    }
+    if let Caller::Partner(p) = permit.caller() {
+        partner::charge_quota(app, rt, p, route, parts.uri.query(), &body, now_ms).await?;
+        let token = app
+            .assertions
+            .as_ref()
+            .and_then(|a| a.partner(&p.id, &p.scopes, now_ms / 1000, Duration::from_secs(300)))
+            .ok_or(GatewayError::Internal)?;
         assertion = Some(token);
     }
 
@@ -170,12 +182,22 @@ async fn process(
 async fn identify(
     app: &App,
     rt: &Runtime,
+    conn: &ConnInfo,
     access: Access,
     headers: &http::HeaderMap,
     now_ms: u64,
 ) -> Result<Caller, GatewayError> {
     match access {
-        Access::Public | Access::Partner => Ok(Caller::Anonymous),
+        Access::Public => Ok(Caller::Anonymous),
+        Access::Partner => {
+            let (Some(partners), Some(verifier)) = (rt.policy.partners.as_ref(), rt.partner_verifier.as_ref()) else {
+                return Err(GatewayError::Unauthenticated);
+            };
+            let ip = headers::client_ip(conn.peer.ip(), headers, &rt.policy);
+            let generation = rt.generation;
+            auth::partner::identify(conn.client_cert.as_ref(), headers, ip, partners, verifier.as_ref(), generation)
+                .map(Caller::Partner)
+        }
         Access::Citizen => {
             let (Some(rules), Some(cr)) = (rt.policy.citizens.as_ref(), rt.citizens.as_ref()) else {
                 return Err(GatewayError::Unauthenticated);
@@ -198,7 +220,7 @@ async fn respond(
     let rule = route.ownership.as_ref().and_then(|o| o.response.as_ref());
     let mut resp = match (rule, permit.caller()) {
         (Some(rule), Caller::Citizen(c)) => citizen::own_records_only(upstream, rule, c).await?,
-        (Some(_), Caller::Anonymous) => return Err(GatewayError::Internal),
+        (Some(_), Caller::Anonymous | Caller::Partner(_)) => return Err(GatewayError::Internal),
         (None, _) => {
             let (head, body) = upstream.into_parts();
             Response::from_parts(head, body.map_err(|e| Box::new(e) as BoxError).boxed_unsync())

@@ -5,6 +5,7 @@
 
 pub mod cidr;
 pub mod citizens;
+pub mod partners;
 pub mod router;
 
 use std::collections::HashSet;
@@ -18,6 +19,7 @@ use crate::config::{ConfigError, Merged, Sources};
 use crate::ownership::{RequestRule, ResponseRule, SubjectKind};
 pub use cidr::Cidr;
 pub use citizens::Citizens;
+pub use partners::Partners;
 use router::{Match, Router};
 
 #[derive(Debug, Clone)]
@@ -55,6 +57,10 @@ pub struct Route {
     pub target: Target,
     pub personal: bool,
     pub ownership: Option<Ownership>,
+    /// Partner routes: scopes required (all).
+    pub scopes: Vec<String>,
+    /// Partner routes: parameters naming looked-up people (distinct-subjects quota).
+    pub quota_subjects: Vec<String>,
     /// Parameter names of the template, in order.
     pub params: Vec<String>,
     pub body_limit: u64,
@@ -91,6 +97,7 @@ pub struct Policy {
     pub upstreams: Vec<Upstream>,
     pub routes: Vec<Route>,
     pub citizens: Option<Citizens>,
+    pub partners: Option<Partners>,
     router: Router,
 }
 
@@ -117,7 +124,7 @@ pub type Overrides = Vec<(String, String)>;
 /// Read, parse, validate and compile in one step.
 pub fn load(sources: &Sources, overrides: &Overrides) -> Result<Policy, Vec<ConfigError>> {
     let (merged, mut errors) = crate::config::parse_all(sources);
-    match compile(merged, sources.version(), overrides) {
+    match compile(merged, sources.version(), sources.base.as_deref(), overrides) {
         Ok(policy) if errors.is_empty() => Ok(policy),
         Ok(_) => Err(errors),
         Err(more) => {
@@ -127,9 +134,15 @@ pub fn load(sources: &Sources, overrides: &Overrides) -> Result<Policy, Vec<Conf
     }
 }
 
-pub fn compile(m: Merged, version: String, overrides: &Overrides) -> Result<Policy, Vec<ConfigError>> {
+pub fn compile(
+    m: Merged,
+    version: String,
+    base: Option<&std::path::Path>,
+    overrides: &Overrides,
+) -> Result<Policy, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let citizens = citizens::compile(&m, &mut errors);
+    let partners = partners::compile(&m, base, &mut errors);
     let (g_at, g) = match m.gateway {
         Some((at, g)) => (Some(at), g),
         None => (None, Default::default()),
@@ -297,6 +310,15 @@ pub fn compile(m: Merged, version: String, overrides: &Overrides) -> Result<Poli
             }
             _ => {}
         }
+        match r.access {
+            Access::Partner if r.scopes.is_empty() => {
+                errors.push(at.err("scopes", "partner routes name the scopes they need"))
+            }
+            Access::Public | Access::Citizen if !r.scopes.is_empty() || !r.quota_subjects.is_empty() => {
+                errors.push(at.err("scopes", "scopes and quota_subjects apply to partner routes"))
+            }
+            _ => {}
+        }
         let default_body = match r.access {
             Access::Partner => limits.partner_body,
             Access::Public | Access::Citizen => limits.citizen_body,
@@ -328,6 +350,8 @@ pub fn compile(m: Merged, version: String, overrides: &Overrides) -> Result<Poli
             target,
             personal: r.personal,
             ownership,
+            scopes: r.scopes.clone(),
+            quota_subjects: r.quota_subjects.clone(),
             params,
             body_limit: r.body_limit.map_or(default_body, |b| b.0),
             timeout: r.timeout.map_or(timeouts.route, |d| d.0),
@@ -350,6 +374,7 @@ pub fn compile(m: Merged, version: String, overrides: &Overrides) -> Result<Poli
         upstreams,
         routes,
         citizens,
+        partners,
         router,
     })
 }

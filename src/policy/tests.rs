@@ -4,7 +4,7 @@ use crate::config::Sources;
 const UPSTREAM: &str = "upstreams:\n  reg: {url: 'http://127.0.0.1:8000'}\n";
 
 fn load_files(files: &[(&str, &str)]) -> Result<Policy, Vec<ConfigError>> {
-    let s = Sources { files: files.iter().map(|(n, c)| (n.to_string(), c.to_string())).collect() };
+    let s = Sources { files: files.iter().map(|(n, c)| (n.to_string(), c.to_string())).collect(), base: None };
     load(&s, &Vec::new())
 }
 
@@ -63,7 +63,7 @@ fn upstream_urls_are_checked_and_overridable() {
         assert_eq!(errors[0].path, "upstreams.reg.url", "{bad}");
     }
     let f = format!("{UPSTREAM}routes:\n{}", route("a", "/a", ""));
-    let s = Sources { files: vec![("p.yaml".into(), f)] };
+    let s = Sources { files: vec![("p.yaml".into(), f)], base: None };
     let p = load(&s, &vec![("reg".into(), "http://127.0.0.1:9".into())]).unwrap();
     assert_eq!(p.upstreams[0].authority.as_str(), "127.0.0.1:9");
     let errors = load(&s, &vec![("other".into(), "http://127.0.0.1:9".into())]).unwrap_err();

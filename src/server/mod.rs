@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_rustls::TlsAcceptor;
 
 use crate::app::App;
+use crate::auth::partner::ClientCert;
 use crate::body::Body;
 use crate::pipeline::{self, ConnInfo};
 
@@ -36,19 +37,30 @@ pub enum Role {
     Admin,
 }
 
+/// Whether and how a listener speaks TLS. The configs come from the current policy snapshot at
+/// each accept, so partner CA and CRL changes apply to new connections as soon as they load.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tls {
+    None,
+    /// Client certificates optional (citizens present none; partners do).
+    Shared,
+    /// Client certificates required: the handshake fails without a valid partner certificate.
+    PartnerOnly,
+}
+
 /// A listener to open.
 pub struct ListenerSpec {
-    /// Shown in the `listening` line: `https`, `http`, `admin`.
+    /// Shown in the `listening` line: `https`, `http`, `partner`, `admin`.
     pub name: &'static str,
     pub addr: SocketAddr,
-    pub tls: Option<Arc<rustls::ServerConfig>>,
+    pub tls: Tls,
     pub role: Role,
 }
 
 struct Bound {
     name: &'static str,
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Tls,
     role: Role,
 }
 
@@ -65,7 +77,7 @@ impl Server {
             let listener = TcpListener::bind(spec.addr).await.map_err(|e| {
                 std::io::Error::new(e.kind(), format!("cannot listen on {} ({}): {e}", spec.addr, spec.name))
             })?;
-            bound.push(Bound { name: spec.name, listener, tls: spec.tls.map(TlsAcceptor::from), role: spec.role });
+            bound.push(Bound { name: spec.name, listener, tls: spec.tls, role: spec.role });
         }
         Ok(Server { app, bound })
     }
@@ -76,7 +88,7 @@ impl Server {
             .iter()
             .filter_map(|b| {
                 let addr = b.listener.local_addr().ok()?;
-                let scheme = if b.tls.is_some() { "https" } else { "http" };
+                let scheme = if b.tls == Tls::None { "http" } else { "https" };
                 Some((b.name, format!("{scheme}://{addr}")))
             })
             .collect()
@@ -133,7 +145,7 @@ async fn accept_loop(app: Arc<App>, b: Bound, mut stop: watch::Receiver<bool>, d
         };
         let _ = tcp.set_nodelay(true);
         let app = app.clone();
-        let tls = b.tls.clone();
+        let tls = b.tls;
         let stop = stop.clone();
         let done = done.clone();
         let role = b.role;
@@ -149,16 +161,33 @@ async fn connection(
     app: Arc<App>,
     tcp: TcpStream,
     peer: SocketAddr,
-    tls: Option<TlsAcceptor>,
+    tls: Tls,
     role: Role,
     stop: watch::Receiver<bool>,
 ) {
     app.metrics.connections.inc();
-    let header_read = app.snapshot().policy.timeouts.header_read;
-    match tls {
-        None => serve(app.clone(), tcp, ConnInfo { peer, tls: false }, role, stop).await,
-        Some(acceptor) => match tokio::time::timeout(header_read, acceptor.accept(tcp)).await {
-            Ok(Ok(stream)) => serve(app.clone(), stream, ConnInfo { peer, tls: true }, role, stop).await,
+    let rt = app.snapshot();
+    let header_read = rt.policy.timeouts.header_read;
+    let config = match tls {
+        Tls::None => None,
+        Tls::Shared => rt.tls_shared.clone(),
+        Tls::PartnerOnly => rt.tls_partner.clone(),
+    };
+    let generation = rt.generation;
+    drop(rt);
+    match (tls, config) {
+        (Tls::None, _) => serve(app.clone(), tcp, ConnInfo { peer, tls: false, client_cert: None }, role, stop).await,
+        (_, None) => tracing::error!("TLS listener without a TLS configuration; connection closed"),
+        (_, Some(config)) => match tokio::time::timeout(header_read, TlsAcceptor::from(config).accept(tcp)).await {
+            Ok(Ok(stream)) => {
+                let client_cert = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| ClientCert::from_chain(chain, generation))
+                    .map(Arc::new);
+                serve(app.clone(), stream, ConnInfo { peer, tls: true, client_cert }, role, stop).await
+            }
             Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
             Err(_) => tracing::debug!("TLS handshake timed out"),
         },

@@ -1,12 +1,17 @@
-//! rustls server configuration: certificate chain and key from PEM files, ALPN for h2 and
-//! http/1.1.
+//! rustls server configuration: the server certificate chain and key from PEM files, ALPN for h2
+//! and http/1.1, and client-certificate verification against the partner CAs and CRLs of the
+//! current policy (optional on a shared listener, required on a partner-only listener).
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::ServerConfig;
+use rustls::server::WebPkiClientVerifier;
+use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+
+use crate::policy::Partners;
 
 /// A TLS setup problem, with the file it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -35,12 +40,45 @@ pub fn load_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
     PrivateKeyDer::from_pem_file(path).map_err(|e| err(path, e))
 }
 
-/// Server config for a listener: no client certificates (partner mTLS listeners add them).
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<ServerConfig>, TlsError> {
-    let certs = load_certs(cert)?;
-    let key = load_key(key)?;
-    let mut config =
-        ServerConfig::builder().with_no_client_auth().with_single_cert(certs, key).map_err(|e| err(cert, e))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+/// The gateway's own certificate and key, loaded once.
+pub struct ServerIdentity {
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl ServerIdentity {
+    pub fn load(cert: &Path, key: &Path) -> Result<ServerIdentity, TlsError> {
+        let identity = ServerIdentity { certs: load_certs(cert)?, key: load_key(key)? };
+        // Fail at start, not at the first handshake, when the pair does not match.
+        identity.config(None).map_err(|e| err(cert, e))?;
+        Ok(identity)
+    }
+
+    /// A server config with `verifier` deciding about client certificates (none: not asked for).
+    pub fn config(&self, verifier: Option<Arc<dyn ClientCertVerifier>>) -> Result<Arc<ServerConfig>, rustls::Error> {
+        let builder = ServerConfig::builder();
+        let builder = match verifier {
+            Some(v) => builder.with_client_cert_verifier(v),
+            None => builder.with_no_client_auth(),
+        };
+        let mut config = builder.with_single_cert(self.certs.clone(), self.key.clone_key())?;
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        Ok(Arc::new(config))
+    }
+}
+
+/// A verifier of partner client certificates: chains to a partner CA, is within its validity
+/// period, is not on a configured CRL. `optional` lets clients without a certificate connect
+/// (citizens on a shared listener); their requests can never be identified as a partner.
+pub fn partner_verifier(partners: &Partners, optional: bool) -> Result<Arc<dyn ClientCertVerifier>, String> {
+    let mut builder = WebPkiClientVerifier::builder(partners.roots.clone());
+    if !partners.crls.is_empty() {
+        // CRLs cover the CAs that publish them; certificates of other partner CAs are still
+        // checked for chain and validity.
+        builder = builder.with_crls(partners.crls.iter().cloned()).allow_unknown_revocation_status();
+    }
+    if optional {
+        builder = builder.allow_unauthenticated();
+    }
+    builder.build().map_err(|e| e.to_string())
 }

@@ -18,6 +18,7 @@ pub struct MemoryStore {
     txns: Cache<String, Arc<Mutex<Option<OtpTxn>>>>,
     windows: Cache<String, Arc<Mutex<VecDeque<u64>>>>,
     sessions: Cache<String, Arc<Mutex<Session>>>,
+    sets: Cache<String, Arc<Mutex<std::collections::HashSet<String>>>>,
 }
 
 impl Default for MemoryStore {
@@ -33,6 +34,7 @@ impl MemoryStore {
             txns: Cache::builder().max_capacity(1_000_000).time_to_live(Duration::from_secs(600)).build(),
             windows: Cache::builder().max_capacity(2_000_000).time_to_idle(MAX_WINDOW).build(),
             sessions: Cache::builder().max_capacity(2_000_000).time_to_live(Duration::from_secs(86_400)).build(),
+            sets: Cache::builder().max_capacity(100_000).time_to_live(MAX_WINDOW).build(),
         }
     }
 
@@ -96,6 +98,19 @@ impl MemoryStore {
             events.push_back(now_ms);
         }
         Window::Allowed
+    }
+
+    pub fn distinct_add(&self, key: &str, member: &str, limit: u32, _ttl: Duration) -> bool {
+        let entry = self.sets.get_with(key.to_string(), || Arc::new(Mutex::new(Default::default())));
+        let mut set = entry.lock();
+        if set.contains(member) {
+            return true;
+        }
+        if set.len() >= limit as usize {
+            return false;
+        }
+        set.insert(member.to_string());
+        true
     }
 
     pub fn session_put(&self, id: &str, session: Session, _limits: SessionLimits) {
@@ -177,6 +192,17 @@ mod tests {
         assert_eq!(m.window("k", 20_000, w, 2, true), Window::Denied { retry_after: Duration::from_secs(40) });
         assert_eq!(m.window("k", 60_000, w, 2, true), Window::Allowed, "the first event left the window");
         assert_eq!(m.window("k", 60_001, w, 2, false), Window::Denied { retry_after: Duration::from_millis(9_999) });
+    }
+
+    #[test]
+    fn distinct_sets_cap_new_members_only() {
+        let m = MemoryStore::new();
+        let ttl = Duration::from_secs(60);
+        assert!(m.distinct_add("d", "a", 2, ttl));
+        assert!(m.distinct_add("d", "b", 2, ttl));
+        assert!(m.distinct_add("d", "a", 2, ttl), "a known member is still allowed");
+        assert!(!m.distinct_add("d", "c", 2, ttl), "a third distinct member is not");
+        assert!(m.distinct_add("other", "c", 2, ttl));
     }
 
     #[test]

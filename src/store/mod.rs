@@ -153,6 +153,14 @@ impl Store {
         }
     }
 
+    /// Add `member` to the set `key` unless the set already holds `limit` others; true when the
+    /// member is (now) in the set. Sets live for `ttl`.
+    pub async fn distinct_add(&self, key: &str, member: &str, limit: u32, ttl: Duration) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.distinct_add(key, member, limit, ttl)),
+        }
+    }
+
     pub async fn session_put(&self, id: &str, session: Session, limits: SessionLimits) -> Result<(), StoreError> {
         match self {
             Store::Memory(m) => {

@@ -43,6 +43,26 @@ impl Assertions {
         Some(token)
     }
 
+    /// The assertion for partner `id` with its scopes.
+    pub fn partner(&self, id: &str, scopes: &[String], now: u64, ttl: Duration) -> Option<Arc<str>> {
+        let key = format!("partner:{id}");
+        if let Some((token, exp)) = self.cache.get(&key)
+            && exp >= now + MIN_LEFT_SECS
+        {
+            return Some(token);
+        }
+        let claims = IdentityClaims::partner(id, scopes.to_vec(), now, ttl.as_secs());
+        let exp = claims.exp;
+        let token: Arc<str> = self.signer.sign(&claims).ok()?.into();
+        self.cache.insert(key, (token.clone(), exp));
+        Some(token)
+    }
+
+    /// Forget a partner's cached assertion (its scopes may have changed).
+    pub fn forget_partner(&self, id: &str) {
+        self.cache.invalidate(&format!("partner:{id}"));
+    }
+
     /// Forget a session's assertion (logout).
     pub fn forget(&self, session_id: &str) {
         self.cache.invalidate(session_id);

@@ -8,7 +8,7 @@ fn policy(trusted: &[&str], strip: &[&str]) -> Policy {
         trusted.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", "),
         strip.join(", ")
     );
-    policy::load(&Sources { files: vec![("p.yaml".into(), gateway)] }, &Vec::new()).unwrap()
+    policy::load(&Sources { files: vec![("p.yaml".into(), gateway)], base: None }, &Vec::new()).unwrap()
 }
 
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {

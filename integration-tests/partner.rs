@@ -1,0 +1,297 @@
+//! Issue 4: the partner whitelist over real TLS with per-run certificates — every refusal and the
+//! accepted path.
+
+use std::path::Path;
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::Full;
+use hyper_util::rt::TokioIo;
+use sha2::{Digest, Sha256};
+
+use crate::citizen_flow::{OUTBOX_POLICY, sign_in};
+use crate::harness::pki::{Ca, Leaf, connect};
+use crate::harness::upstream::Echo;
+use crate::harness::*;
+
+const KEY_ICMR: &str = "icmr-key-0123456789abcdefghijklmnopqrstuv";
+const KEY_NIC: &str = "nic-key-0123456789abcdefghijklmnopqrstuvw";
+const KEY_FAR: &str = "far-key-0123456789abcdefghijklmnopqrstuvw";
+
+fn h(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+pub struct Pki {
+    pub server_ca: Ca,
+    pub icmr: Leaf,
+    pub nic: Leaf,
+    pub far: Leaf,
+    pub expired: Leaf,
+    pub revoked: Leaf,
+    pub rogue: Leaf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Pki {
+    pub fn new() -> Pki {
+        let server_ca = Ca::new("server CA");
+        let partner_ca = Ca::new("partner CA");
+        let rogue_ca = Ca::new("rogue CA");
+        let dir = tempfile::tempdir().unwrap();
+        server_ca.leaf("localhost", true, (2025, 2035), 1).write(dir.path(), "server");
+        std::fs::write(dir.path().join("partner-ca.pem"), &partner_ca.pem).unwrap();
+        std::fs::write(dir.path().join("crl.pem"), partner_ca.crl(&[66])).unwrap();
+        Pki {
+            icmr: partner_ca.leaf("icmr", false, (2025, 2035), 10),
+            nic: partner_ca.leaf("nic", false, (2025, 2035), 11),
+            far: partner_ca.leaf("far", false, (2025, 2035), 12),
+            expired: partner_ca.leaf("icmr", false, (2020, 2021), 13),
+            revoked: partner_ca.leaf("icmr", false, (2025, 2035), 66),
+            rogue: rogue_ca.leaf("icmr", false, (2025, 2035), 10),
+            server_ca,
+            dir,
+        }
+    }
+
+    fn policy(&self, icmr_enabled: bool, trusted_proxies: &str, echo: &str) -> (String, String) {
+        let d = self.dir.path().display();
+        let gateway = format!(
+            "gateway:\n  trusted_proxies: [{trusted_proxies}]\ncitizens:\n  otp:\n{OUTBOX_POLICY}\npartners:
+  ca: ['{d}/partner-ca.pem']
+  crl: ['{d}/crl.pem']
+  clients:
+    icmr: {{enabled: {icmr_enabled}, certificate: {{spki_sha256: '{}'}}, api_key_sha256: '{}', source: ['127.0.0.1/32'], scopes: [beneficiaries:search], quota: {{subjects_per_day: 3}}}}
+    nic: {{certificate: {{subject: 'O=otpgate test, CN=nic'}}, api_key_sha256: '{}', source: ['127.0.0.0/8'], scopes: [beneficiaries:search, beneficiaries:export], quota: {{requests: {{limit: 5, window: 1h}}}}}}
+    far: {{certificate: {{spki_sha256: '{}'}}, api_key_sha256: '{}', source: ['203.0.113.0/24'], scopes: [beneficiaries:search]}}
+upstreams:
+  test: {{url: '{echo}'}}
+",
+            self.icmr.pin(),
+            h(KEY_ICMR),
+            h(KEY_NIC),
+            self.far.pin(),
+            h(KEY_FAR)
+        );
+        let routes = "routes:
+  - {name: search, methods: [POST], path: /search, access: partner, upstream: test, personal: true, scopes: [beneficiaries:search], quota_subjects: [mobile]}
+  - {name: export, methods: [GET], path: /export, access: partner, upstream: test, personal: true, scopes: [beneficiaries:export]}
+  - {name: gen, methods: [POST], path: /api/v2/auth/public/generateOTP, access: public, handler: otp_generate}
+  - {name: conf, methods: [POST], path: /api/v2/auth/public/confirmOTP, access: public, handler: otp_confirm}
+  - {name: mine, methods: [GET], path: /mine, access: citizen, upstream: test}
+"
+        .to_string();
+        (gateway, routes)
+    }
+
+    pub fn gateway(&self, policy_dir: &Path) -> Gateway {
+        let d = self.dir.path();
+        let (cert, key) = (d.join("server.pem").display().to_string(), d.join("server-key.pem").display().to_string());
+        let gw = Gateway::serve(
+            policy_dir,
+            &["--listen", "127.0.0.1:0", "--listen-partner", "127.0.0.1:0", "--tls-cert", &cert, "--tls-key", &key],
+        );
+        assert!(gw.urls.contains_key("partner"), "{:?}", gw.urls);
+        gw
+    }
+}
+
+/// One request on a new TLS connection; `Err` when the handshake or the exchange is refused.
+async fn call(
+    addr: std::net::SocketAddr,
+    pki: &Pki,
+    client: Option<&Leaf>,
+    req: Request<Full<Bytes>>,
+) -> Result<Resp, String> {
+    let stream = connect(addr, &pki.server_ca.pem, client).await.map_err(|e| e.to_string())?;
+    let (mut send, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| e.to_string())?;
+    tokio::spawn(conn);
+    let resp = send.send_request(req).await.map_err(|e| e.to_string())?;
+    let (parts, body) = resp.into_parts();
+    let body = http_body_util::BodyExt::collect(body).await.map_err(|e| e.to_string())?.to_bytes();
+    Ok(Resp { status: parts.status.as_u16(), headers: parts.headers, body, version: parts.version })
+}
+
+fn search(key: Option<&str>, mobile: &str) -> Request<Full<Bytes>> {
+    let mut r = Request::post("/search").header("host", "localhost").header("content-type", "application/json");
+    if let Some(k) = key {
+        r = r.header("x-api-key", k);
+    }
+    r.body(Full::new(Bytes::from(format!(r#"{{"mobile":"{mobile}"}}"#)))).unwrap()
+}
+
+#[tokio::test]
+async fn partners_are_admitted_only_with_certificate_key_and_source_of_one_partner() {
+    let pki = Pki::new();
+    let echo = Echo::start().await;
+    let (g, r) = pki.policy(true, "", &echo.url());
+    let dir = policy_dir(&g, &r);
+    let gw = pki.gateway(dir.path());
+    let (shared, only) = (gw.addr("https"), gw.addr("partner"));
+
+    // Accepted, on both TLS listeners; the upstream sees the asserted partner, not the key.
+    for addr in [shared, only] {
+        let resp = call(addr, &pki, Some(&pki.icmr), search(Some(KEY_ICMR), "9000000001")).await.unwrap();
+        assert_eq!(resp.status, 200, "{}", resp.text());
+        let seen = resp.json()["headers"].clone();
+        assert!(seen["x-otpgate-identity"].is_array(), "identity asserted upstream");
+        assert!(seen.get("x-api-key").is_none(), "the API key stays at the gateway");
+    }
+    // No certificate: 401 on the shared listener, handshake refused on the partner-only one.
+    let resp = call(shared, &pki, None, search(Some(KEY_ICMR), "9000000001")).await.unwrap();
+    assert_eq!((resp.status, resp.error_code().as_str()), (401, "USRAUT0001"));
+    assert!(call(only, &pki, None, search(Some(KEY_ICMR), "9000000001")).await.is_err());
+    // Wrong CA, expired, revoked: the handshake fails on both listeners.
+    for (what, leaf) in [("rogue CA", &pki.rogue), ("expired", &pki.expired), ("revoked", &pki.revoked)] {
+        for addr in [shared, only] {
+            let r = call(addr, &pki, Some(leaf), search(Some(KEY_ICMR), "9000000001")).await;
+            assert!(r.is_err(), "{what} on {addr}: {:?}", r.map(|r| r.status));
+        }
+    }
+    // Key: missing 401; another partner's key or an unknown key 403.
+    let r = call(shared, &pki, Some(&pki.icmr), search(None, "9000000001")).await.unwrap();
+    assert_eq!(r.status, 401);
+    for key in [KEY_NIC, "not-a-key"] {
+        let r = call(shared, &pki, Some(&pki.icmr), search(Some(key), "9000000001")).await.unwrap();
+        assert_eq!((r.status, r.error_code().as_str()), (403, "GWY4031"), "icmr's certificate with {key}");
+    }
+    let r = call(shared, &pki, Some(&pki.nic), search(Some(KEY_ICMR), "9000000001")).await.unwrap();
+    assert_eq!(r.status, 403, "nic's certificate with icmr's key");
+    // Subject-identified partner works.
+    let r = call(shared, &pki, Some(&pki.nic), search(Some(KEY_NIC), "9000000001")).await.unwrap();
+    assert_eq!(r.status, 200);
+    // Source CIDR: `far` may only call from 203.0.113.0/24; a spoofed X-Forwarded-For is ignored.
+    let mut req = search(Some(KEY_FAR), "9000000001");
+    req.headers_mut().insert("x-forwarded-for", "203.0.113.9".parse().unwrap());
+    let r = call(shared, &pki, Some(&pki.far), req).await.unwrap();
+    assert_eq!(r.status, 403, "not from a trusted proxy: the socket peer counts");
+    // Scopes: icmr may search but not export; nic may export.
+    let export = || Request::get("/export").header("host", "localhost");
+    let r = call(
+        shared,
+        &pki,
+        Some(&pki.icmr),
+        export().header("x-api-key", KEY_ICMR).body(Full::new(Bytes::new())).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!((r.status, r.error_code().as_str()), (403, "GWY4031"));
+    let r = call(
+        shared,
+        &pki,
+        Some(&pki.nic),
+        export().header("x-api-key", KEY_NIC).body(Full::new(Bytes::new())).unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status, 200);
+    // Forged client-certificate headers never reach the upstream.
+    let mut req = search(Some(KEY_ICMR), "9000000001");
+    for name in ["x-forwarded-client-cert", "client-cert", "x-ssl-client-verify", "x_ssl_client_s_dn"] {
+        req.headers_mut().insert(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), "forged".parse().unwrap());
+    }
+    let r = call(shared, &pki, Some(&pki.icmr), req).await.unwrap();
+    assert_eq!(r.status, 200);
+    assert!(!r.text().contains("forged"), "{}", r.text());
+}
+
+#[tokio::test]
+async fn quotas_cap_requests_and_distinct_subjects() {
+    let pki = Pki::new();
+    let echo = Echo::start().await;
+    let (g, r) = pki.policy(true, "", &echo.url());
+    let dir = policy_dir(&g, &r);
+    let gw = pki.gateway(dir.path());
+    let shared = gw.addr("https");
+    // icmr: 3 distinct people per day; repeats do not count again.
+    for m in ["9000000001", "9000000002", "+919000000002", "9000000003", "9000000001"] {
+        let r = call(shared, &pki, Some(&pki.icmr), search(Some(KEY_ICMR), m)).await.unwrap();
+        assert_eq!(r.status, 200, "{m}");
+    }
+    let r = call(shared, &pki, Some(&pki.icmr), search(Some(KEY_ICMR), "9000000004")).await.unwrap();
+    assert_eq!((r.status, r.error_code().as_str()), (429, "GWY4291"), "a fourth person");
+    let retry: u64 = r.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=86_400).contains(&retry), "until midnight IST: {retry}");
+    // nic: 5 requests per hour.
+    for i in 0..5 {
+        let r = call(shared, &pki, Some(&pki.nic), search(Some(KEY_NIC), "9000000001")).await.unwrap();
+        assert_eq!(r.status, 200, "request {i}");
+    }
+    let r = call(shared, &pki, Some(&pki.nic), search(Some(KEY_NIC), "9000000001")).await.unwrap();
+    assert_eq!(r.status, 429);
+    assert!(r.headers.contains_key("retry-after"));
+}
+
+#[tokio::test]
+async fn trusted_proxies_forward_the_real_source() {
+    let pki = Pki::new();
+    let echo = Echo::start().await;
+    let (g, r) = pki.policy(true, "'127.0.0.1/32'", &echo.url());
+    let dir = policy_dir(&g, &r);
+    let gw = pki.gateway(dir.path());
+    let shared = gw.addr("https");
+    for (xff, want) in [("203.0.113.9", 200), ("203.0.113.9, 198.51.100.1", 403), ("198.51.100.1, 203.0.113.9", 200)] {
+        let mut req = search(Some(KEY_FAR), "9000000001");
+        req.headers_mut().insert("x-forwarded-for", xff.parse().unwrap());
+        let r = call(shared, &pki, Some(&pki.far), req).await.unwrap();
+        assert_eq!(r.status, want, "rightmost untrusted hop of {xff}");
+    }
+}
+
+#[tokio::test]
+async fn citizens_and_partners_cannot_use_each_others_routes() {
+    let pki = Pki::new();
+    let echo = Echo::start().await;
+    let (g, r) = pki.policy(true, "", &echo.url());
+    let dir = policy_dir(&g, &r);
+    let gw = Gateway::serve(dir.path(), &[]);
+    let token = sign_in(gw.addr("http"), &gw.data_path("otp-outbox.jsonl"), "9000000001").await;
+    let req = Request::post("/search")
+        .header("host", "x")
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::from_static(br#"{"mobile":"9000000001"}"#)))
+        .unwrap();
+    let r = h1(tcp(gw.addr("http")).await, req).await;
+    assert_eq!(r.status, 401, "a citizen token on a partner route");
+    drop(gw);
+    let gw = pki.gateway(dir.path());
+    let req = Request::get("/mine")
+        .header("host", "localhost")
+        .header("x-api-key", KEY_ICMR)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let r = call(gw.addr("https"), &pki, Some(&pki.icmr), req).await.unwrap();
+    assert_eq!(r.status, 401, "partner credentials on a citizen route");
+}
+
+#[tokio::test]
+async fn disabling_a_partner_takes_effect_on_open_connections() {
+    let pki = Pki::new();
+    let echo = Echo::start().await;
+    let (g, r) = pki.policy(true, "", &echo.url());
+    let dir = policy_dir(&g, &r);
+    let gw = pki.gateway(dir.path());
+    let stream = connect(gw.addr("https"), &pki.server_ca.pem, Some(&pki.icmr)).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let resp = send.send_request(search(Some(KEY_ICMR), "9000000001")).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+
+    let (g, r) = pki.policy(false, "", &echo.url());
+    std::fs::write(dir.path().join("gateway.yaml"), g).unwrap();
+    std::fs::write(dir.path().join("routes.yaml"), r).unwrap();
+    gw.signal("HUP");
+    let admin = gw.addr("admin");
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || async move {
+            metric(&get_h1(admin, "/metrics").await.text(), "otpgate_policy_reloads_total", &[("result", "success")])
+                >= 1.0
+        })
+        .await
+    );
+    send.ready().await.unwrap();
+    let resp = send.send_request(search(Some(KEY_ICMR), "9000000001")).await.unwrap();
+    assert_eq!(resp.status(), 403, "same keep-alive connection, partner now disabled");
+}
