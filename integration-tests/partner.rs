@@ -295,3 +295,29 @@ async fn disabling_a_partner_takes_effect_on_open_connections() {
     let resp = send.send_request(search(Some(KEY_ICMR), "9000000001")).await.unwrap();
     assert_eq!(resp.status(), 403, "same keep-alive connection, partner now disabled");
 }
+
+#[tokio::test]
+async fn the_demo_partner_icmr_can_search_with_the_files_the_demo_wrote() {
+    let gw = Gateway::demo_in_cwd();
+    let read = |f: &str| std::fs::read_to_string(gw.data_path("otpgate-demo-data").join(f)).unwrap();
+    let icmr = Leaf { cert_pem: read("partner-icmr.pem"), key_pem: read("partner-icmr-key.pem") };
+    let key = read("partner-icmr.apikey").trim().to_string();
+    let mut roots = rustls::RootCertStore::empty();
+    use rustls_pki_types::pem::PemObject;
+    roots.add(rustls_pki_types::CertificateDer::from_pem_slice(read("ca.pem").as_bytes()).unwrap()).unwrap();
+    let (chain, pk) = icmr.identity();
+    let config =
+        rustls::ClientConfig::builder().with_root_certificates(roots).with_client_auth_cert(chain, pk).unwrap();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(gw.addr("https")).await.unwrap();
+    let stream = connector.connect(rustls_pki_types::ServerName::try_from("localhost").unwrap(), tcp).await.unwrap();
+    let req = Request::post("/api/v2/partner/beneficiaries/search")
+        .header("host", "localhost")
+        .header("x-api-key", key)
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from_static(br#"{"mobile":"9000000001"}"#)))
+        .unwrap();
+    let r = h1(stream, req).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(!r.json()["beneficiaries"].as_array().unwrap().is_empty());
+}

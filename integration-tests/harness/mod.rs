@@ -84,9 +84,28 @@ impl Gateway {
         gw
     }
 
+    /// `otpgate demo` as the README runs it: from its own working directory, with the default
+    /// relative data dir `otpgate-demo-data`.
+    pub fn demo_in_cwd() -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let args: Vec<String> =
+            ["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0"].iter().map(|s| s.to_string()).collect();
+        let mut gw = Gateway::spawn_in(Some(dir.path()), &args, &["registry", "https", "admin"]);
+        gw.data_dir = Some(dir);
+        gw
+    }
+
     /// Spawn with `args` and wait for a `listening NAME URL` line for each of `names`.
     pub fn spawn(args: &[String], names: &[&str]) -> Gateway {
-        let mut child = Command::new(BIN)
+        Gateway::spawn_in(None, args, names)
+    }
+
+    pub fn spawn_in(cwd: Option<&Path>, args: &[String], names: &[&str]) -> Gateway {
+        let mut cmd = Command::new(BIN);
+        if let Some(dir) = cwd {
+            cmd.current_dir(dir);
+        }
+        let mut child = cmd
             .args(args)
             .env("OTPGATE_LOG", "info")
             .env_remove("OTPGATE_CONFIG")

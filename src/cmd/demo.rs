@@ -174,7 +174,7 @@ fn write_demo_partners(data_dir: &Path, certs: &devcerts::DevCerts) -> Result<Pa
          \x20     api_key_sha256: '{key_hash}'\n      source: ['127.0.0.1/32', '::1/128']\n\
          \x20     scopes: [beneficiaries:search, beneficiaries:export]\n      profile: research\n\
          \x20     quota: {{requests: {{limit: 600, window: 1m}}, subjects_per_day: 1000}}\n",
-        ca = certs.ca.display()
+        ca = std::fs::canonicalize(&certs.ca).map_err(|e| format!("{}: {e}", certs.ca.display()))?.display()
     );
     let path = data_dir.join("partners.yaml");
     devcerts::write(&path, &yaml, false).map_err(|e| format!("{}: {e}", path.display()))?;
