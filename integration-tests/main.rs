@@ -8,3 +8,4 @@ mod citizen_tokens;
 mod foundation;
 mod foundation_routing;
 mod partner;
+mod ratelimit;

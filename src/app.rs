@@ -18,6 +18,7 @@ use crate::config::{ConfigError, Sources};
 use crate::metrics::Metrics;
 use crate::ownership::Subjects;
 use crate::policy::{self, Overrides, Policy};
+use crate::ratelimit::{Limiters, RouteLimits};
 use crate::server::{self, tls::ServerIdentity};
 use crate::store::Store;
 use crate::upstream::UpstreamClient;
@@ -38,6 +39,8 @@ pub struct Runtime {
     pub tls_partner: Option<Arc<rustls::ServerConfig>>,
     /// Verifies partner certificates again when the policy changes under an open connection.
     pub partner_verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
+    /// Rate-limit windows of each route, by route index (state lives in `App::limiters`).
+    pub limits: Vec<RouteLimits>,
 }
 
 pub struct CitizenRuntime {
@@ -117,11 +120,18 @@ pub struct App {
     pub assertions: Option<Assertions>,
     /// Each citizen session's own records (ID numbers, beneficiary references), briefly cached.
     pub subjects: moka::future::Cache<String, Arc<Subjects>>,
+    /// Rate-limit state, kept across reloads.
+    pub limiters: Limiters,
     pub metrics: Metrics,
     draining: AtomicBool,
 }
 
-fn build_runtime(policy: Policy, keys: Option<&Keys>, opts: &RuntimeOptions) -> Result<Runtime, Vec<ConfigError>> {
+fn build_runtime(
+    policy: Policy,
+    keys: Option<&Keys>,
+    opts: &RuntimeOptions,
+    limiters: &Limiters,
+) -> Result<Runtime, Vec<ConfigError>> {
     let client = UpstreamClient::new(&policy);
     let citizens = match (&policy.citizens, keys) {
         (None, _) => None,
@@ -161,6 +171,7 @@ fn build_runtime(policy: Policy, keys: Option<&Keys>, opts: &RuntimeOptions) -> 
             tls_partner = Some(identity.config(Some(v.clone())).map_err(|e| tls_error(e.to_string()))?);
         }
     }
+    let limits = policy.routes.iter().map(|r| limiters.for_route(&r.name, &r.limits)).collect();
     Ok(Runtime {
         generation: opts.next_generation(),
         policy,
@@ -169,6 +180,7 @@ fn build_runtime(policy: Policy, keys: Option<&Keys>, opts: &RuntimeOptions) -> 
         tls_shared,
         tls_partner,
         partner_verifier,
+        limits,
     })
 }
 
@@ -185,7 +197,8 @@ impl App {
             server_identity: options.server_identity,
             generations: std::sync::atomic::AtomicU64::new(0),
         };
-        let runtime = build_runtime(policy, keys.as_ref(), &runtime_options)?;
+        let limiters = Limiters::default();
+        let runtime = build_runtime(policy, keys.as_ref(), &runtime_options, &limiters)?;
         let (runtime, _) = watch::channel(Arc::new(runtime));
         Ok(Arc::new(App {
             runtime,
@@ -199,6 +212,7 @@ impl App {
                 .max_capacity(500_000)
                 .time_to_live(Duration::from_secs(60))
                 .build(),
+            limiters,
             metrics: Metrics::new(),
             draining: AtomicBool::new(false),
         }))
@@ -224,7 +238,7 @@ impl App {
                 return Ok(None);
             }
             let policy = policy::load(&sources, &self.overrides)?;
-            build_runtime(policy, self.keys.as_ref(), &self.runtime_options).map(Some)
+            build_runtime(policy, self.keys.as_ref(), &self.runtime_options, &self.limiters).map(Some)
         });
         match result {
             Ok(None) => Ok(false),

@@ -59,6 +59,7 @@ mod tests {
             ownership: None,
             scopes: vec![],
             quota_subjects: vec![],
+            limits: vec![],
             params: vec![],
             body_limit: 1024,
             timeout: std::time::Duration::from_secs(1),

@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod ownership;
 pub mod pipeline;
 pub mod policy;
+pub mod ratelimit;
 pub mod redact;
 pub mod server;
 pub mod store;

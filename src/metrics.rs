@@ -31,6 +31,12 @@ pub struct UpstreamErrorLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ThrottleLabels {
+    pub route: String,
+    pub key: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
     pub result: String,
 }
@@ -46,6 +52,7 @@ pub struct Metrics {
     latency: Family<RouteLabels, Histogram, fn() -> Histogram>,
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
+    throttled: Family<ThrottleLabels, Counter>,
     pub connections: Gauge,
 }
 
@@ -63,6 +70,12 @@ impl Metrics {
         let upstream_errors = Family::<UpstreamErrorLabels, Counter>::default();
         let reloads = Family::<ReloadLabels, Counter>::default();
         let connections = Gauge::default();
+        let throttled = Family::<ThrottleLabels, Counter>::default();
+        registry.register(
+            "throttled",
+            "Requests refused by a rate limit or quota, by route and key kind",
+            throttled.clone(),
+        );
         registry.register("requests", "Requests by route, method and status", requests.clone());
         registry.register("request_duration_seconds", "Request latency by route", latency.clone());
         registry.register("upstream_errors", "Upstream failures by route and kind", upstream_errors.clone());
@@ -72,7 +85,7 @@ impl Metrics {
         for result in ["success", "failure"] {
             drop(reloads.get_or_create(&ReloadLabels { result: result.into() }));
         }
-        Metrics { registry, requests, latency, upstream_errors, reloads, connections }
+        Metrics { registry, requests, latency, upstream_errors, reloads, throttled, connections }
     }
 
     pub fn request(&self, route: &str, method: &http::Method, status: u16, elapsed: Duration) {
@@ -94,6 +107,10 @@ impl Metrics {
     pub fn upstream_error(&self, route: &str, kind: &str) {
         let labels = UpstreamErrorLabels { route: route.to_string(), kind: kind.to_string() };
         self.upstream_errors.get_or_create(&labels).inc();
+    }
+
+    pub fn throttled(&self, route: &str, key: &str) {
+        self.throttled.get_or_create(&ThrottleLabels { route: route.to_string(), key: key.to_string() }).inc();
     }
 
     pub fn reload(&self, ok: bool) {

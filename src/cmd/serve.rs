@@ -108,6 +108,17 @@ pub async fn run_gateway(
     tracing::info!(policy = %app.snapshot().policy.version, "otpgate started");
     after_bind(&urls);
     tokio::spawn(app.clone().watch_files(Duration::from_secs(1)));
+    {
+        // Keys whose buckets are full again are dropped, so limiter memory stays bounded.
+        let app = app.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_secs(30));
+            loop {
+                tick.tick().await;
+                app.limiters.evict();
+            }
+        });
+    }
     #[cfg(unix)]
     {
         let app = app.clone();

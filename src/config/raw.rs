@@ -134,6 +134,9 @@ pub struct RawRoute {
     /// up, counted against the partner's distinct-subjects-per-day quota.
     #[serde(default)]
     pub quota_subjects: Vec<String>,
+    /// Rate limits, each keyed on one identity, with one or more windows.
+    #[serde(default)]
+    pub limits: Vec<RawLimit>,
     /// The route releases personal data (audited; needs a redaction profile once profiles exist).
     #[serde(default)]
     pub personal: bool,
@@ -326,4 +329,19 @@ pub struct RawQuota {
     pub requests: Option<RawWindow>,
     /// Different people one partner may look up per day (IST).
     pub subjects_per_day: Option<u32>,
+}
+
+/// `{key: session, rate: [{limit: 20, per: 15m}, {limit: 100, per: 24h}]}`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimit {
+    pub key: crate::ratelimit::LimitKey,
+    pub rate: Vec<RawRate>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRate {
+    pub limit: u32,
+    pub per: Dur,
 }

@@ -12,6 +12,7 @@
 pub mod citizen;
 pub mod handlers;
 pub mod normalize;
+pub mod params;
 pub mod partner;
 
 use std::net::SocketAddr;
@@ -49,6 +50,8 @@ pub struct ConnInfo {
 struct Outcome {
     route: String,
     caller: &'static str,
+    /// `RateLimit-Policy` and `RateLimit` of a limited route, for success and refusal alike.
+    rate_headers: Option<crate::ratelimit::Headers>,
 }
 
 /// Serve one request. Never fails: errors become JSON error responses.
@@ -57,7 +60,7 @@ pub async fn handle(app: Arc<App>, conn: Arc<ConnInfo>, req: Request<Incoming>) 
     let rt = app.snapshot();
     let request_id = uuid::Uuid::new_v4().to_string();
     let method = req.method().clone();
-    let mut outcome = Outcome { route: "unmatched".into(), caller: "anonymous" };
+    let mut outcome = Outcome { route: "unmatched".into(), caller: "anonymous", rate_headers: None };
     let resp = match process(&app, &rt, &conn, req, &request_id, &mut outcome).await {
         Ok(resp) => resp,
         Err(err) => {
@@ -67,6 +70,15 @@ pub async fn handle(app: Arc<App>, conn: Arc<ConnInfo>, req: Request<Incoming>) 
             err.render(&request_id)
         }
     };
+    let mut resp = resp;
+    if let Some(h) = &outcome.rate_headers
+        && let (Ok(p), Ok(s)) = (http::HeaderValue::from_str(&h.policy), http::HeaderValue::from_str(&h.state))
+    {
+        resp.headers_mut().insert("ratelimit-policy", p);
+        if !h.state.is_empty() {
+            resp.headers_mut().insert("ratelimit", s);
+        }
+    }
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
     app.metrics.request(&outcome.route, &method, status, elapsed);
@@ -117,6 +129,27 @@ async fn process(
     let permit = authz::authorize(route, caller)?;
 
     let body = read_body(body, &parts.headers, route.body_limit, policy.timeouts.request).await?;
+
+    let limits = &rt.limits[route_index];
+    if !limits.windows.is_empty() {
+        let client_ip = headers::client_ip(conn.peer.ip(), &parts.headers, policy);
+        let beneficiaries = || beneficiary_values(route, parts.uri.query(), &body);
+        let values: Vec<_> = route
+            .limits
+            .iter()
+            .map(|(key, _)| {
+                (*key, crate::ratelimit::keys::values_for(*key, permit.caller(), client_ip, &body, &beneficiaries))
+            })
+            .collect();
+        match app.limiters.check(limits, &values) {
+            Ok(h) => outcome.rate_headers = h,
+            Err(t) => {
+                app.metrics.throttled(&route.name, t.key.as_str());
+                outcome.rate_headers = Some(t.headers);
+                return Err(GatewayError::RateLimited { retry_after: t.retry_after });
+            }
+        }
+    }
 
     if let Target::Handler(handler) = route.target {
         return handlers::answer(handler, &permit, app, rt, &body, now_ms, request_id).await;
@@ -176,6 +209,18 @@ async fn process(
     })?;
 
     respond(upstream, &permit, request_id).await
+}
+
+/// The beneficiary references a request names (the route's beneficiary ownership parameters).
+fn beneficiary_values(route: &crate::policy::Route, query: Option<&str>, body: &[u8]) -> Vec<String> {
+    let names: Vec<String> = route
+        .ownership
+        .iter()
+        .flat_map(|o| o.request.iter())
+        .filter(|r| r.kind == crate::ownership::SubjectKind::Beneficiary)
+        .map(|r| r.param.clone())
+        .collect();
+    params::named_values(&names, query, body).unwrap_or_default()
 }
 
 /// Read only the credential the route asks for.

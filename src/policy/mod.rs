@@ -11,7 +11,11 @@ pub mod router;
 use std::collections::HashSet;
 use std::time::Duration;
 
+use std::num::NonZeroU32;
+
 use http::Method;
+
+use crate::ratelimit::LimitKey;
 use http::uri::{Authority, Scheme};
 
 use crate::config::raw::{Access, Handler};
@@ -61,6 +65,8 @@ pub struct Route {
     pub scopes: Vec<String>,
     /// Partner routes: parameters naming looked-up people (distinct-subjects quota).
     pub quota_subjects: Vec<String>,
+    /// Rate limits: key and windows (limit per duration).
+    pub limits: Vec<(LimitKey, Vec<(NonZeroU32, Duration)>)>,
     /// Parameter names of the template, in order.
     pub params: Vec<String>,
     pub body_limit: u64,
@@ -319,6 +325,38 @@ pub fn compile(
             }
             _ => {}
         }
+        let mut rate_limits = Vec::new();
+        for (i, l) in r.limits.iter().enumerate() {
+            let mut windows = Vec::new();
+            if l.rate.is_empty() {
+                errors.push(at.err(&format!("limits[{i}].rate"), "at least one {limit, per} is required"));
+            }
+            for (j, rate) in l.rate.iter().enumerate() {
+                match NonZeroU32::new(rate.limit) {
+                    Some(n) if rate.per.0 >= Duration::from_millis(1) && rate.per.0 / rate.limit > Duration::ZERO => {
+                        windows.push((n, rate.per.0))
+                    }
+                    _ => errors
+                        .push(at.err(&format!("limits[{i}].rate[{j}]"), "limit and per must be greater than zero")),
+                }
+            }
+            let fits = match l.key {
+                LimitKey::Ip | LimitKey::Mobile => true,
+                LimitKey::Session => r.access == Access::Citizen,
+                LimitKey::Subject => r.access != Access::Public,
+                LimitKey::Partner => r.access == Access::Partner,
+                LimitKey::Beneficiary => r.ownership.as_ref().is_some_and(|o| {
+                    o.request.iter().any(|rule| rule.kind == crate::ownership::SubjectKind::Beneficiary)
+                }),
+            };
+            if !fits {
+                errors.push(at.err(
+                    &format!("limits[{i}].key"),
+                    format!("`{}` cannot be known on this route (access or ownership rules)", l.key.as_str()),
+                ));
+            }
+            rate_limits.push((l.key, windows));
+        }
         let default_body = match r.access {
             Access::Partner => limits.partner_body,
             Access::Public | Access::Citizen => limits.citizen_body,
@@ -352,6 +390,7 @@ pub fn compile(
             ownership,
             scopes: r.scopes.clone(),
             quota_subjects: r.quota_subjects.clone(),
+            limits: rate_limits,
             params,
             body_limit: r.body_limit.map_or(default_body, |b| b.0),
             timeout: r.timeout.map_or(timeouts.route, |d| d.0),

@@ -1,0 +1,190 @@
+//! Per-identity rate limits with governor (GCRA).
+//!
+//! A route declares limits, each keyed on one verified identity (client IP, the mobile an OTP is
+//! requested for, citizen session, subject, beneficiary, partner) with one or more windows.
+//! `limit` per `per` is a GCRA quota: a burst of `limit`, refilled one cell every `per / limit`.
+//! Every window of a route is checked in one pass; the request is refused (429) when any refuses,
+//! having been charged to the windows checked before it.
+//!
+//! Limiter state lives in [`Limiters`], outside the policy: a reload that keeps a window's route,
+//! key and quota keeps its buckets (a bot cannot reset its limits by waiting for a reload). Keys
+//! are 64-bit keyed hashes, so memory per key is a few dozen bytes; keys whose bucket is full
+//! again are evicted periodically (`evict`), so memory stays bounded under key flooding.
+
+pub mod keys;
+
+use std::collections::HashMap;
+use std::hash::BuildHasher;
+use std::num::NonZeroU32;
+use std::sync::Arc;
+use std::time::Duration;
+
+use governor::clock::{Clock, DefaultClock};
+use governor::middleware::StateInformationMiddleware;
+use governor::state::keyed::DashMapStateStore;
+use governor::{Quota, RateLimiter};
+use parking_lot::Mutex;
+
+pub use keys::LimitKey;
+
+type Keyed = RateLimiter<u64, DashMapStateStore<u64>, DefaultClock, StateInformationMiddleware>;
+
+/// One window of one limit: its own keyed GCRA limiter.
+pub struct Window {
+    /// Shown in `RateLimit` headers: `session-15m`.
+    pub name: String,
+    pub key: LimitKey,
+    pub limit: u32,
+    pub per: Duration,
+    limiter: Keyed,
+}
+
+impl Window {
+    fn new(key: LimitKey, limit: NonZeroU32, per: Duration) -> Option<Window> {
+        let quota = Quota::with_period(per / limit.get())?.allow_burst(limit);
+        let limiter = RateLimiter::dashmap(quota).with_middleware::<StateInformationMiddleware>();
+        Some(Window { name: format!("{}-{}", key.as_str(), human(per)), key, limit: limit.get(), per, limiter })
+    }
+
+    /// Number of keys held (for tests and the memory bound).
+    pub fn len(&self) -> usize {
+        self.limiter.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.limiter.is_empty()
+    }
+}
+
+fn human(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        s if s > 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s > 0 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        s if s > 0 => format!("{s}s"),
+        _ => format!("{}ms", d.as_millis()),
+    }
+}
+
+/// Every limiter of the process, by (route, key, quota), surviving policy reloads.
+pub struct Limiters {
+    windows: Mutex<HashMap<String, Arc<Window>>>,
+    hasher: std::hash::RandomState,
+    clock: DefaultClock,
+}
+
+impl Default for Limiters {
+    fn default() -> Self {
+        Limiters {
+            windows: Mutex::new(HashMap::new()),
+            hasher: std::hash::RandomState::new(),
+            clock: DefaultClock::default(),
+        }
+    }
+}
+
+/// The windows of one route.
+#[derive(Clone, Default)]
+pub struct RouteLimits {
+    pub windows: Vec<Arc<Window>>,
+    /// The `RateLimit-Policy` value, built once.
+    policy: Arc<str>,
+}
+
+/// What the checked windows say, for the `RateLimit-Policy` and `RateLimit` headers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Headers {
+    pub policy: Arc<str>,
+    pub state: String,
+}
+
+/// A refusal: wait this long; the headers to send with the 429; the key kind that refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Throttled {
+    pub retry_after: Duration,
+    pub headers: Headers,
+    pub key: LimitKey,
+}
+
+impl Limiters {
+    /// The windows for a route's limits, reusing existing limiters with the same signature.
+    pub fn for_route(&self, route: &str, limits: &[(LimitKey, Vec<(NonZeroU32, Duration)>)]) -> RouteLimits {
+        let mut all = self.windows.lock();
+        let mut windows = Vec::new();
+        for (key, rates) in limits {
+            for (limit, per) in rates {
+                let sig = format!("{route}|{}|{limit}|{}", key.as_str(), per.as_millis());
+                let window = match all.get(&sig) {
+                    Some(w) => Some(w.clone()),
+                    None => Window::new(*key, *limit, *per).map(Arc::new),
+                };
+                if let Some(w) = window {
+                    all.insert(sig, w.clone());
+                    windows.push(w);
+                }
+            }
+        }
+        let policy = windows
+            .iter()
+            .map(|w| format!("\"{}\";q={};w={}", w.name, w.limit, w.per.as_secs().max(1)))
+            .collect::<Vec<_>>()
+            .join(", ")
+            .into();
+        RouteLimits { windows, policy }
+    }
+
+    /// Drop keys whose buckets are full again, and limiters no route uses any more.
+    pub fn evict(&self) {
+        let mut all = self.windows.lock();
+        all.retain(|_, w| Arc::strong_count(w) > 1);
+        for w in all.values() {
+            w.limiter.retain_recent();
+            w.limiter.shrink_to_fit();
+        }
+    }
+
+    fn hash(&self, key: LimitKey, value: &str) -> u64 {
+        self.hasher.hash_one((key.as_str(), value))
+    }
+
+    /// Check every window of a route against the request's identities (`values` per key kind;
+    /// a window whose key has no value — e.g. no beneficiary named — is not charged).
+    pub fn check(
+        &self,
+        limits: &RouteLimits,
+        values: &[(LimitKey, Vec<String>)],
+    ) -> Result<Option<Headers>, Throttled> {
+        if limits.windows.is_empty() {
+            return Ok(None);
+        }
+        let policy = limits.policy.clone();
+        let mut tightest: Option<(u32, u64, &str)> = None;
+        for w in &limits.windows {
+            let Some((_, vals)) = values.iter().find(|(k, _)| *k == w.key) else { continue };
+            for v in vals {
+                match w.limiter.check_key(&self.hash(w.key, v)) {
+                    Ok(snapshot) => {
+                        let remaining = snapshot.remaining_burst_capacity();
+                        let per_cell = w.per.as_secs_f64() / f64::from(w.limit);
+                        let reset = (f64::from(w.limit - remaining.min(w.limit)) * per_cell).ceil() as u64;
+                        if tightest.is_none_or(|(r, _, _)| remaining < r) {
+                            tightest = Some((remaining, reset, &w.name));
+                        }
+                    }
+                    Err(not_until) => {
+                        let retry_after = not_until.wait_time_from(self.clock.now());
+                        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                        let state = format!("\"{}\";r=0;t={}", w.name, secs.max(1));
+                        return Err(Throttled { retry_after, headers: Headers { policy, state }, key: w.key });
+                    }
+                }
+            }
+        }
+        let state = tightest.map(|(r, t, name)| format!("\"{name}\";r={r};t={t}")).unwrap_or_default();
+        Ok(Some(Headers { policy, state }))
+    }
+}
+
+#[cfg(test)]
+mod tests;

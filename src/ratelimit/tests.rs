@@ -1,0 +1,87 @@
+use super::*;
+
+fn nz(n: u32) -> NonZeroU32 {
+    NonZeroU32::new(n).unwrap()
+}
+
+fn three(l: &Limiters, route: &str) -> RouteLimits {
+    l.for_route(
+        route,
+        &[
+            (LimitKey::Session, vec![(nz(3), Duration::from_secs(900)), (nz(10), Duration::from_secs(86_400))]),
+            (LimitKey::Ip, vec![(nz(100), Duration::from_secs(300))]),
+        ],
+    )
+}
+
+fn vals(session: &str, ip: &str) -> Vec<(LimitKey, Vec<String>)> {
+    vec![(LimitKey::Session, vec![session.into()]), (LimitKey::Ip, vec![ip.into()])]
+}
+
+#[test]
+fn all_windows_are_checked_and_the_first_refusal_wins() {
+    let l = Limiters::default();
+    let r = three(&l, "schedule");
+    for i in 0..3 {
+        let h = l.check(&r, &vals("s1", "10.0.0.1")).unwrap().unwrap();
+        assert_eq!(&*h.policy, "\"session-15m\";q=3;w=900, \"session-1d\";q=10;w=86400, \"ip-5m\";q=100;w=300");
+        assert!(h.state.starts_with("\"session-15m\";r="), "the tightest window: {}", h.state);
+        assert!(h.state.contains(&format!("r={}", 2 - i)), "{}", h.state);
+    }
+    let t = l.check(&r, &vals("s1", "10.0.0.1")).unwrap_err();
+    assert_eq!(t.key, LimitKey::Session);
+    assert!(
+        t.retry_after > Duration::from_secs(200) && t.retry_after <= Duration::from_secs(300),
+        "{:?}",
+        t.retry_after
+    );
+    assert_eq!(t.headers.state, format!("\"session-15m\";r=0;t={}", t.retry_after.as_secs() + 1));
+    assert!(l.check(&r, &vals("s2", "10.0.0.1")).is_ok(), "another session has its own bucket");
+}
+
+#[test]
+fn buckets_survive_a_rebuild_with_the_same_quota_only() {
+    let l = Limiters::default();
+    let r = three(&l, "schedule");
+    for _ in 0..3 {
+        l.check(&r, &vals("s1", "ip")).unwrap();
+    }
+    let again = three(&l, "schedule");
+    assert!(l.check(&again, &vals("s1", "ip")).is_err(), "a reload keeps the state");
+    let other = l.for_route("schedule", &[(LimitKey::Session, vec![(nz(4), Duration::from_secs(900))])]);
+    assert!(l.check(&other, &vals("s1", "ip")).is_ok(), "a changed quota is a new limiter");
+}
+
+#[test]
+fn values_missing_for_a_key_charge_nothing_and_every_value_is_charged() {
+    let l = Limiters::default();
+    let r = l.for_route("b", &[(LimitKey::Beneficiary, vec![(nz(1), Duration::from_secs(3600))])]);
+    assert!(l.check(&r, &[]).is_ok());
+    assert!(l.check(&r, &[(LimitKey::Beneficiary, vec!["a".into(), "b".into()])]).is_ok());
+    assert!(l.check(&r, &[(LimitKey::Beneficiary, vec!["c".into(), "b".into()])]).is_err(), "b again");
+}
+
+#[test]
+fn eviction_drops_replenished_keys_and_unused_limiters() {
+    let l = Limiters::default();
+    let r = l.for_route("fast", &[(LimitKey::Ip, vec![(nz(1), Duration::from_millis(20))])]);
+    for i in 0..100 {
+        l.check(&r, &[(LimitKey::Ip, vec![format!("10.0.0.{i}")])]).unwrap();
+    }
+    assert_eq!(r.windows[0].len(), 100);
+    std::thread::sleep(Duration::from_millis(60));
+    l.evict();
+    assert_eq!(r.windows[0].len(), 0, "replenished keys are gone");
+    drop(r);
+    l.evict();
+    assert!(l.windows.lock().is_empty(), "limiters of removed routes are dropped");
+}
+
+#[test]
+fn window_names_are_readable() {
+    assert_eq!(human(Duration::from_secs(900)), "15m");
+    assert_eq!(human(Duration::from_secs(86_400)), "1d");
+    assert_eq!(human(Duration::from_secs(7200)), "2h");
+    assert_eq!(human(Duration::from_secs(45)), "45s");
+    assert_eq!(human(Duration::from_millis(250)), "250ms");
+}
