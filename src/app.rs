@@ -87,6 +87,8 @@ pub struct Options {
     pub otp_console: bool,
     /// The gateway's TLS certificate and key, when any listener speaks TLS.
     pub server_identity: Option<ServerIdentity>,
+    /// Counters of the span exporter, exposed on /metrics.
+    pub span_counters: crate::telemetry::SpanCounters,
 }
 
 /// What `build_runtime` needs besides the policy.
@@ -213,7 +215,7 @@ impl App {
                 .time_to_live(Duration::from_secs(60))
                 .build(),
             limiters,
-            metrics: Metrics::new(),
+            metrics: Metrics::with_spans(&options.span_counters),
             draining: AtomicBool::new(false),
         }))
     }

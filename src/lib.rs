@@ -30,4 +30,5 @@ pub mod ratelimit;
 pub mod redact;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 pub mod upstream;

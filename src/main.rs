@@ -60,7 +60,6 @@ enum KeysAction {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -68,10 +67,15 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let format = match cli.log_format {
+        LogFormat::Text => otpgate::telemetry::LogFormat::Text,
+        LogFormat::Json => otpgate::telemetry::LogFormat::Json,
+    };
     let result = runtime.block_on(async {
-        match cli.command {
-            Command::Serve(args) => cmd::serve::run(args).await,
-            Command::Demo(args) => cmd::demo::run(args).await,
+        let telemetry = otpgate::telemetry::init(format);
+        let result = match cli.command {
+            Command::Serve(args) => cmd::serve::run(args, &telemetry).await,
+            Command::Demo(args) => cmd::demo::run(args, &telemetry).await,
             Command::Check { config } => match cmd::check::run(&config) {
                 0 => Ok(()),
                 _ => Err(String::new()),
@@ -89,7 +93,9 @@ fn main() -> ExitCode {
             Command::Keys { action: KeysAction::Rotate { dir } } => otpgate::auth::keys::rotate(&dir)
                 .map(|f| println!("wrote {} (now the active signing key)", f.display()))
                 .map_err(|e| e.to_string()),
-        }
+        };
+        telemetry.shutdown();
+        result
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -98,15 +104,5 @@ fn main() -> ExitCode {
             eprintln!("otpgate: {msg}");
             ExitCode::FAILURE
         }
-    }
-}
-
-fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("OTPGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    match format {
-        LogFormat::Json => builder.json().flatten_event(true).init(),
-        LogFormat::Text => builder.with_ansi(false).init(),
     }
 }

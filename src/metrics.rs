@@ -63,6 +63,14 @@ impl Default for Metrics {
 }
 
 impl Metrics {
+    /// Metrics including the span exporter's counters.
+    pub fn with_spans(spans: &crate::telemetry::SpanCounters) -> Self {
+        let mut m = Self::new();
+        m.registry.register("spans_dropped", "Spans dropped because the export queue was full", spans.dropped.clone());
+        m.registry.register("spans_exported", "Spans accepted by the OTLP collector", spans.exported.clone());
+        m
+    }
+
     pub fn new() -> Self {
         let mut registry = Registry::with_prefix("otpgate");
         let requests = Family::<RequestLabels, Counter>::default();

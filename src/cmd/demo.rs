@@ -50,7 +50,7 @@ pub struct RegistryArgs {
     pub identity_key_file: Option<PathBuf>,
 }
 
-pub async fn run(args: DemoArgs) -> Result<(), String> {
+pub async fn run(args: DemoArgs, telemetry: &crate::telemetry::Telemetry) -> Result<(), String> {
     std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
     let certs = devcerts::ensure(&args.data_dir)?;
     crate::auth::keys::generate(&args.data_dir).map_err(|e| e.to_string())?;
@@ -83,6 +83,7 @@ pub async fn run(args: DemoArgs) -> Result<(), String> {
         store: Store::memory(),
         otp_console: true,
         server_identity: Some(identity),
+        span_counters: telemetry.counters.clone(),
     };
     let app = App::new(source, overrides, options).map_err(super::serve::render_errors)?;
 

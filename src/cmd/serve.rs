@@ -48,7 +48,7 @@ pub fn parse_override(s: &str) -> Result<(String, String), String> {
     Ok((name.to_string(), url.to_string()))
 }
 
-pub async fn run(args: ServeArgs) -> Result<(), String> {
+pub async fn run(args: ServeArgs, telemetry: &crate::telemetry::Telemetry) -> Result<(), String> {
     let mut specs = Vec::new();
     let identity = match (&args.tls_cert, &args.tls_key) {
         (Some(cert), Some(key)) => Some(ServerIdentity::load(cert, key).map_err(|e| e.to_string())?),
@@ -81,6 +81,7 @@ pub async fn run(args: ServeArgs) -> Result<(), String> {
         store: Store::memory(),
         otp_console: false,
         server_identity: identity,
+        span_counters: telemetry.counters.clone(),
     };
     let app = App::new(PolicySource::Dir(args.config), args.upstreams, options).map_err(render_errors)?;
     if args.listen_partner.is_some() && app.snapshot().tls_partner.is_none() {

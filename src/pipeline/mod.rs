@@ -14,6 +14,9 @@ pub mod handlers;
 pub mod normalize;
 pub mod params;
 pub mod partner;
+pub mod trace;
+
+pub use trace::SPAN_TARGET;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,12 +49,27 @@ pub struct ConnInfo {
     pub client_cert: Option<Arc<crate::auth::partner::ClientCert>>,
 }
 
-/// What the pipeline learned, for metrics and logs (never request data).
-struct Outcome {
-    route: String,
-    caller: &'static str,
+/// What the pipeline learned, for metrics, logs, spans and the audit record (never raw
+/// personal data: callers are partner ids or keyed hashes).
+#[derive(Default)]
+pub struct Outcome {
+    pub route: String,
+    pub personal: bool,
+    pub caller_kind: &'static str,
+    /// Partner id, or `m:<keyed hash>` of a citizen's mobile.
+    pub caller_id: String,
+    /// The verified mobile of a citizen caller, for the audit hasher only.
+    pub citizen_mobile: Option<crate::auth::Mobile>,
+    pub client: String,
+    pub upstream_ms: Option<f64>,
+    /// Records released: keyed hashes of their references, and how many (None: streamed).
+    pub records: Vec<String>,
+    pub record_count: Option<u64>,
+    /// Keyed hashes of the mobiles whose records were released.
+    pub subjects: Vec<String>,
+    pub fields_redacted: Vec<String>,
     /// `RateLimit-Policy` and `RateLimit` of a limited route, for success and refusal alike.
-    rate_headers: Option<crate::ratelimit::Headers>,
+    pub rate_headers: Option<crate::ratelimit::Headers>,
 }
 
 /// Serve one request. Never fails: errors become JSON error responses.
@@ -60,14 +78,15 @@ pub async fn handle(app: Arc<App>, conn: Arc<ConnInfo>, req: Request<Incoming>) 
     let rt = app.snapshot();
     let request_id = uuid::Uuid::new_v4().to_string();
     let method = req.method().clone();
-    let mut outcome = Outcome { route: "unmatched".into(), caller: "anonymous", rate_headers: None };
-    let resp = match process(&app, &rt, &conn, req, &request_id, &mut outcome).await {
-        Ok(resp) => resp,
+    let (span, trace) = trace::start(req.headers(), &method);
+    let mut outcome = Outcome { route: "unmatched".into(), caller_kind: "anonymous", ..Outcome::default() };
+    let (resp, reason) = match process(&app, &rt, &conn, req, &request_id, &trace, &mut outcome).await {
+        Ok(resp) => (resp, "ok"),
         Err(err) => {
             if let GatewayError::Internal = err {
                 tracing::error!(request_id, route = %outcome.route, "internal error");
             }
-            err.render(&request_id)
+            (err.render(&request_id), err.code())
         }
     };
     let mut resp = resp;
@@ -81,6 +100,27 @@ pub async fn handle(app: Arc<App>, conn: Arc<ConnInfo>, req: Request<Incoming>) 
     }
     let status = resp.status().as_u16();
     let elapsed = started.elapsed();
+    let decision = if status < 400 { "allow" } else { "deny" };
+    span.record("otel.name", format!("{method} {}", outcome.route));
+    span.record("http.route", outcome.route.as_str());
+    span.record("http.response.status_code", status);
+    span.record("otpgate.request_id", request_id.as_str());
+    span.record("otpgate.caller.kind", outcome.caller_kind);
+    span.record("otpgate.caller.id", outcome.caller_id.as_str());
+    span.record("otpgate.decision", decision);
+    span.record("otpgate.reason", reason);
+    span.record("otpgate.policy_version", rt.policy.version.as_str());
+    span.record("client.address", outcome.client.as_str());
+    if let Some(n) = outcome.record_count {
+        span.record("otpgate.record_count", n);
+    }
+    if !outcome.fields_redacted.is_empty() {
+        span.record("otpgate.fields_redacted", outcome.fields_redacted.join(",").as_str());
+    }
+    if let Some(ms) = outcome.upstream_ms {
+        span.record("otpgate.upstream_ms", ms);
+    }
+    drop(span);
     app.metrics.request(&outcome.route, &method, status, elapsed);
     tracing::info!(
         target: "otpgate::access",
@@ -88,7 +128,9 @@ pub async fn handle(app: Arc<App>, conn: Arc<ConnInfo>, req: Request<Incoming>) 
         route = %outcome.route,
         method = %method,
         status,
-        caller = outcome.caller,
+        caller = outcome.caller_kind,
+        decision,
+        reason,
         latency_ms = elapsed.as_secs_f64() * 1000.0,
         policy = %rt.policy.version,
     );
@@ -101,6 +143,7 @@ async fn process(
     conn: &ConnInfo,
     req: Request<Incoming>,
     request_id: &str,
+    trace: &TraceContext,
     outcome: &mut Outcome,
 ) -> Result<Response<Body>, GatewayError> {
     let policy = &rt.policy;
@@ -119,13 +162,20 @@ async fn process(
     };
     let route = &policy.routes[route_index];
     outcome.route.clone_from(&route.name);
+    outcome.personal = route.personal;
+    outcome.client = headers::client_ip(conn.peer.ip(), &parts.headers, policy).to_string();
 
     if normalize::query_carries_token(parts.uri.query()) {
         return Err(GatewayError::InvalidToken);
     }
     let now_ms = crate::clock::now_ms();
     let caller = identify(app, rt, conn, route.access, &parts.headers, now_ms).await?;
-    outcome.caller = caller.kind();
+    outcome.caller_kind = caller.kind();
+    match &caller {
+        Caller::Citizen(c) => outcome.citizen_mobile = Some(c.mobile.clone()),
+        Caller::Partner(p) => outcome.caller_id.clone_from(&p.id),
+        Caller::Anonymous => {}
+    }
     let permit = authz::authorize(route, caller)?;
 
     let body = read_body(body, &parts.headers, route.body_limit, policy.timeouts.request).await?;
@@ -184,14 +234,13 @@ async fn process(
         assertion = Some(token);
     }
 
-    let trace = TraceContext::from_incoming(&parts.headers);
     let peer_ip = conn.peer.ip();
     let fwd = Forwarding {
         peer: peer_ip,
         peer_trusted: policy.is_trusted_proxy(peer_ip),
         tls: conn.tls,
         request_id,
-        trace: &trace,
+        trace,
         identity_encoding: route.personal,
     };
     let mut parts = parts;
@@ -202,11 +251,13 @@ async fn process(
         parts.headers.insert(IDENTITY_HEADER, v);
     }
 
+    let sent = Instant::now();
     let upstream = rt.client.forward(&permit, policy, parts, body).await.map_err(|failure| {
         app.metrics.upstream_error(&route.name, failure.as_str());
         tracing::warn!(request_id, route = %route.name, kind = failure.as_str(), "upstream failure");
         failure.error()
     })?;
+    outcome.upstream_ms = Some(sent.elapsed().as_secs_f64() * 1000.0);
 
     respond(upstream, &permit, request_id).await
 }

@@ -1,0 +1,187 @@
+//! Logs and traces: structured logs on stderr (text or JSON; control characters are escaped by
+//! both formatters), and OpenTelemetry spans exported over OTLP when the standard `OTEL_*`
+//! variables ask for it (`OTEL_EXPORTER_OTLP_ENDPOINT`, `OTEL_EXPORTER_OTLP_PROTOCOL` = `grpc` or
+//! `http/protobuf`, `OTEL_SERVICE_NAME`, `OTEL_TRACES_EXPORTER=none`, `OTEL_BSP_*`).
+//!
+//! Spans go through a bounded queue of our own: when the collector is slow or away, spans are
+//! dropped (and counted in `otpgate_spans_dropped_total`), never buffered without limit and never
+//! allowed to slow requests. The durable audit log does not depend on this path.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter as _, SpanProcessor};
+use prometheus_client::metrics::counter::Counter;
+use tokio::sync::mpsc;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Counters the span pipeline keeps; registered with the metrics.
+#[derive(Clone, Default)]
+pub struct SpanCounters {
+    pub dropped: Counter,
+    pub exported: Counter,
+}
+
+/// Keeps the tracer provider alive; `shutdown` flushes what is queued.
+pub struct Telemetry {
+    pub counters: SpanCounters,
+    provider: Option<SdkTracerProvider>,
+    pub otlp: Option<String>,
+}
+
+impl Telemetry {
+    pub fn shutdown(&self) {
+        if let Some(p) = &self.provider {
+            let _ = p.shutdown_with_timeout(Duration::from_secs(5));
+        }
+    }
+}
+
+fn env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn env_num(name: &str, default: u64) -> u64 {
+    env(name).and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+}
+
+/// Install the global subscriber. Call inside the tokio runtime (the exporters need it).
+pub fn init(format: LogFormat) -> Telemetry {
+    let counters = SpanCounters::default();
+    let filter = || EnvFilter::try_from_env("OTPGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let (provider, otlp, problem) = otlp_provider(&counters);
+    let otel_layer = provider.as_ref().map(|p| {
+        tracing_opentelemetry::layer()
+            .with_tracer(p.tracer("otpgate"))
+            .with_filter(tracing_subscriber::filter::filter_fn(|m| m.target() == crate::pipeline::SPAN_TARGET))
+    });
+    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false);
+    let registry = tracing_subscriber::registry().with(otel_layer);
+    match format {
+        LogFormat::Json => registry.with(fmt.json().flatten_event(true).with_filter(filter())).init(),
+        LogFormat::Text => registry.with(fmt.with_filter(filter())).init(),
+    }
+    if let Some(p) = problem {
+        tracing::warn!(problem = %p, "OTLP export disabled");
+    }
+    Telemetry { counters, provider, otlp }
+}
+
+use tracing_subscriber::Layer as _;
+
+fn otlp_provider(counters: &SpanCounters) -> (Option<SdkTracerProvider>, Option<String>, Option<String>) {
+    let endpoint = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT").or_else(|| env("OTEL_EXPORTER_OTLP_ENDPOINT"));
+    let Some(endpoint) = endpoint else { return (None, None, None) };
+    if env("OTEL_TRACES_EXPORTER").is_some_and(|v| v == "none") {
+        return (None, None, None);
+    }
+    let protocol = env("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")
+        .or_else(|| env("OTEL_EXPORTER_OTLP_PROTOCOL"))
+        .unwrap_or_else(|| "http/protobuf".into());
+    let built = match protocol.as_str() {
+        "grpc" => opentelemetry_otlp::SpanExporter::builder().with_tonic().build(),
+        "http/protobuf" => opentelemetry_otlp::SpanExporter::builder().with_http().build(),
+        other => return (None, None, Some(format!("unsupported OTEL_EXPORTER_OTLP_PROTOCOL `{other}`"))),
+    };
+    let mut exporter = match built {
+        Ok(e) => e,
+        Err(e) => return (None, None, Some(e.to_string())),
+    };
+    let service = env("OTEL_SERVICE_NAME").unwrap_or_else(|| "otpgate".into());
+    let resource = Resource::builder().with_service_name(service).build();
+    exporter.set_resource(&resource);
+    let queue = env_num("OTEL_BSP_MAX_QUEUE_SIZE", 2048).clamp(1, 1 << 20) as usize;
+    let batch = env_num("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512).clamp(1, queue as u64) as usize;
+    let delay = Duration::from_millis(env_num("OTEL_BSP_SCHEDULE_DELAY", 5000).max(1));
+    let (tx, rx) = mpsc::channel(queue);
+    let (flush_tx, flush_rx) = mpsc::channel(1);
+    tokio::spawn(export_loop(exporter, rx, flush_rx, batch, delay, counters.exported.clone()));
+    let processor = QueueProcessor { tx, flush: flush_tx, dropped: counters.dropped.clone() };
+    let provider = SdkTracerProvider::builder().with_resource(resource).with_span_processor(processor).build();
+    (Some(provider), Some(format!("{protocol} {endpoint}")), None)
+}
+
+/// Finished spans go into a bounded channel; a full channel drops the span and counts it.
+#[derive(Debug)]
+struct QueueProcessor {
+    tx: mpsc::Sender<SpanData>,
+    flush: mpsc::Sender<tokio::sync::oneshot::Sender<()>>,
+    dropped: Counter,
+}
+
+impl SpanProcessor for QueueProcessor {
+    fn on_start(&self, _span: &mut opentelemetry_sdk::trace::Span, _cx: &opentelemetry::Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        if self.tx.try_send(span).is_err() {
+            self.dropped.inc();
+        }
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        let (done_tx, _done_rx) = tokio::sync::oneshot::channel();
+        let _ = self.flush.try_send(done_tx);
+        Ok(())
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        self.force_flush()
+    }
+}
+
+async fn export_loop(
+    exporter: opentelemetry_otlp::SpanExporter,
+    mut rx: mpsc::Receiver<SpanData>,
+    mut flush: mpsc::Receiver<tokio::sync::oneshot::Sender<()>>,
+    batch_size: usize,
+    delay: Duration,
+    exported: Counter,
+) {
+    let exporter = Arc::new(exporter);
+    let mut batch = Vec::with_capacity(batch_size);
+    loop {
+        let send_now = tokio::select! {
+            span = rx.recv() => match span {
+                Some(s) => {
+                    batch.push(s);
+                    batch.len() >= batch_size
+                }
+                None => true,
+            },
+            _ = tokio::time::sleep(delay), if !batch.is_empty() => true,
+            done = flush.recv() => {
+                while let Ok(s) = rx.try_recv() {
+                    batch.push(s);
+                }
+                if let Some(done) = done {
+                    let _ = done.send(());
+                }
+                true
+            }
+        };
+        if send_now && !batch.is_empty() {
+            let spans = std::mem::replace(&mut batch, Vec::with_capacity(batch_size));
+            let n = spans.len() as u64;
+            match exporter.export(spans).await {
+                Ok(()) => {
+                    exported.inc_by(n);
+                }
+                Err(e) => tracing::debug!(error = %e, spans = n, "span export failed"),
+            }
+        }
+        if rx.is_closed() && rx.is_empty() && batch.is_empty() {
+            return;
+        }
+    }
+}
