@@ -9,3 +9,4 @@ mod foundation;
 mod foundation_routing;
 mod partner;
 mod ratelimit;
+mod telemetry;

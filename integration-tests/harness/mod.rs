@@ -100,8 +100,21 @@ impl Gateway {
         Gateway::spawn_in(None, args, names)
     }
 
+    /// Like `spawn`, with extra environment variables for the child.
+    pub fn spawn_with_env(args: &[String], names: &[&str], env: &[(&str, String)]) -> Gateway {
+        let args: Vec<String> = args.iter().filter(|a| !a.starts_with("--env=")).cloned().collect();
+        Gateway::spawn_full(None, &args, names, env)
+    }
+
     pub fn spawn_in(cwd: Option<&Path>, args: &[String], names: &[&str]) -> Gateway {
+        Gateway::spawn_full(cwd, args, names, &[])
+    }
+
+    fn spawn_full(cwd: Option<&Path>, args: &[String], names: &[&str], env: &[(&str, String)]) -> Gateway {
         let mut cmd = Command::new(BIN);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         if let Some(dir) = cwd {
             cmd.current_dir(dir);
         }

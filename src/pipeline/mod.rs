@@ -103,7 +103,7 @@ pub async fn handle(app: Arc<App>, conn: Arc<ConnInfo>, req: Request<Incoming>) 
     let decision = if status < 400 { "allow" } else { "deny" };
     span.record("otel.name", format!("{method} {}", outcome.route));
     span.record("http.route", outcome.route.as_str());
-    span.record("http.response.status_code", status);
+    span.record("http.response.status_code", i64::from(status));
     span.record("otpgate.request_id", request_id.as_str());
     span.record("otpgate.caller.kind", outcome.caller_kind);
     span.record("otpgate.caller.id", outcome.caller_id.as_str());
@@ -112,7 +112,7 @@ pub async fn handle(app: Arc<App>, conn: Arc<ConnInfo>, req: Request<Incoming>) 
     span.record("otpgate.policy_version", rt.policy.version.as_str());
     span.record("client.address", outcome.client.as_str());
     if let Some(n) = outcome.record_count {
-        span.record("otpgate.record_count", n);
+        span.record("otpgate.record_count", i64::try_from(n).unwrap_or(i64::MAX));
     }
     if !outcome.fields_redacted.is_empty() {
         span.record("otpgate.fields_redacted", outcome.fields_redacted.join(",").as_str());
