@@ -1,9 +1,100 @@
-//! Criterion benchmarks of the audit module (being written).
-use criterion::{Criterion, criterion_group, criterion_main};
+//! Criterion benchmarks of the audit log: records/s with group commit (64 concurrent tasks appending
+//! realistic records, as a busy gateway does) and, for scale, one task alone (every record pays a full
+//! `fdatasync`: the disk's sync latency).
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-fn placeholder(c: &mut Criterion) {
-    c.bench_function("audit-placeholder", |b| b.iter(|| 1 + 1));
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use otpgate::audit::{AuditLog, AuditRecord, Decision, Hasher, LogOptions};
+
+const TASKS: u64 = 64;
+
+fn record(hasher: &Hasher, task: u64, i: u64) -> AuditRecord {
+    let mobile = format!("9{:09}", (task * 7919 + i) % 1_000_000_000);
+    AuditRecord {
+        time: otpgate::clock::rfc3339(otpgate::clock::now_ms()),
+        request_id: format!("{task:08x}-{i:016x}"),
+        trace_id: format!("{:032x}", (u128::from(task) << 64) | u128::from(i)),
+        caller_kind: "partner".into(),
+        caller_id: "icmr".into(),
+        route: "/api/v2/partner/beneficiaries/search".into(),
+        method: "POST".into(),
+        decision: Decision::Allow,
+        reason: "ok".into(),
+        status: 200,
+        records: (0..2).map(|k| hasher.record(&format!("{mobile}{k}"))).collect(),
+        record_count: 2,
+        subjects: vec![hasher.mobile(&mobile)],
+        fields_redacted: vec!["name".into(), "photo_id_number".into(), "mobile_number".into()],
+        policy_version: "2026-11-01".into(),
+        upstream_ms: Some(3.25),
+        client: "10.20.30.40".into(),
+    }
 }
 
-criterion_group!(benches, placeholder);
+fn appends(c: &mut Criterion) {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log = rt.block_on(AuditLog::open(dir.path(), LogOptions::default())).expect("open log");
+    let hasher = Arc::new(Hasher::new(b"bench audit key"));
+    let appended = Arc::new(AtomicU64::new(0));
+
+    let mut group = c.benchmark_group("audit");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("append/group-commit-64-tasks", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (log, hasher, appended) = (log.clone(), hasher.clone(), appended.clone());
+            async move {
+                let per_task = iters.div_ceil(TASKS);
+                let start = Instant::now();
+                let tasks: Vec<_> = (0..TASKS)
+                    .map(|t| {
+                        let (log, hasher) = (log.clone(), hasher.clone());
+                        tokio::spawn(async move {
+                            for i in 0..per_task {
+                                log.append(&record(&hasher, t, i)).await.expect("append");
+                            }
+                        })
+                    })
+                    .collect();
+                for task in tasks {
+                    task.await.expect("task");
+                }
+                let elapsed = start.elapsed();
+                appended.fetch_add(per_task * TASKS, Ordering::Relaxed);
+                // Scale to exactly `iters` records.
+                elapsed.mul_f64(iters as f64 / (per_task * TASKS) as f64)
+            }
+        })
+    });
+    let (records, syncs) = (appended.load(Ordering::Relaxed), log.fsync_count().max(1));
+    eprintln!("group commit: {records} records, {syncs} syncs, {:.0} records per sync", records as f64 / syncs as f64);
+
+    let before = log.fsync_count();
+    let alone = Arc::new(AtomicU64::new(0));
+    group.bench_function("append/one-task", |b| {
+        b.to_async(&rt).iter_custom(|iters| {
+            let (log, hasher, alone) = (log.clone(), hasher.clone(), alone.clone());
+            async move {
+                let start = Instant::now();
+                for i in 0..iters {
+                    log.append(&record(&hasher, 0, i)).await.expect("append");
+                }
+                alone.fetch_add(iters, Ordering::Relaxed);
+                start.elapsed()
+            }
+        })
+    });
+    let syncs = (log.fsync_count() - before).max(1);
+    eprintln!("one task: {} records, {syncs} syncs", alone.load(Ordering::Relaxed));
+    group.finish();
+    rt.block_on(log.close());
+}
+
+criterion_group! {
+    name = benches;
+    config = Criterion::default().measurement_time(Duration::from_secs(5));
+    targets = appends
+}
 criterion_main!(benches);

@@ -89,6 +89,8 @@ pub struct Options {
     pub server_identity: Option<ServerIdentity>,
     /// Counters of the span exporter, exposed on /metrics.
     pub span_counters: crate::telemetry::SpanCounters,
+    /// The durable audit trail (`serve` and `demo` always open one in the data dir).
+    pub audit: Option<crate::pipeline::audit::Audit>,
 }
 
 /// What `build_runtime` needs besides the policy.
@@ -124,6 +126,7 @@ pub struct App {
     pub subjects: moka::future::Cache<String, Arc<Subjects>>,
     /// Rate-limit state, kept across reloads.
     pub limiters: Limiters,
+    pub audit: Option<crate::pipeline::audit::Audit>,
     pub metrics: Metrics,
     draining: AtomicBool,
 }
@@ -215,6 +218,7 @@ impl App {
                 .time_to_live(Duration::from_secs(60))
                 .build(),
             limiters,
+            audit: options.audit,
             metrics: Metrics::with_spans(&options.span_counters),
             draining: AtomicBool::new(false),
         }))

@@ -100,6 +100,8 @@ pub enum GatewayError {
     Draining,
     #[error("service temporarily unavailable")]
     StoreUnavailable,
+    #[error("service temporarily unavailable: access cannot be recorded")]
+    AuditUnavailable,
     #[error("internal error")]
     Internal,
 }
@@ -134,6 +136,7 @@ impl GatewayError {
             GatewayError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             GatewayError::Draining => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::AuditUnavailable => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -167,6 +170,7 @@ impl GatewayError {
             GatewayError::NotImplemented => "GWY5011",
             GatewayError::Draining => "GWY5031",
             GatewayError::StoreUnavailable => "GWY5032",
+            GatewayError::AuditUnavailable => "GWY5033",
             GatewayError::Internal => "GWY5001",
         }
     }
@@ -229,6 +233,7 @@ impl GatewayError {
             | GatewayError::UpstreamTimeout
             | GatewayError::NotImplemented
             | GatewayError::StoreUnavailable
+            | GatewayError::AuditUnavailable
             | GatewayError::Internal => {}
         }
         resp

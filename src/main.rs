@@ -35,6 +35,11 @@ enum Command {
     },
     /// Run only the synthetic registry.
     RegistrySim(cmd::demo::RegistryArgs),
+    /// Verify or query the audit trail.
+    Audit {
+        #[command(subcommand)]
+        action: cmd::audit::AuditCommand,
+    },
     /// Create or rotate the secrets in a keys directory.
     Keys {
         #[command(subcommand)]
@@ -81,6 +86,7 @@ fn main() -> ExitCode {
                 _ => Err(String::new()),
             },
             Command::RegistrySim(args) => cmd::demo::run_registry(args).await,
+            Command::Audit { action } => cmd::audit::run(action),
             Command::Keys { action: KeysAction::Generate { dir } } => otpgate::auth::keys::generate(&dir)
                 .map(|files| files.iter().for_each(|f| println!("wrote {}", f.display())))
                 .map_err(|e| e.to_string()),

@@ -53,6 +53,7 @@ pub struct Metrics {
     upstream_errors: Family<UpstreamErrorLabels, Counter>,
     reloads: Family<ReloadLabels, Counter>,
     throttled: Family<ThrottleLabels, Counter>,
+    audit_failures: Counter,
     pub connections: Gauge,
 }
 
@@ -93,7 +94,13 @@ impl Metrics {
         for result in ["success", "failure"] {
             drop(reloads.get_or_create(&ReloadLabels { result: result.into() }));
         }
-        Metrics { registry, requests, latency, upstream_errors, reloads, throttled, connections }
+        let audit_failures = Counter::default();
+        registry.register(
+            "audit_failures",
+            "Personal-data responses withheld because the audit log could not be written",
+            audit_failures.clone(),
+        );
+        Metrics { registry, requests, latency, upstream_errors, reloads, throttled, audit_failures, connections }
     }
 
     pub fn request(&self, route: &str, method: &http::Method, status: u16, elapsed: Duration) {
@@ -119,6 +126,10 @@ impl Metrics {
 
     pub fn throttled(&self, route: &str, key: &str) {
         self.throttled.get_or_create(&ThrottleLabels { route: route.to_string(), key: key.to_string() }).inc();
+    }
+
+    pub fn audit_failure(&self) {
+        self.audit_failures.inc();
     }
 
     pub fn reload(&self, ok: bool) {

@@ -1,1 +1,142 @@
-//! Audit trail (being written).
+//! Audit trail: one record per request on personal routes, kept in a durable, hash-chained log.
+//!
+//! - [`AuditRecord`] is what is recorded; identifiers in it are keyed HMACs made by [`Hasher`], never raw
+//!   mobiles or reference numbers.
+//! - [`AuditLog`] appends records to `DIR/audit.log` as JSON lines chained by SHA-256, with group commit
+//!   (many appends share one `fdatasync`) and size-based rotation that keeps the chain across files. An
+//!   append resolves only once its line is durable; after a write or sync failure the log refuses
+//!   everything (the gateway answers 503 and releases nothing).
+//! - [`verify`] walks every file of a log and reports the first broken line; [`query`] streams records
+//!   through a [`Filter`]; [`AccessIndex`] answers "who accessed my records" for a citizen.
+//!
+//! The line format and why every byte is covered are described in [`line`].
+
+mod files;
+mod hasher;
+mod index;
+pub mod line;
+mod log;
+mod query;
+mod verify;
+mod writer;
+
+#[cfg(test)]
+mod tests;
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use hasher::Hasher;
+pub use index::{AccessEntry, AccessIndex};
+pub use log::{AuditLog, LogOptions};
+pub use query::{Filter, parse_duration, parse_rfc3339_ms, query, render_table};
+pub use verify::{Problem, VerifyError, VerifyReport, verify};
+
+/// The name of the file being appended to; rotated files are `audit.log.<first seq, 20 digits>`.
+pub const LOG_FILE: &str = "audit.log";
+
+/// Whether the gateway let the request through.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "lowercase")]
+pub enum Decision {
+    Allow,
+    Deny,
+}
+
+impl Decision {
+    /// `"allow"` or `"deny"`, as in the log.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Decision::Allow => "allow",
+            Decision::Deny => "deny",
+        }
+    }
+}
+
+impl fmt::Display for Decision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Decision {
+    type Err = String;
+
+    /// Parses `allow` or `deny` (the CLI's `--decision`).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "allow" => Ok(Decision::Allow),
+            "deny" => Ok(Decision::Deny),
+            other => Err(format!("decision must be allow or deny, not {other:?}")),
+        }
+    }
+}
+
+/// One audit record: one request on a personal route, allowed or denied.
+///
+/// In the log each record is one JSON line with `seq`, `prev` and `hash` added (see [`line`]); unknown
+/// fields are ignored when reading, so those three do not disturb deserialization.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct AuditRecord {
+    /// RFC 3339 time of the decision (`crate::clock::rfc3339`).
+    pub time: String,
+    pub request_id: String,
+    pub trace_id: String,
+    /// `citizen`, `partner` or `anonymous`.
+    pub caller_kind: String,
+    /// The partner id, or [`Hasher::mobile`] of the citizen; never a raw number.
+    pub caller_id: String,
+    /// The matched route (pattern, not the raw path).
+    pub route: String,
+    pub method: String,
+    pub decision: Decision,
+    /// Reason code: `ok`, `not_owned`, `rate_limited`, a registry error code …
+    pub reason: String,
+    pub status: u16,
+    /// [`Hasher::record`] of every record released.
+    pub records: Vec<String>,
+    pub record_count: u64,
+    /// [`Hasher::mobile`] of every citizen whose records were released (the citizen access log).
+    pub subjects: Vec<String>,
+    /// Names of fields redacted from what was released.
+    pub fields_redacted: Vec<String>,
+    pub policy_version: String,
+    /// Upstream latency in milliseconds, when the request reached the upstream.
+    pub upstream_ms: Option<f64>,
+    /// Client address.
+    pub client: String,
+}
+
+/// What can go wrong opening, appending to or reading an audit log.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// An I/O operation on `path` failed (opening, reading, locking, recovering).
+    #[error("audit log {}: {what}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The existing log cannot be continued: its last complete line is not a valid chained record.
+    #[error("audit log {} is corrupt at its tail ({detail}); refusing to start — run `otpgate audit verify`", path.display())]
+    CorruptTail { path: PathBuf, detail: String },
+    /// Another process holds the log's lock.
+    #[error("audit log {} is locked by another process", path.display())]
+    Locked { path: PathBuf },
+    /// Writing or syncing this batch failed; the log is now failed.
+    #[error("audit log write failed: {0}")]
+    Write(String),
+    /// The log failed earlier (or was shut down) and accepts no more records.
+    #[error("audit log is in a failed state and accepts no records")]
+    Failed,
+    /// A record could not be serialized.
+    #[error("audit record serialization: {0}")]
+    Serialize(String),
+    /// A line could not be read back as a record (query, index build).
+    #[error("{}:{line}: unreadable audit line: {detail}", path.display())]
+    Corrupt { path: PathBuf, line: u64, detail: String },
+}

@@ -56,6 +56,7 @@ pub async fn run(args: DemoArgs, telemetry: &crate::telemetry::Telemetry) -> Res
     crate::auth::keys::generate(&args.data_dir).map_err(|e| e.to_string())?;
     let secrets = crate::auth::keys::load(&args.data_dir).map_err(|e| e.to_string())?;
     let identity_key = secrets.identity_key.clone();
+    let audit = super::open_audit(&args.data_dir, &secrets.audit_key).await?;
 
     let registry = demo::Registry::new(RegistryConfig {
         seed: args.seed,
@@ -84,6 +85,7 @@ pub async fn run(args: DemoArgs, telemetry: &crate::telemetry::Telemetry) -> Res
         otp_console: true,
         server_identity: Some(identity),
         span_counters: telemetry.counters.clone(),
+        audit: Some(audit),
     };
     let app = App::new(source, overrides, options).map_err(super::serve::render_errors)?;
 

@@ -1,5 +1,6 @@
 //! The commands of the `otpgate` binary. `main.rs` only parses arguments and dispatches here.
 
+pub mod audit;
 pub mod check;
 pub mod demo;
 pub mod serve;
@@ -11,6 +12,14 @@ pub fn announce(name: &str, url: &str) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "listening {name} {url}");
     let _ = out.flush();
+}
+
+/// Open the durable audit log in `data_dir` and index it for citizens' access logs.
+pub async fn open_audit(data_dir: &std::path::Path, key: &[u8]) -> Result<crate::pipeline::audit::Audit, String> {
+    use crate::audit::{AccessIndex, AuditLog, Hasher, LogOptions};
+    let log = AuditLog::open(data_dir, LogOptions::default()).await.map_err(|e| e.to_string())?;
+    let index = AccessIndex::build(log.path()).map_err(|e| e.to_string())?;
+    Ok(crate::pipeline::audit::Audit { log, hasher: Hasher::new(key), index })
 }
 
 /// Resolves on SIGTERM or SIGINT.

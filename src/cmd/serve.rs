@@ -34,7 +34,7 @@ pub struct ServeArgs {
     /// Secrets: session signing keys (`session-<kid>.pem`), `otp.key`, `identity.key`.
     /// Create them with `otpgate keys generate --dir DIR`.
     #[arg(long, env = "OTPGATE_KEYS_DIR")]
-    pub keys_dir: Option<PathBuf>,
+    pub keys_dir: PathBuf,
     /// Where the OTP outbox (when configured) and the audit log are written.
     #[arg(long, env = "OTPGATE_DATA_DIR", default_value = "otpgate-data")]
     pub data_dir: PathBuf,
@@ -70,18 +70,17 @@ pub async fn run(args: ServeArgs, telemetry: &crate::telemetry::Telemetry) -> Re
         return Err("nothing to serve: give --listen (HTTPS), --listen-partner and/or --listen-plain".into());
     }
     specs.push(ListenerSpec { name: "admin", addr: args.admin, tls: Tls::None, role: Role::Admin });
-    let secrets = match &args.keys_dir {
-        Some(dir) => Some(crate::auth::keys::load(dir).map_err(|e| e.to_string())?),
-        None => None,
-    };
+    let secrets = crate::auth::keys::load(&args.keys_dir).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
+    let audit = super::open_audit(&args.data_dir, &secrets.audit_key).await?;
     let options = Options {
         data_dir: args.data_dir,
-        secrets,
+        secrets: Some(secrets),
         store: Store::memory(),
         otp_console: false,
         server_identity: identity,
         span_counters: telemetry.counters.clone(),
+        audit: Some(audit),
     };
     let app = App::new(PolicySource::Dir(args.config), args.upstreams, options).map_err(render_errors)?;
     if args.listen_partner.is_some() && app.snapshot().tls_partner.is_none() {

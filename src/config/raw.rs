@@ -156,6 +156,8 @@ pub enum Handler {
     OtpConfirm,
     /// Revoke the caller's session.
     Logout,
+    /// Who accessed the caller's records, from the audit trail.
+    MyAccessLog,
 }
 
 #[derive(Debug, Deserialize)]

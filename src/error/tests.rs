@@ -18,6 +18,7 @@ fn all_errors() -> Vec<(GatewayError, u16)> {
         (GatewayError::NotOwned, 403),
         (GatewayError::NoRecords, 404),
         (GatewayError::StoreUnavailable, 503),
+        (GatewayError::AuditUnavailable, 503),
         (GatewayError::Forbidden, 403),
         (GatewayError::PayloadTooLarge, 413),
         (GatewayError::UriTooLong, 414),

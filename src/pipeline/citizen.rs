@@ -128,19 +128,45 @@ async fn read_identity_body(resp: Response<Incoming>) -> Result<Bytes, GatewayEr
         .map_err(|_| GatewayError::UpstreamBadResponse)
 }
 
+/// What a filtered response released: the references of its records and their owners.
+#[derive(Default)]
+pub struct Released {
+    pub refs: Vec<String>,
+    pub owners: Vec<String>,
+    pub count: u64,
+}
+
+/// The references and owners of the records under `records` in a JSON document.
+pub fn released(doc: &[u8], records: &str, owner: &str, reference: &str) -> Released {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(doc) else { return Released::default() };
+    let list = v.get(records).and_then(|r| r.as_array()).cloned().unwrap_or_default();
+    let text = |r: &serde_json::Value, f: &str| match r.get(f) {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    Released {
+        refs: list.iter().filter_map(|r| text(r, reference)).collect(),
+        owners: list.iter().filter_map(|r| text(r, owner)).filter_map(|m| ownership::canonical_mobile(&m)).collect(),
+        count: list.len() as u64,
+    }
+}
+
 /// Apply the response rule to a successful upstream answer.
 pub async fn own_records_only(
     resp: Response<Incoming>,
     rule: &ResponseRule,
     citizen: &Citizen,
-) -> Result<Response<Body>, GatewayError> {
+    reference_field: &str,
+) -> Result<(Response<Body>, Released), GatewayError> {
     let (mut head, body) = resp.into_parts();
     let bytes = read_identity_body(Response::from_parts(head.clone(), body)).await?;
     let filtered = ownership::filter_response(&bytes, rule, citizen.mobile.as_str()).map_err(ownership_error)?;
+    let out = released(&filtered.body, &rule.records, &rule.owner, reference_field);
     head.headers.remove(header::CONTENT_ENCODING);
     head.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     head.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(filtered.body.len()));
-    Ok(Response::from_parts(head, full(filtered.body)))
+    Ok((Response::from_parts(head, full(filtered.body)), out))
 }
 
 /// An upstream error on a personal route: keep its status and a code, drop anything that could

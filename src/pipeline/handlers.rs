@@ -33,6 +33,9 @@ pub async fn answer(
     now_ms: u64,
     request_id: &str,
 ) -> Result<Response<Body>, GatewayError> {
+    if handler == Handler::MyAccessLog {
+        return my_access_log(permit, app, request_id);
+    }
     let (Some(citizens), Some(cr), Some(otp_key)) = (&rt.policy.citizens, &rt.citizens, app.otp_key()) else {
         return Err(GatewayError::NotImplemented);
     };
@@ -58,6 +61,32 @@ pub async fn answer(
             app.subjects.invalidate(&c.session_id).await;
             serde_json::json!({ "message": "signed out" })
         }
+        Handler::MyAccessLog => return Err(GatewayError::Internal),
     };
     Ok(json(StatusCode::OK, &value, request_id))
+}
+
+/// Who accessed the caller's records: partners by id, the caller as "you"; newest first.
+fn my_access_log(permit: &Permit<'_>, app: &App, request_id: &str) -> Result<Response<Body>, GatewayError> {
+    let Caller::Citizen(c) = permit.caller() else {
+        return Err(GatewayError::Unauthenticated);
+    };
+    let audit = app.audit.as_ref().ok_or(GatewayError::NotImplemented)?;
+    let me = audit.hasher.mobile(c.mobile.as_str());
+    let mut entries = audit.index.for_subject(&me);
+    entries.reverse();
+    let accesses: Vec<serde_json::Value> = entries
+        .into_iter()
+        .map(|e| {
+            let who = if e.caller_id == me { "you".to_string() } else { e.caller_id };
+            serde_json::json!({
+                "time": e.time,
+                "accessedBy": { "kind": e.caller_kind, "id": who },
+                "route": e.route,
+                "fieldsRedacted": e.fields,
+                "records": e.record_count,
+            })
+        })
+        .collect();
+    Ok(json(StatusCode::OK, &serde_json::json!({ "accesses": accesses }), request_id))
 }

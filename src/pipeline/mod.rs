@@ -9,6 +9,7 @@
 //! `Result<_, GatewayError>`; [`handle`] renders errors with the one renderer and records metrics
 //! and the access log for success and failure alike.
 
+pub mod audit;
 pub mod citizen;
 pub mod handlers;
 pub mod normalize;
@@ -39,6 +40,7 @@ use crate::policy::Target;
 use crate::policy::router::Match;
 use crate::upstream::assertion::IDENTITY_HEADER;
 use crate::upstream::headers::{self, Forwarding, TraceContext};
+use audit::Finished;
 
 /// Facts about the connection a request arrived on.
 #[derive(Debug, Clone)]
@@ -62,11 +64,12 @@ pub struct Outcome {
     pub citizen_mobile: Option<crate::auth::Mobile>,
     pub client: String,
     pub upstream_ms: Option<f64>,
-    /// Records released: keyed hashes of their references, and how many (None: streamed).
-    pub records: Vec<String>,
+    /// References of the records released (hashed when recorded; never logged), and how many
+    /// records went out when that is known without them (streamed exports: None).
+    pub released_refs: Vec<String>,
     pub record_count: Option<u64>,
-    /// Keyed hashes of the mobiles whose records were released.
-    pub subjects: Vec<String>,
+    /// Mobiles whose records were released (hashed when recorded; never logged).
+    pub released_owners: Vec<String>,
     pub fields_redacted: Vec<String>,
     /// `RateLimit-Policy` and `RateLimit` of a limited route, for success and refusal alike.
     pub rate_headers: Option<crate::ratelimit::Headers>,
@@ -98,7 +101,30 @@ pub async fn handle(app: Arc<App>, conn: Arc<ConnInfo>, req: Request<Incoming>) 
             resp.headers_mut().insert("ratelimit", s);
         }
     }
-    let status = resp.status().as_u16();
+    let mut status = resp.status().as_u16();
+    let mut reason = reason;
+    if outcome.personal
+        && let Some(audit) = &app.audit
+    {
+        let finished = Finished {
+            request_id: &request_id,
+            trace_id: &trace.trace_id,
+            method: &method,
+            status,
+            reason,
+            policy_version: &rt.policy.version,
+        };
+        let record = audit.record(&outcome, &finished);
+        if let Err(e) = audit.write(&record).await {
+            tracing::error!(request_id, error = %e, "audit record not written; response withheld");
+            app.metrics.audit_failure();
+            let err = GatewayError::AuditUnavailable;
+            resp = err.render(&request_id);
+            status = resp.status().as_u16();
+            reason = err.code();
+        }
+        outcome.caller_id = audit.caller_id(&outcome);
+    }
     let elapsed = started.elapsed();
     let decision = if status < 400 { "allow" } else { "deny" };
     span.record("otel.name", format!("{method} {}", outcome.route));
@@ -214,6 +240,10 @@ async fn process(
             .as_ref()
             .and_then(|a| a.citizen(&c.session_id, c.mobile.as_str(), now_ms / 1000, ttl))
             .ok_or(GatewayError::Internal)?;
+        if route.personal {
+            outcome.released_refs = beneficiary_values(route, parts.uri.query(), &body);
+            outcome.released_owners = vec![c.mobile.as_str().to_string()];
+        }
         if let Some(own) = &route.ownership
             && !own.request.is_empty()
         {
@@ -259,7 +289,7 @@ async fn process(
     })?;
     outcome.upstream_ms = Some(sent.elapsed().as_secs_f64() * 1000.0);
 
-    respond(upstream, &permit, request_id).await
+    respond(upstream, &permit, rt, request_id, outcome).await
 }
 
 /// The beneficiary references a request names (the route's beneficiary ownership parameters).
@@ -307,15 +337,29 @@ async fn identify(
 async fn respond(
     upstream: Response<Incoming>,
     permit: &Permit<'_>,
+    rt: &Runtime,
     request_id: &str,
+    outcome: &mut Outcome,
 ) -> Result<Response<Body>, GatewayError> {
     let route = permit.route();
     if route.personal && !upstream.status().is_success() {
         return Ok(citizen::sanitized_error(upstream, request_id).await);
     }
     let rule = route.ownership.as_ref().and_then(|o| o.response.as_ref());
+    let reference = rt
+        .policy
+        .citizens
+        .as_ref()
+        .and_then(|c| c.subjects.as_ref())
+        .map_or("beneficiary_reference_id", |s| s.reference.as_str());
     let mut resp = match (rule, permit.caller()) {
-        (Some(rule), Caller::Citizen(c)) => citizen::own_records_only(upstream, rule, c).await?,
+        (Some(rule), Caller::Citizen(c)) => {
+            let (resp, released) = citizen::own_records_only(upstream, rule, c, reference).await?;
+            outcome.released_refs = released.refs;
+            outcome.released_owners = released.owners;
+            outcome.record_count = Some(released.count);
+            resp
+        }
         (Some(_), Caller::Anonymous | Caller::Partner(_)) => return Err(GatewayError::Internal),
         (None, _) => {
             let (head, body) = upstream.into_parts();

@@ -271,7 +271,7 @@ pub fn compile(
         };
         let wanted_access = match r.handler {
             Some(Handler::OtpGenerate | Handler::OtpConfirm) => Some(Access::Public),
-            Some(Handler::Logout) => Some(Access::Citizen),
+            Some(Handler::Logout | Handler::MyAccessLog) => Some(Access::Citizen),
             None => None,
         };
         if wanted_access.is_some_and(|a| a != r.access) {

@@ -1,0 +1,108 @@
+//! Tests of the audit module: line format and verification (`chain`), the writer (`log`), `query`,
+//! the access `index` and the `hasher`.
+
+mod chain;
+mod hasher;
+mod index;
+mod log;
+mod query;
+
+use std::path::{Path, PathBuf};
+
+use super::{AuditLog, AuditRecord, Decision, LogOptions};
+use crate::clock::rfc3339;
+
+/// A fixed instant (2026-11-23T03:19:12.345Z) records are dated from.
+pub(super) const T0: u64 = 1_795_403_952_345;
+
+/// A realistic partner record, distinct per `i`.
+pub(super) fn rec(i: u64) -> AuditRecord {
+    AuditRecord {
+        time: rfc3339(T0 + i * 1000),
+        request_id: format!("req-{i}"),
+        trace_id: format!("{i:032x}"),
+        caller_kind: "partner".into(),
+        caller_id: "icmr".into(),
+        route: "/api/v2/partner/beneficiaries/search".into(),
+        method: "POST".into(),
+        decision: Decision::Allow,
+        reason: "ok".into(),
+        status: 200,
+        records: vec![format!("r:{i:032x}")],
+        record_count: 1,
+        subjects: vec![format!("m:{i:032x}")],
+        fields_redacted: vec!["name".into(), "photo_id_number".into()],
+        policy_version: "v1".into(),
+        upstream_ms: Some(1.5),
+        client: "10.0.0.1".into(),
+    }
+}
+
+/// A small record, to keep byte-by-byte tampering loops short.
+pub(super) fn tiny(i: u64) -> AuditRecord {
+    AuditRecord {
+        time: rfc3339(T0 + i),
+        request_id: format!("q{i}"),
+        trace_id: String::new(),
+        caller_kind: "anonymous".into(),
+        caller_id: String::new(),
+        route: "/r".into(),
+        method: "GET".into(),
+        decision: if i.is_multiple_of(2) { Decision::Allow } else { Decision::Deny },
+        reason: "ok".into(),
+        status: 200,
+        records: vec![],
+        record_count: 0,
+        subjects: vec![],
+        fields_redacted: vec![],
+        policy_version: "1".into(),
+        upstream_ms: None,
+        client: "c".into(),
+    }
+}
+
+/// Options with a rotation size.
+pub(super) fn rotating(rotate_bytes: u64) -> LogOptions {
+    LogOptions { rotate_bytes, ..LogOptions::default() }
+}
+
+/// Appends `records` one after another, checking that their seqs count up by one.
+pub(super) async fn append_all(log: &AuditLog, records: impl IntoIterator<Item = AuditRecord>) {
+    let mut last = None;
+    for r in records {
+        let seq = log.append(&r).await.unwrap();
+        assert!(last.is_none_or(|l| seq == l + 1), "seqs count up by one");
+        last = Some(seq);
+    }
+}
+
+/// Writes `records` into a fresh log in `dir` and closes it; returns the path of `audit.log`.
+pub(super) async fn write_closed(
+    dir: &Path,
+    options: LogOptions,
+    records: impl IntoIterator<Item = AuditRecord>,
+) -> PathBuf {
+    let log = AuditLog::open(dir, options).await.unwrap();
+    append_all(&log, records).await;
+    log.close().await;
+    log.path().to_path_buf()
+}
+
+/// The files of the log in `dir` in chain order (file name, bytes).
+pub(super) fn read_files(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    super::files::list(dir, super::LOG_FILE)
+        .unwrap()
+        .into_iter()
+        .map(|f| (f.path.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&f.path).unwrap()))
+        .collect()
+}
+
+/// Lines of `bytes` (without newlines).
+pub(super) fn lines_of(bytes: &[u8]) -> Vec<Vec<u8>> {
+    bytes.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect()
+}
+
+/// Joins lines back into a file, each with its newline.
+pub(super) fn join_lines(lines: &[Vec<u8>]) -> Vec<u8> {
+    lines.iter().flat_map(|l| l.iter().copied().chain(std::iter::once(b'\n'))).collect()
+}
