@@ -102,7 +102,12 @@ async fn cowin_client_flow_works_against_demo_over_https() {
     assert_eq!(b.status, 200, "{}", b.text());
     let list = b.json()["beneficiaries"].as_array().unwrap().clone();
     assert!(!list.is_empty());
-    assert!(list.iter().all(|r| r["mobile_number"] == "9000000003"));
+    assert!(list.iter().all(|r| r["mobile_number"] == "XXXXXX0003"), "mobiles masked by the citizen profile");
+    for r in &list {
+        let id = r["photo_id_number"].as_str().unwrap();
+        assert!(id.starts_with("XXXX-XXXX-") && id.len() == 14, "Aadhaar masked as UIDAI does: {id}");
+    }
+    assert!(!b.text().contains("9000000003"));
     let expected = otpgate::demo::Dataset::new(1, 10_000).beneficiaries_of_mobile(9_000_000_003).len();
     assert_eq!(list.len(), expected, "all of the caller's beneficiaries");
 

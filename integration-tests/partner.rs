@@ -57,7 +57,7 @@ impl Pki {
     fn policy(&self, icmr_enabled: bool, trusted_proxies: &str, echo: &str) -> (String, String) {
         let d = self.dir.path().display();
         let gateway = format!(
-            "gateway:\n  trusted_proxies: [{trusted_proxies}]\ncitizens:\n  otp:\n{OUTBOX_POLICY}\npartners:
+            "gateway:\n  trusted_proxies: [{trusted_proxies}]\nprofiles:\n  open: {{default: allow}}\ncitizens:\n  otp:\n{OUTBOX_POLICY}\npartners:
   ca: ['{d}/partner-ca.pem']
   crl: ['{d}/crl.pem']
   clients:
@@ -74,8 +74,8 @@ upstreams:
             h(KEY_FAR)
         );
         let routes = "routes:
-  - {name: search, methods: [POST], path: /search, access: partner, upstream: test, personal: true, scopes: [beneficiaries:search], quota_subjects: [mobile]}
-  - {name: export, methods: [GET], path: /export, access: partner, upstream: test, personal: true, scopes: [beneficiaries:export]}
+  - {name: search, methods: [POST], path: /search, access: partner, upstream: test, personal: true, redact: {partner: open}, scopes: [beneficiaries:search], quota_subjects: [mobile]}
+  - {name: export, methods: [GET], path: /export, access: partner, upstream: test, personal: true, redact: {partner: open}, scopes: [beneficiaries:export]}
   - {name: gen, methods: [POST], path: /api/v2/auth/public/generateOTP, access: public, handler: otp_generate}
   - {name: conf, methods: [POST], path: /api/v2/auth/public/confirmOTP, access: public, handler: otp_confirm}
   - {name: mine, methods: [GET], path: /mine, access: citizen, upstream: test}

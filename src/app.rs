@@ -41,6 +41,8 @@ pub struct Runtime {
     pub partner_verifier: Option<Arc<dyn rustls::server::danger::ClientCertVerifier>>,
     /// Rate-limit windows of each route, by route index (state lives in `App::limiters`).
     pub limits: Vec<RouteLimits>,
+    /// Redaction profiles, compiled with their keys.
+    pub profiles: std::collections::HashMap<String, crate::redact::Profile>,
 }
 
 pub struct CitizenRuntime {
@@ -111,6 +113,7 @@ impl RuntimeOptions {
 struct Keys {
     sessions: Arc<SessionKeys>,
     otp: Vec<u8>,
+    redact: Vec<u8>,
 }
 
 pub struct App {
@@ -177,7 +180,20 @@ fn build_runtime(
         }
     }
     let limits = policy.routes.iter().map(|r| limiters.for_route(&r.name, &r.limits)).collect();
+    let mut profiles = std::collections::HashMap::new();
+    for (name, raw) in &policy.profiles {
+        let master = keys.map_or(&[0u8; 32][..], |k| k.redact.as_slice());
+        let key = crate::redact::derive_key(master, name);
+        let profile = crate::redact::compile(name, raw, &key).map_err(|problems| {
+            problems
+                .into_iter()
+                .map(|(f, m)| ConfigError::new("<profiles>", format!("{name}.{f}"), m))
+                .collect::<Vec<_>>()
+        })?;
+        profiles.insert(name.clone(), profile);
+    }
     Ok(Runtime {
+        profiles,
         generation: opts.next_generation(),
         policy,
         client,
@@ -193,7 +209,8 @@ impl App {
     /// Load and compile the policy; fails with every error found.
     pub fn new(source: PolicySource, overrides: Overrides, options: Options) -> Result<Arc<App>, Vec<ConfigError>> {
         let assertions = options.secrets.as_ref().map(|s| Assertions::new(&s.identity_key));
-        let keys = options.secrets.map(|s| Keys { sessions: Arc::new(s.sessions), otp: s.otp_key });
+        let keys =
+            options.secrets.map(|s| Keys { sessions: Arc::new(s.sessions), otp: s.otp_key, redact: s.redact_key });
         let sources = source.read()?;
         let policy = policy::load(&sources, &overrides)?;
         let runtime_options = RuntimeOptions {

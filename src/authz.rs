@@ -60,6 +60,7 @@ mod tests {
             scopes: vec![],
             quota_subjects: vec![],
             limits: vec![],
+            redact: Default::default(),
             params: vec![],
             body_limit: 1024,
             timeout: std::time::Duration::from_secs(1),

@@ -25,6 +25,8 @@ pub const OTP_KEY_FILE: &str = "otp.key";
 pub const IDENTITY_KEY_FILE: &str = "identity.key";
 /// Keys the HMACs that stand for mobiles and record references in the audit trail.
 pub const AUDIT_KEY_FILE: &str = "audit.key";
+/// Master key of the redaction profiles' HMAC tokens (one derived key per profile).
+pub const REDACT_KEY_FILE: &str = "redact.key";
 /// Minimum length of a symmetric key, in bytes.
 pub const MIN_SYMMETRIC_KEY_BYTES: usize = 32;
 /// Largest key file read; anything bigger is not a key.
@@ -129,6 +131,8 @@ pub struct Secrets {
     pub identity_key: Vec<u8>,
     /// Key of the audit trail's identifier HMACs (security teams need it to query by mobile).
     pub audit_key: Vec<u8>,
+    /// Master key of redaction HMAC tokens.
+    pub redact_key: Vec<u8>,
 }
 
 impl fmt::Debug for Secrets {
@@ -138,6 +142,7 @@ impl fmt::Debug for Secrets {
             .field("otp_key", &"[redacted]")
             .field("identity_key", &"[redacted]")
             .field("audit_key", &"[redacted]")
+            .field("redact_key", &"[redacted]")
             .finish()
     }
 }
@@ -270,7 +275,8 @@ pub fn load(dir: &Path) -> Result<Secrets, KeyError> {
     let otp_key = read_symmetric(&dir.join(OTP_KEY_FILE))?;
     let identity_key = read_symmetric(&dir.join(IDENTITY_KEY_FILE))?;
     let audit_key = read_symmetric(&dir.join(AUDIT_KEY_FILE))?;
-    Ok(Secrets { sessions, otp_key, identity_key, audit_key })
+    let redact_key = read_symmetric(&dir.join(REDACT_KEY_FILE))?;
+    Ok(Secrets { sessions, otp_key, identity_key, audit_key, redact_key })
 }
 
 /// The `session-<kid>.pem` files of `dir`, as `(kid, path)`, sorted by kid. A bad kid is an error.
@@ -329,7 +335,7 @@ pub fn generate(dir: &Path) -> Result<Vec<PathBuf>, KeyError> {
     if session_files(dir)?.is_empty() {
         written.push(write_new_session_key(dir, kid_for_day(today_days()))?);
     }
-    for name in [OTP_KEY_FILE, IDENTITY_KEY_FILE, AUDIT_KEY_FILE] {
+    for name in [OTP_KEY_FILE, IDENTITY_KEY_FILE, AUDIT_KEY_FILE, REDACT_KEY_FILE] {
         let path = dir.join(name);
         if !path.exists() {
             let key: [u8; MIN_SYMMETRIC_KEY_BYTES] = rand::random();

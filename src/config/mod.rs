@@ -50,6 +50,7 @@ pub struct Sources {
 const EMBEDDED: &[(&str, &str)] = &[
     ("citizens.yaml", include_str!("../../policies/citizens.yaml")),
     ("gateway.yaml", include_str!("../../policies/gateway.yaml")),
+    ("profiles.yaml", include_str!("../../policies/profiles.yaml")),
     ("routes.yaml", include_str!("../../policies/routes.yaml")),
 ];
 
@@ -118,6 +119,7 @@ pub struct Merged {
     pub routes: Vec<(At, RawRoute)>,
     pub citizens: Option<(At, RawCitizens)>,
     pub partners: Option<(At, RawPartners)>,
+    pub profiles: Vec<(At, String, crate::redact::RawProfile)>,
 }
 
 /// Parse and merge every file, collecting every error rather than stopping at the first file.
@@ -171,6 +173,14 @@ pub fn parse_all(sources: &Sources) -> (Merged, Vec<ConfigError>) {
                 Some((first, _)) => errors.push(at.err("", format!("`partners` is already defined in {}", first.file))),
                 None => merged.partners = Some((at, p)),
             }
+        }
+        for (key, profile) in file.profiles.unwrap_or_default() {
+            let at = At { file: name.clone(), path: format!("profiles.{key}") };
+            if let Some((first, _, _)) = merged.profiles.iter().find(|(_, k, _)| *k == key) {
+                errors.push(at.err("", format!("profile `{key}` is already defined in {}", first.file)));
+                continue;
+            }
+            merged.profiles.push((at, key, profile));
         }
         for (key, up) in file.upstreams.unwrap_or_default() {
             let at = At { file: name.clone(), path: format!("upstreams.{key}") };

@@ -16,6 +16,8 @@ pub struct RawFile {
     pub routes: Option<Vec<RawRoute>>,
     pub citizens: Option<RawCitizens>,
     pub partners: Option<RawPartners>,
+    /// Redaction profiles by name.
+    pub profiles: Option<BTreeMap<String, crate::redact::RawProfile>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -134,6 +136,9 @@ pub struct RawRoute {
     /// up, counted against the partner's distinct-subjects-per-day quota.
     #[serde(default)]
     pub quota_subjects: Vec<String>,
+    /// Redaction profile of the response, per caller kind (`none`: a binary document whose
+    /// ownership is checked on the request, passed as is).
+    pub redact: Option<RawRedact>,
     /// Rate limits, each keyed on one identity, with one or more windows.
     #[serde(default)]
     pub limits: Vec<RawLimit>,
@@ -346,4 +351,12 @@ pub struct RawLimit {
 pub struct RawRate {
     pub limit: u32,
     pub per: Dur,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRedact {
+    pub citizen: Option<String>,
+    /// Default for partners without a `profile` of their own.
+    pub partner: Option<String>,
 }

@@ -9,20 +9,18 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use http::{Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full, Limited};
+
 use hyper::body::Incoming;
 
 use crate::app::{App, Runtime};
 use crate::auth::Citizen;
-use crate::body::{Body, full};
+use crate::body::Body;
 use crate::error::GatewayError;
 use crate::ownership::{self, OwnershipError, ResponseRule, Subjects};
 use crate::policy::citizens::SubjectSource;
 use crate::upstream::assertion::IDENTITY_HEADER;
-
-/// Largest upstream body the ownership filter reads; bigger is refused (fail closed).
-const MAX_FILTERED_BODY: usize = 8 << 20;
 
 pub fn ownership_error(e: OwnershipError) -> GatewayError {
     match e {
@@ -84,7 +82,10 @@ async fn fetch_subjects(
         .map_err(|_| GatewayError::Internal)?;
     let resp = rt.client.send(req, rt.policy.timeouts.route).await.map_err(|f| f.error())?;
     let status = resp.status();
-    let body = read_identity_body(resp).await?;
+    if status == StatusCode::NOT_FOUND {
+        return Ok(Arc::new(Subjects { mobile: citizen.mobile.as_str().to_string(), ..Subjects::default() }));
+    }
+    let (_, body) = super::redaction::read_json(resp, super::redaction::MAX_BUFFERED).await?;
     let mut subjects = Subjects { mobile: citizen.mobile.as_str().to_string(), ..Subjects::default() };
     if status == StatusCode::NOT_FOUND {
         return Ok(Arc::new(subjects));
@@ -114,20 +115,6 @@ async fn fetch_subjects(
     Ok(Arc::new(subjects))
 }
 
-/// Read an upstream body that must not be compressed, within the filter's limit.
-async fn read_identity_body(resp: Response<Incoming>) -> Result<Bytes, GatewayError> {
-    let encoded =
-        resp.headers().get(header::CONTENT_ENCODING).is_some_and(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
-    if encoded {
-        return Err(GatewayError::UpstreamBadResponse);
-    }
-    Limited::new(resp.into_body(), MAX_FILTERED_BODY)
-        .collect()
-        .await
-        .map(|c| c.to_bytes())
-        .map_err(|_| GatewayError::UpstreamBadResponse)
-}
-
 /// What a filtered response released: the references of its records and their owners.
 #[derive(Default)]
 pub struct Released {
@@ -152,21 +139,16 @@ pub fn released(doc: &[u8], records: &str, owner: &str, reference: &str) -> Rele
     }
 }
 
-/// Apply the response rule to a successful upstream answer.
-pub async fn own_records_only(
-    resp: Response<Incoming>,
+/// Keep only the caller's records of a successful, already decoded answer.
+pub fn own_records_only(
+    doc: &[u8],
     rule: &ResponseRule,
     citizen: &Citizen,
     reference_field: &str,
-) -> Result<(Response<Body>, Released), GatewayError> {
-    let (mut head, body) = resp.into_parts();
-    let bytes = read_identity_body(Response::from_parts(head.clone(), body)).await?;
-    let filtered = ownership::filter_response(&bytes, rule, citizen.mobile.as_str()).map_err(ownership_error)?;
+) -> Result<(Vec<u8>, Released), GatewayError> {
+    let filtered = ownership::filter_response(doc, rule, citizen.mobile.as_str()).map_err(ownership_error)?;
     let out = released(&filtered.body, &rule.records, &rule.owner, reference_field);
-    head.headers.remove(header::CONTENT_ENCODING);
-    head.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    head.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(filtered.body.len()));
-    Ok((Response::from_parts(head, full(filtered.body)), out))
+    Ok((filtered.body, out))
 }
 
 /// An upstream error on a personal route: keep its status and a code, drop anything that could

@@ -15,6 +15,7 @@ pub mod handlers;
 pub mod normalize;
 pub mod params;
 pub mod partner;
+pub mod redaction;
 pub mod trace;
 
 pub use trace::SPAN_TARGET;
@@ -165,7 +166,7 @@ pub async fn handle(app: Arc<App>, conn: Arc<ConnInfo>, req: Request<Incoming>) 
 
 async fn process(
     app: &App,
-    rt: &Runtime,
+    rt: &Arc<Runtime>,
     conn: &ConnInfo,
     req: Request<Incoming>,
     request_id: &str,
@@ -333,11 +334,12 @@ async fn identify(
     }
 }
 
-/// The upstream's answer, through the response side of the permit's rules.
+/// The upstream's answer, through the response side of the permit's rules: the ownership
+/// filter first (it reads the owner field), then the caller's redaction profile.
 async fn respond(
     upstream: Response<Incoming>,
     permit: &Permit<'_>,
-    rt: &Runtime,
+    rt: &Arc<Runtime>,
     request_id: &str,
     outcome: &mut Outcome,
 ) -> Result<Response<Body>, GatewayError> {
@@ -345,29 +347,78 @@ async fn respond(
     if route.personal && !upstream.status().is_success() {
         return Ok(citizen::sanitized_error(upstream, request_id).await);
     }
+    let profile_name = match permit.caller() {
+        Caller::Citizen(_) => route.redact.citizen.clone(),
+        Caller::Partner(p) => p.profile.clone().or_else(|| route.redact.partner.clone()),
+        Caller::Anonymous => None,
+    }
+    .filter(|n| n != crate::policy::NO_REDACTION);
+    let profile = match &profile_name {
+        Some(n) => Some(rt.profiles.get(n).ok_or(GatewayError::Internal)?),
+        None => None,
+    };
+    let subjects = rt.policy.citizens.as_ref().and_then(|c| c.subjects.as_ref());
+    let (records, owner, reference) = subjects
+        .map_or(("beneficiaries", "mobile_number", "beneficiary_reference_id"), |s| {
+            (s.records.as_str(), s.owner.as_str(), s.reference.as_str())
+        });
     let rule = route.ownership.as_ref().and_then(|o| o.response.as_ref());
-    let reference = rt
-        .policy
-        .citizens
-        .as_ref()
-        .and_then(|c| c.subjects.as_ref())
-        .map_or("beneficiary_reference_id", |s| s.reference.as_str());
-    let mut resp = match (rule, permit.caller()) {
-        (Some(rule), Caller::Citizen(c)) => {
-            let (resp, released) = citizen::own_records_only(upstream, rule, c, reference).await?;
+    let sized = upstream
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n <= redaction::MAX_BUFFERED);
+    let mut resp = match (permit.caller(), rule, profile) {
+        (Caller::Citizen(c), Some(rule), profile) => {
+            let (head, doc) = redaction::read_json(upstream, redaction::MAX_BUFFERED).await?;
+            let (own, released) = citizen::own_records_only(&doc, rule, c, reference)?;
             outcome.released_refs = released.refs;
             outcome.released_owners = released.owners;
             outcome.record_count = Some(released.count);
-            resp
+            redacted(head, own, profile, outcome)?
         }
-        (Some(_), Caller::Anonymous | Caller::Partner(_)) => return Err(GatewayError::Internal),
-        (None, _) => {
+        (Caller::Anonymous | Caller::Partner(_), Some(_), _) | (Caller::Anonymous, None, Some(_)) => {
+            return Err(GatewayError::Internal);
+        }
+        (Caller::Partner(_), None, Some(_)) if !sized => {
+            // Too large to hold: redact as it flows; what was released is not itemised.
+            outcome.record_count = None;
+            outcome.fields_redacted = vec![format!("profile:{}", profile_name.clone().unwrap_or_default())];
+            redaction::streamed(upstream, rt.clone(), profile_name.clone().unwrap_or_default())?
+        }
+        (Caller::Citizen(_) | Caller::Partner(_), None, Some(profile)) => {
+            let (head, doc) = redaction::read_json(upstream, redaction::MAX_BUFFERED).await?;
+            if matches!(permit.caller(), Caller::Partner(_)) {
+                let released = citizen::released(&doc, records, owner, reference);
+                outcome.released_refs = released.refs;
+                outcome.released_owners = released.owners;
+                outcome.record_count = Some(released.count);
+            }
+            redacted(head, doc.to_vec(), Some(profile), outcome)?
+        }
+        (_, None, None) => {
             let (head, body) = upstream.into_parts();
             Response::from_parts(head, body.map_err(|e| Box::new(e) as BoxError).boxed_unsync())
         }
     };
     headers::client_response_headers(resp.headers_mut(), request_id);
     Ok(resp)
+}
+
+/// Apply `profile` (if any) to a whole document and note what it redacted.
+fn redacted(
+    head: http::response::Parts,
+    doc: Vec<u8>,
+    profile: Option<&crate::redact::Profile>,
+    outcome: &mut Outcome,
+) -> Result<Response<Body>, GatewayError> {
+    let Some(profile) = profile else {
+        return Ok(redaction::with_body(head, doc));
+    };
+    let (out, report) = redaction::redact_whole(profile, &doc)?;
+    outcome.fields_redacted = report.fields.keys().cloned().collect();
+    Ok(redaction::with_body(head, out))
 }
 
 /// Read the whole request body within `limit` bytes and the request timeout.

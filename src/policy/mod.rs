@@ -65,6 +65,8 @@ pub struct Route {
     pub scopes: Vec<String>,
     /// Partner routes: parameters naming looked-up people (distinct-subjects quota).
     pub quota_subjects: Vec<String>,
+    /// Redaction profile names per caller kind (`none`: passed as is).
+    pub redact: crate::config::raw::RawRedact,
     /// Rate limits: key and windows (limit per duration).
     pub limits: Vec<(LimitKey, Vec<(NonZeroU32, Duration)>)>,
     /// Parameter names of the template, in order.
@@ -104,6 +106,8 @@ pub struct Policy {
     pub routes: Vec<Route>,
     pub citizens: Option<Citizens>,
     pub partners: Option<Partners>,
+    /// Redaction profiles as written (compiled with their keys when the runtime is built).
+    pub profiles: Vec<(String, crate::redact::RawProfile)>,
     router: Router,
 }
 
@@ -123,6 +127,10 @@ impl Policy {
         self.trusted_proxies.iter().any(|c| c.contains(ip))
     }
 }
+
+/// The reserved profile name of a route that releases a binary document unredacted (its
+/// ownership is checked on the request side).
+pub const NO_REDACTION: &str = "none";
 
 /// Upstream URL overrides given on the command line (`--upstream NAME=URL`), applied at compile.
 pub type Overrides = Vec<(String, String)>;
@@ -229,6 +237,35 @@ pub fn compile(
         }
     }
 
+    let mut profiles = Vec::new();
+    for (at, name, raw) in &m.profiles {
+        if name == NO_REDACTION {
+            errors.push(at.err("", format!("`{NO_REDACTION}` is reserved")));
+            continue;
+        }
+        // Validated here with a placeholder key; the runtime compiles them with the real one.
+        match crate::redact::compile(name, raw, &[0u8; 32]) {
+            Ok(_) => profiles.push((name.clone(), raw.clone())),
+            Err(problems) => {
+                for (field, message) in problems {
+                    errors.push(at.err(&field, message));
+                }
+            }
+        }
+    }
+    if let Some(p) = &partners {
+        for c in &p.clients {
+            if let Some(profile) = &c.profile
+                && !m.profiles.iter().any(|(_, n, _)| n == profile)
+            {
+                errors.push(ConfigError::new(
+                    "<policy>",
+                    format!("partners.clients.{}.profile", c.id),
+                    format!("no profile named `{profile}`"),
+                ));
+            }
+        }
+    }
     let mut routes = Vec::new();
     let mut router = Router::default();
     let mut names = HashSet::new();
@@ -357,6 +394,26 @@ pub fn compile(
             }
             rate_limits.push((l.key, windows));
         }
+        let redact = r.redact.clone().unwrap_or_default();
+        let known = |name: &str| name == NO_REDACTION || m.profiles.iter().any(|(_, n, _)| n == name);
+        for (field, name) in [("redact.citizen", &redact.citizen), ("redact.partner", &redact.partner)] {
+            if let Some(n) = name
+                && !known(n)
+            {
+                errors.push(at.err(field, format!("no profile named `{n}`")));
+            }
+        }
+        if r.personal && r.handler.is_none() {
+            match r.access {
+                Access::Citizen if redact.citizen.is_none() => errors.push(at.err(
+                    "redact.citizen",
+                    "a personal-data route needs a redaction profile (or `none` for a binary document)",
+                )),
+                Access::Partner if redact.partner.is_none() => errors
+                    .push(at.err("redact.partner", "a personal-data route needs a redaction profile for partners")),
+                _ => {}
+            }
+        }
         let default_body = match r.access {
             Access::Partner => limits.partner_body,
             Access::Public | Access::Citizen => limits.citizen_body,
@@ -391,6 +448,7 @@ pub fn compile(
             scopes: r.scopes.clone(),
             quota_subjects: r.quota_subjects.clone(),
             limits: rate_limits,
+            redact,
             params,
             body_limit: r.body_limit.map_or(default_body, |b| b.0),
             timeout: r.timeout.map_or(timeouts.route, |d| d.0),
@@ -414,6 +472,7 @@ pub fn compile(
         routes,
         citizens,
         partners,
+        profiles,
         router,
     })
 }

@@ -1,0 +1,87 @@
+//! The invariant the fuzz target (`fuzz/fuzz_targets/redact.rs`) and the corpus regression test
+//! (`tests/corpus.rs`) check on one input. Not part of the gateway's API.
+//!
+//! The input is the document itself; its first byte picks a split point, so the fuzzer explores
+//! chunk boundaries too. For each of a few profiles (deny, allow, dry run):
+//! - feeding the input in two chunks gives exactly the result of one chunk;
+//! - `Ok` means the input was valid JSON and the output is valid JSON;
+//! - a dry run's output is the input.
+
+use super::{Action, DefaultPolicy, Limits, RawProfile, RawRule, RedactError, Redactor, Report, compile, redact};
+
+fn rule(path: &str, action: Action) -> RawRule {
+    let (keep_last, format) = match action {
+        Action::Mask => (Some(4), Some("XXXX-XXXX-####".to_string())),
+        _ => (None, None),
+    };
+    RawRule { path: path.to_string(), action, keep_last, format }
+}
+
+fn profiles() -> Vec<RawProfile> {
+    let citizen = vec![
+        rule("beneficiaries[*].photo_id_number", Action::Mask),
+        rule("beneficiaries[*].name", Action::Keep),
+        rule("**.aadhaar*", Action::Drop),
+        rule("beneficiaries[*].dose1_date", Action::Generalize),
+        rule("beneficiaries[*].mobile", Action::Hmac),
+        rule("beneficiaries[*].comorbidity_ind", Action::Null),
+        rule("ttl", Action::Keep),
+        rule("[*].k*", Action::Keep),
+    ];
+    let loose = vec![rule("**.id*", Action::Mask), rule("a.b[*]", Action::Drop), rule("**.x", Action::Keep)];
+    vec![
+        RawProfile { default: DefaultPolicy::Deny, dry_run: false, rules: citizen.clone() },
+        RawProfile { default: DefaultPolicy::Allow, dry_run: false, rules: loose },
+        RawProfile { default: DefaultPolicy::Deny, dry_run: true, rules: citizen },
+    ]
+}
+
+/// Whether `bytes` is one valid JSON document, per serde_json. A number beyond f64 range is
+/// grammatically valid JSON, so for that one complaint a grammar-only parse (plus UTF-8) decides.
+pub fn valid_json(bytes: &[u8]) -> bool {
+    match serde_json::from_slice::<serde_json::Value>(bytes) {
+        Ok(_) => true,
+        Err(e) if e.to_string().starts_with("number out of range") => {
+            std::str::from_utf8(bytes).is_ok() && serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_ok()
+        }
+        Err(_) => false,
+    }
+}
+
+fn split(profile: &super::Profile, data: &[u8], cut: usize) -> Result<(Vec<u8>, Report), RedactError> {
+    let mut out = Vec::new();
+    let mut r = Redactor::new(profile, Limits::default());
+    r.feed(&data[..cut], &mut out)?;
+    r.feed(&data[cut..], &mut out)?;
+    let report = r.finish(&mut out)?;
+    Ok((out, report))
+}
+
+/// Check the invariant on one input, split where its first byte says; `Err` describes the violation.
+pub fn check(data: &[u8]) -> Result<(), String> {
+    check_at(data, data.first().map_or(0, |&b| usize::from(b) % (data.len() + 1)))
+}
+
+/// Check the invariant on one input split at `cut` (≤ `data.len()`).
+pub fn check_at(data: &[u8], cut: usize) -> Result<(), String> {
+    let cut = cut.min(data.len());
+    for (i, raw) in profiles().iter().enumerate() {
+        let profile = compile("fuzz", raw, b"fuzz-profile-key-0123456789").map_err(|e| format!("profile: {e:?}"))?;
+        let whole = redact(&profile, data);
+        if split(&profile, data, cut) != whole {
+            return Err(format!("profile {i}: splitting at {cut} changed the result"));
+        }
+        if let Ok((out, _)) = &whole {
+            if !valid_json(data) {
+                return Err(format!("profile {i}: accepted invalid JSON"));
+            }
+            if !valid_json(out) {
+                return Err(format!("profile {i}: produced invalid JSON"));
+            }
+            if raw.dry_run && out != data {
+                return Err(format!("profile {i}: dry run changed the body"));
+            }
+        }
+    }
+    Ok(())
+}

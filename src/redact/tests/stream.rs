@@ -1,0 +1,180 @@
+//! The streaming walker: every chunk split gives the same result; strict RFC 8259 validation;
+//! limits; error stickiness and error messages without input bytes.
+
+use super::*;
+
+const DOCS: &[&str] = &[
+    r#"{"beneficiaries":[{"name":"Asha \"A\" \u0915\ud83d\ude00","photo_id_number":"1234-5678-9012","mobile":9000000001,"aadhaarNo":"x","dose1_date":"01-06-2021","birth_year":-1.5e+3,"comorbidity_ind":true,"x":[null,false,{}]}],"ttl":0}"#,
+    " [ 1 , -0.0 , 2e10 , \"a\\/b\" , { } , [ ] , null , true , false ] ",
+    r#"{"aadh\u0061ar":"s","ttl":{"deep":[[["v"]]]},"beneficiaries":[]}"#,
+    "\"top-level string\"",
+    "12345.678e-9",
+    "true",
+    r#"{"ttl":"é日本😀","beneficiaries":[{"name":"\\\"","mobile_number":"12"}]}"#,
+];
+
+/// Invalid documents: each must fail however it is split.
+const BAD: &[&str] = &[
+    "",
+    "   ",
+    "{",
+    "[1,]",
+    "{\"a\":1,}",
+    "{\"a\" 1}",
+    "{a:1}",
+    "{'a':1}",
+    "01",
+    "1.",
+    ".5",
+    "-",
+    "+1",
+    "1e",
+    "1e+",
+    "0x10",
+    "tru",
+    "nul",
+    "truee",
+    "\"abc",
+    "\"a\\x\"",
+    "\"\\u12G4\"",
+    "\"\\ud800\"",
+    "\"\\udc00\"",
+    "\"\\ud800\\u0041\"",
+    "\"\\ud800x\"",
+    "\"tab\there\"",
+    "{}{}",
+    "{} x",
+    "[1 2]",
+    "{\"a\":1 \"b\":2}",
+    "[}",
+    "{]",
+    "{\"a\":1,\"a\":2}",
+    "{\"a\":1,\"\\u0061\":2}",
+    "[\"x\",]",
+    "{\"b\":[{\"a\":1,\"a\":1}]}",
+];
+
+#[test]
+fn every_split_gives_the_same_result() {
+    let profiles = [profile(CITIZEN), profile("default: allow\nrules: [{path: '**.x', action: drop}]")];
+    for p in &profiles {
+        for doc in DOCS.iter().chain(BAD) {
+            let whole = redact(p, doc.as_bytes());
+            assert_eq!(whole.is_ok(), !BAD.contains(doc), "{doc}");
+            if let Ok((out, _)) = &whole {
+                assert!(valid_json(out), "{doc} → {}", String::from_utf8_lossy(out));
+            }
+            assert_eq!(chunks_run(p, doc.as_bytes(), 1), whole, "1-byte chunks of {doc}");
+            for cut in 0..=doc.len() {
+                assert_eq!(split_run(p, doc.as_bytes(), &[cut]), whole, "split at {cut} of {doc}");
+            }
+            for a in (0..=doc.len()).step_by(3) {
+                for b in a..=doc.len() {
+                    assert_eq!(split_run(p, doc.as_bytes(), &[a, b]), whole, "splits {a},{b} of {doc}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn invalid_utf8_is_rejected() {
+    let p = profile("default: allow\nrules: []");
+    for bad in [
+        &b"\"\xC0\x80\""[..],
+        b"\"\xED\xA0\x80\"",
+        b"\"\xF5\x80\x80\x80\"",
+        b"\"\xE0\x80\xAF\"",
+        b"\"\xF4\x90\x80\x80\"",
+        b"\"\x80\"",
+        b"\"\xC3\"",
+        b"\"\xE6\x97\"",
+        b"{\"\xFF\":1}",
+    ] {
+        assert!(redact(&p, bad).is_err(), "{bad:?}");
+        assert!(chunks_run(&p, bad, 1).is_err(), "{bad:?}");
+    }
+    assert!(redact(&p, "\"\u{7FF}\u{FFFF}\u{10FFFF}\"".as_bytes()).is_ok());
+}
+
+#[test]
+fn errors_say_where_but_never_what() {
+    let p = profile(CITIZEN);
+    let cases: &[(&str, RedactError)] = &[
+        ("{\"mobile\":\"9000000001\" x", RedactError::Syntax { offset: 23 }),
+        ("{\"9000000001\":1,\"9000000001\":2}", RedactError::DuplicateKey { offset: 27 }),
+        ("{\"a\":\"9000000001\"} 9000000001", RedactError::TrailingData { offset: 19 }),
+        ("{\"a\":\"9000000001", RedactError::Incomplete),
+    ];
+    for (doc, want) in cases {
+        let err = redact(&p, doc.as_bytes()).expect_err("invalid");
+        assert_eq!(&err, want, "{doc}");
+        assert!(!err.to_string().contains("9000000001"), "{err}");
+    }
+}
+
+#[test]
+fn limits_are_enforced() {
+    let p = profile("default: allow\nrules: [{path: '**.m', action: mask}]");
+    let limits = Limits { max_depth: 3, max_token: 8, max_members: 2 };
+    let run_with = |doc: &str| {
+        let mut r = Redactor::new(&p, limits);
+        let mut out = Vec::new();
+        r.feed(doc.as_bytes(), &mut out).and_then(|()| r.finish(&mut out)).map(|_| out)
+    };
+    assert!(run_with("[[[1]]]").is_ok());
+    assert_eq!(run_with("[[[[1]]]]"), Err(RedactError::TooDeep));
+    assert_eq!(run_with("{\"a\":{\"b\":{\"c\":{}}}}"), Err(RedactError::TooDeep));
+    assert!(run_with("\"12345678\"").is_ok());
+    assert_eq!(run_with("\"123456789\""), Err(RedactError::TokenTooLong));
+    assert_eq!(run_with("{\"m\":\"123456789\"}"), Err(RedactError::TokenTooLong));
+    assert_eq!(run_with("{\"123456789\":1}"), Err(RedactError::TokenTooLong));
+    assert_eq!(run_with("1234567890"), Err(RedactError::TokenTooLong));
+    assert_eq!(run_with("{\"a\":1,\"b\":2,\"c\":3}"), Err(RedactError::TooManyMembers));
+    // Depth counts inside dropped subtrees too (they are still validated).
+    let deep = format!("{}{}", "[".repeat(65), "]".repeat(65));
+    assert_eq!(redact(&profile("rules: []"), deep.as_bytes()).map(|_| ()), Err(RedactError::TooDeep));
+}
+
+#[test]
+fn errors_are_sticky() {
+    let p = profile(CITIZEN);
+    let mut r = Redactor::new(&p, Limits::default());
+    let mut out = Vec::new();
+    assert!(r.feed(b"[1,,", &mut out).is_err());
+    assert!(r.feed(b"2]", &mut out).is_err());
+    assert!(r.finish(&mut out).is_err());
+}
+
+#[test]
+fn long_strings_stream_without_buffering() {
+    // A 4 MiB kept string under a 1 MiB token limit is an error…
+    let p = profile("default: allow\nrules: []");
+    let big = format!("[\"{}\"]", "a".repeat(4 << 20));
+    assert_eq!(chunks_run(&p, big.as_bytes(), 65536).map(|_| ()), Err(RedactError::TokenTooLong));
+    // …and many records pass in chunks, output identical to the compact input.
+    let doc = format!("[{}]", vec![r#"{"k":"v","n":[1,2.5,true]}"#; 20_000].join(","));
+    let (out, _) = chunks_run(&p, doc.as_bytes(), 4096).expect("ok");
+    assert_eq!(out, doc.as_bytes());
+}
+
+#[test]
+fn dfa_cache_rebuild_keeps_results_identical() {
+    // Thousands of distinct keys overflow the transition cache; results must not change.
+    let p = profile(
+        "rules: [{path: '**.k*', action: keep}, {path: '**.s*', action: drop}, {path: 'a.**.x', action: keep}]",
+    );
+    let mut doc = String::from("{\"a\":{");
+    for i in 0..20_000 {
+        doc.push_str(&format!("\"k{i}\":{{\"s{i}\":1,\"x\":2,\"q{i}\":[{i}]}},"));
+    }
+    doc.push_str("\"end\":0}}");
+    let (out, _) = redact(&p, doc.as_bytes()).expect("ok");
+    let v: serde_json::Value = serde_json::from_slice(&out).expect("valid");
+    let a = v["a"].as_object().expect("object");
+    assert_eq!(a.len(), 20_000);
+    for i in (0..20_000).step_by(997) {
+        let want: serde_json::Value = serde_json::from_str(&format!(r#"{{"x":2,"q{i}":[{i}]}}"#)).expect("json");
+        assert_eq!(a[&format!("k{i}")], want, "k{i}");
+    }
+}

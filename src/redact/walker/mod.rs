@@ -1,0 +1,303 @@
+//! The streaming walker: one pass over JSON bytes, chunk by chunk, validating everything (RFC 8259
+//! plus: no duplicate keys, depth/token/width limits) and writing the redacted document. Between
+//! chunks it keeps only the container stack, the current key, at most one buffered scalar and the
+//! scanner state, so memory does not grow with the body.
+//!
+//! This file is the byte loop and the token scanners; [`fate`] decides what happens to each value
+//! and writes the structure around it.
+
+mod fate;
+
+use super::actions::Kind;
+use super::dfa::Dfa;
+use super::profile::{DefaultPolicy, Profile};
+use super::scan::{self, Num, StrScan, StrStep};
+use super::{Limits, RedactError};
+
+use fate::{Disp, Frame, Seen};
+
+/// Where the walker stands between two bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum St {
+    /// A value must start (root, after `:`, after `,` in an array).
+    Value,
+    /// After `[`: a value or `]`.
+    ArrFirst,
+    /// After `{`: a key or `}`.
+    ObjFirst,
+    /// After `,` in an object: a key.
+    Key,
+    Colon,
+    /// After a value inside a container: `,` or the closing bracket.
+    After,
+    /// The root value is complete: only whitespace may follow.
+    Done,
+    Str,
+    Num,
+    Lit,
+}
+
+/// Where the bytes of the current token go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Sink {
+    Out,
+    Key,
+    Tok,
+    Skip,
+}
+
+pub(crate) struct Walker<'p> {
+    profile: &'p Profile,
+    limits: Limits,
+    dfa: Dfa,
+    frames: Vec<Frame>,
+    /// Key hashes of the open objects, by depth (reused across objects).
+    seen: Vec<Seen>,
+    st: St,
+    sink: Sink,
+    kind: Kind,
+    s: StrScan,
+    num: Num,
+    lit: &'static [u8],
+    lit_pos: usize,
+    tok_len: usize,
+    /// The current key's raw bytes: `key_at` while they lie in the chunk being walked (no copy),
+    /// else `key`. `key_from` is where the key's content started in this chunk.
+    key: Vec<u8>,
+    key_at: Option<(usize, usize)>,
+    key_from: Option<usize>,
+    key_dec: Vec<u8>,
+    tok: Vec<u8>,
+    scratch: Vec<u8>,
+    pending: Disp,
+    rule: u16,
+    base: u64,
+    /// Applications per rule, and unnamed values dropped.
+    pub(crate) per_rule: Vec<u64>,
+    pub(crate) unnamed: u64,
+}
+
+impl<'p> Walker<'p> {
+    pub(crate) fn new(profile: &'p Profile, limits: Limits) -> Self {
+        let dfa = profile.dfa.clone();
+        let mut w = Walker {
+            profile,
+            limits,
+            frames: Vec::with_capacity(limits.max_depth.min(64)),
+            seen: Vec::new(),
+            st: St::Value,
+            sink: Sink::Skip,
+            kind: Kind::Lit,
+            s: StrScan::default(),
+            num: Num::Zero,
+            lit: b"",
+            lit_pos: 0,
+            tok_len: 0,
+            key: Vec::new(),
+            key_at: None,
+            key_from: None,
+            key_dec: Vec::new(),
+            tok: Vec::new(),
+            scratch: Vec::new(),
+            pending: Disp::Skip,
+            rule: 0,
+            base: 0,
+            per_rule: vec![0; profile.rules.len()],
+            unnamed: 0,
+            dfa,
+        };
+        w.pending = w.disp(w.dfa.root(), profile.default_policy() == DefaultPolicy::Allow);
+        w
+    }
+
+    /// The profile this walker applies.
+    pub(crate) fn profile(&self) -> &'p Profile {
+        self.profile
+    }
+
+    /// Walk the next chunk, appending redacted output to `out`.
+    pub(crate) fn feed(&mut self, buf: &[u8], out: &mut Vec<u8>) -> Result<(), RedactError> {
+        out.reserve(buf.len());
+        let walked = self.walk(buf, out);
+        // Nothing may point into this chunk once it is gone.
+        if let Some((a, b)) = self.key_at.take() {
+            self.key.clear();
+            self.key.extend_from_slice(&buf[a..b]);
+        }
+        self.key_from = None;
+        self.base += buf.len() as u64;
+        walked
+    }
+
+    fn walk(&mut self, buf: &[u8], out: &mut Vec<u8>) -> Result<(), RedactError> {
+        let mut i = 0;
+        while i < buf.len() {
+            i = match self.st {
+                St::Str => self.string(buf, i, out)?,
+                St::Num => self.number(buf, i, out)?,
+                St::Lit => self.literal(buf, i, out)?,
+                _ => {
+                    let b = buf[i];
+                    if !scan::is_ws(b) {
+                        self.structural(b, i, buf, out)?;
+                    }
+                    i + 1
+                }
+            };
+        }
+        Ok(())
+    }
+
+    /// End of input: the document must be complete.
+    pub(crate) fn finish(&mut self, out: &mut Vec<u8>) -> Result<(), RedactError> {
+        match self.st {
+            St::Done => Ok(()),
+            St::Num if self.frames.is_empty() && self.num.complete() => {
+                self.scalar_done(out);
+                Ok(())
+            }
+            _ => Err(RedactError::Incomplete),
+        }
+    }
+
+    fn syntax(&self, at: usize) -> RedactError {
+        RedactError::Syntax { offset: self.base + at as u64 }
+    }
+
+    /// A significant byte `b` (at `buf[at]`) outside any token.
+    fn structural(&mut self, b: u8, at: usize, buf: &[u8], out: &mut Vec<u8>) -> Result<(), RedactError> {
+        match (self.st, b) {
+            (St::Value, _) => self.value(b, at, buf, out),
+            (St::ArrFirst, b']') => self.close(b, at, out),
+            (St::ArrFirst, _) => {
+                self.element();
+                self.value(b, at, buf, out)
+            }
+            (St::ObjFirst, b'}') => self.close(b, at, out),
+            (St::ObjFirst | St::Key, b'"') => {
+                self.key.clear();
+                self.key_at = None;
+                self.key_from = Some(at + 1);
+                self.begin_string(Sink::Key);
+                Ok(())
+            }
+            (St::Colon, b':') => {
+                self.st = St::Value;
+                Ok(())
+            }
+            (St::After, b',') => {
+                if self.frames.last().is_some_and(|f| f.obj) {
+                    self.st = St::Key;
+                } else {
+                    self.element();
+                    self.st = St::Value;
+                }
+                Ok(())
+            }
+            (St::After, b']' | b'}') => self.close(b, at, out),
+            (St::Done, _) => Err(RedactError::TrailingData { offset: self.base + at as u64 }),
+            _ => Err(self.syntax(at)),
+        }
+    }
+
+    fn begin_string(&mut self, sink: Sink) {
+        self.s = StrScan::default();
+        self.tok_len = 0;
+        self.sink = sink;
+        self.st = St::Str;
+    }
+
+    fn start_token(&mut self, sink: Sink, first: u8, st: St, out: &mut Vec<u8>) {
+        self.sink = sink;
+        self.tok_len = 1;
+        match sink {
+            Sink::Out => out.push(first),
+            Sink::Tok => self.tok.push(first),
+            Sink::Key | Sink::Skip => {}
+        }
+        self.st = st;
+    }
+
+    fn grow(&mut self, n: usize) -> Result<(), RedactError> {
+        self.tok_len += n;
+        if self.tok_len > self.limits.max_token { Err(RedactError::TokenTooLong) } else { Ok(()) }
+    }
+
+    fn string(&mut self, buf: &[u8], i: usize, out: &mut Vec<u8>) -> Result<usize, RedactError> {
+        let step = self.s.scan(buf, i).map_err(|j| self.syntax(j))?;
+        let (end, content) = match step {
+            StrStep::More => (buf.len(), buf.len()),
+            StrStep::End(e) => (e, e - 1),
+        };
+        let done = end != content;
+        self.grow(content - i)?;
+        match self.sink {
+            Sink::Out => out.extend_from_slice(&buf[i..end]),
+            Sink::Tok => self.tok.extend_from_slice(&buf[i..content]),
+            Sink::Skip => {}
+            Sink::Key => match (done, self.key_from.take()) {
+                (true, Some(from)) => self.key_at = Some((from, content)),
+                (_, from) => self.key.extend_from_slice(&buf[from.unwrap_or(i)..content]),
+            },
+        }
+        if !done {
+            return Ok(end);
+        }
+        if self.sink != Sink::Key {
+            self.scalar_done(out);
+            return Ok(end);
+        }
+        self.key_done(content, buf)?;
+        // Fast path for the common `"key":value`: the colon and the value's first byte.
+        let mut j = end;
+        if buf.get(j) == Some(&b':') {
+            self.st = St::Value;
+            j += 1;
+            if let Some(&b) = buf.get(j)
+                && !scan::is_ws(b)
+            {
+                self.value(b, j, buf, out)?;
+                j += 1;
+            }
+        }
+        Ok(j)
+    }
+
+    fn number(&mut self, buf: &[u8], i: usize, out: &mut Vec<u8>) -> Result<usize, RedactError> {
+        let end = self.num.scan(buf, i);
+        self.grow(end - i)?;
+        self.copy(&buf[i..end], out);
+        if end < buf.len() {
+            if !self.num.complete() {
+                return Err(self.syntax(end));
+            }
+            self.scalar_done(out);
+        }
+        Ok(end)
+    }
+
+    fn literal(&mut self, buf: &[u8], i: usize, out: &mut Vec<u8>) -> Result<usize, RedactError> {
+        let mut j = i;
+        while let (Some(&b), Some(&want)) = (buf.get(j), self.lit.get(self.lit_pos)) {
+            if b != want {
+                return Err(self.syntax(j));
+            }
+            self.lit_pos += 1;
+            j += 1;
+        }
+        self.grow(j - i)?;
+        self.copy(&buf[i..j], out);
+        if self.lit_pos == self.lit.len() {
+            self.scalar_done(out);
+        }
+        Ok(j)
+    }
+
+    fn copy(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+        match self.sink {
+            Sink::Out => out.extend_from_slice(bytes),
+            Sink::Tok => self.tok.extend_from_slice(bytes),
+            Sink::Key | Sink::Skip => {}
+        }
+    }
+}
