@@ -9,4 +9,5 @@ mod foundation;
 mod foundation_routing;
 mod partner;
 mod ratelimit;
+mod redaction;
 mod telemetry;

@@ -15,7 +15,7 @@ use crate::harness::upstream::Echo;
 use crate::harness::*;
 
 const KEY_ICMR: &str = "icmr-key-0123456789abcdefghijklmnopqrstuv";
-const KEY_NIC: &str = "nic-key-0123456789abcdefghijklmnopqrstuvw";
+pub const KEY_NIC: &str = "nic-key-0123456789abcdefghijklmnopqrstuvw";
 const KEY_FAR: &str = "far-key-0123456789abcdefghijklmnopqrstuvw";
 
 fn h(key: &str) -> String {
@@ -52,6 +52,11 @@ impl Pki {
             server_ca,
             dir,
         }
+    }
+
+    /// The gateway half of the policy, for other tests' routes against `upstream`.
+    pub fn policy_for(&self, upstream: &str) -> (String, String) {
+        self.policy(true, "", upstream)
     }
 
     fn policy(&self, icmr_enabled: bool, trusted_proxies: &str, echo: &str) -> (String, String) {

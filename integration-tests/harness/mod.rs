@@ -168,6 +168,17 @@ impl Gateway {
         Gateway { child, urls, stderr, data_dir: None }
     }
 
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Peak resident memory of the process (VmHWM), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap();
+        let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+    }
+
     pub fn url(&self, name: &str) -> &str {
         self.urls.get(name).unwrap_or_else(|| panic!("no listener {name}"))
     }

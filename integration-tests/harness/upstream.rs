@@ -223,3 +223,89 @@ impl SmsProvider {
         SmsProvider { addr, received }
     }
 }
+
+/// A backend for redaction tests. Paths:
+/// `/records` (JSON with names, mobiles, ID numbers), `/records-gzip` (the same, gzip-encoded),
+/// `/records-zstd` (an encoding nobody can decode here), `/html`, `/broken` (malformed JSON),
+/// `/truncated-stream` (a chunked body that turns into garbage after 200 KB).
+pub struct Documents {
+    pub addr: SocketAddr,
+}
+
+pub fn records_doc(n: usize) -> String {
+    let records: Vec<serde_json::Value> = (0..n)
+        .map(|i| {
+            serde_json::json!({
+                "beneficiary_reference_id": format!("{:014}", 10_000_000_000_000u64 + i as u64),
+                "name": format!("Secret Person {i}"),
+                "mobile_number": format!("{}", 9_000_000_001u64 + (i as u64 % 5)),
+                "photo_id_number": format!("{}", 234_512_341_234u64 + i as u64),
+                "birth_year": "1980",
+                "dose1_date": "01-06-2021",
+                "aadhaarNo": "999988887777",
+            })
+        })
+        .collect();
+    serde_json::json!({ "beneficiaries": records }).to_string()
+}
+
+impl Documents {
+    pub async fn start() -> Documents {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            loop {
+                let Ok((tcp, _)) = listener.accept().await else { return };
+                tokio::spawn(async move {
+                    let svc = service_fn(documents_answer);
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tcp), svc)
+                        .await;
+                });
+            }
+        });
+        Documents { addr }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+}
+
+type DocBody = http_body_util::combinators::BoxBody<Bytes, std::io::Error>;
+
+async fn documents_answer(req: Request<Incoming>) -> Result<Response<DocBody>, Infallible> {
+    use http_body_util::BodyExt;
+    let json = |b: Vec<u8>| Full::new(Bytes::from(b)).map_err(|never| match never {}).boxed();
+    let (ctype, encoding, body): (&str, Option<&str>, DocBody) = match req.uri().path() {
+        "/records" | "/dry" => ("application/json", None, json(records_doc(3).into_bytes())),
+        "/records-gzip" => {
+            use std::io::Write;
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            enc.write_all(records_doc(3).as_bytes()).unwrap();
+            ("application/json", Some("gzip"), json(enc.finish().unwrap()))
+        }
+        "/records-zstd" => ("application/json", Some("zstd"), json(records_doc(3).into_bytes())),
+        "/html" => ("text/html", None, json(b"<p>Secret Person</p>".to_vec())),
+        "/broken" => {
+            ("application/json", None, json(br#"{"beneficiaries":[{"name":"Secret Person" "x":1}]}"#.to_vec()))
+        }
+        "/truncated-stream" => {
+            let doc = records_doc(2000);
+            let head = doc.as_bytes()[..doc.len() / 2].to_vec();
+            let chunks: Vec<Result<hyper::body::Frame<Bytes>, std::io::Error>> = vec![
+                Ok(hyper::body::Frame::data(Bytes::from(head))),
+                Ok(hyper::body::Frame::data(Bytes::from_static(b"]]]} not json at all"))),
+            ];
+            let stream = futures_util::stream::iter(chunks);
+            ("application/json", None, http_body_util::StreamBody::new(stream).boxed())
+        }
+        _ => ("application/json", None, json(b"{}".to_vec())),
+    };
+    let mut resp = Response::new(body);
+    resp.headers_mut().insert("content-type", ctype.parse().unwrap());
+    if let Some(e) = encoding {
+        resp.headers_mut().insert("content-encoding", e.parse().unwrap());
+    }
+    Ok(resp)
+}

@@ -1,0 +1,151 @@
+//! Issue 6: fail-closed redaction through the real binary: profiles, encodings, refusals, the
+//! streamed export's memory, and an aborted stream.
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+
+use crate::citizen_flow::{OUTBOX_POLICY, get_auth, sign_in};
+use crate::harness::pki::Leaf;
+use crate::harness::upstream::Documents;
+use crate::harness::*;
+
+const PROFILES: &str = "profiles:
+  masked:
+    default: deny
+    rules:
+      - {path: 'beneficiaries[*].beneficiary_reference_id', action: keep}
+      - {path: 'beneficiaries[*].mobile_number', action: mask, keep_last: 4, format: 'XXXXXX####'}
+      - {path: 'beneficiaries[*].photo_id_number', action: mask, keep_last: 4, format: 'XXXX-XXXX-####'}
+      - {path: 'beneficiaries[*].birth_year', action: keep}
+      - {path: 'beneficiaries[*].dose1_date', action: generalize}
+  watch:
+    default: deny
+    dry_run: true
+    rules:
+      - {path: 'beneficiaries[*].birth_year', action: keep}
+";
+
+#[tokio::test]
+async fn citizen_answers_are_redacted_and_anything_unredactable_is_refused() {
+    let docs = Documents::start().await;
+    let gateway =
+        format!("{PROFILES}citizens:\n  otp:\n{OUTBOX_POLICY}\nupstreams:\n  docs: {{url: '{}'}}\n", docs.url());
+    let mut routes = String::from(
+        "routes:
+  - {name: gen, methods: [POST], path: /api/v2/auth/public/generateOTP, access: public, handler: otp_generate}
+  - {name: conf, methods: [POST], path: /api/v2/auth/public/confirmOTP, access: public, handler: otp_confirm}
+",
+    );
+    for (path, profile) in [
+        ("records", "masked"),
+        ("records-gzip", "masked"),
+        ("records-zstd", "masked"),
+        ("html", "masked"),
+        ("broken", "masked"),
+        ("dry", "watch"),
+    ] {
+        routes.push_str(&format!(
+            "  - {{name: {path}, methods: [GET], path: /{path}, access: citizen, upstream: docs, personal: true, redact: {{citizen: {profile}}}, ownership: {{request: [{{param: mobile, kind: mobile}}]}}}}\n"
+        ));
+    }
+    let dir = policy_dir(&gateway, &routes);
+    let gw = Gateway::serve(dir.path(), &[]);
+    let http = gw.addr("http");
+    let token = sign_in(http, &gw.data_path("otp-outbox.jsonl"), "9000000001").await;
+
+    for path in ["/records", "/records-gzip"] {
+        let r = get_auth(http, &format!("{path}?mobile=9000000001"), &token).await;
+        assert_eq!(r.status, 200, "{path}: {}", r.text());
+        assert!(!r.headers.contains_key("content-encoding"), "{path}: decoded, redacted, sent plain");
+        let v = r.json();
+        let first = &v["beneficiaries"][0];
+        assert_eq!(first["mobile_number"], "XXXXXX0001", "{path}");
+        assert_eq!(first["photo_id_number"], "XXXX-XXXX-1234", "{path}");
+        assert_eq!(first["dose1_date"], "2021", "{path}: generalized to the year");
+        assert_eq!(first["birth_year"], "1980");
+        let text = r.text();
+        for secret in ["Secret Person", "aadhaarNo", "999988887777", "234512341234", "9000000001"] {
+            assert!(!text.contains(secret), "{path}: {secret} leaked");
+        }
+    }
+    for path in ["/records-zstd", "/html", "/broken"] {
+        let r = get_auth(http, &format!("{path}?mobile=9000000001"), &token).await;
+        assert_eq!((r.status, r.error_code().as_str()), (502, "GWY5022"), "{path}: fail closed");
+        assert!(!r.text().contains("Secret"), "{path}");
+    }
+    // Dry run: the answer is unchanged, what would have gone is reported in the audit trail.
+    let r = get_auth(http, "/dry?mobile=9000000001", &token).await;
+    assert_eq!(r.status, 200);
+    assert!(r.text().contains("Secret Person 0"), "dry run changes nothing");
+    let log = std::fs::read_to_string(gw.data_path("audit.log")).unwrap();
+    let dry = log
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .find(|v| v["route"] == "dry")
+        .unwrap();
+    assert!(!dry["fields_redacted"].as_array().unwrap().is_empty(), "dry run reports: {dry}");
+}
+
+async fn partner_get(gw: &Gateway, path: &str) -> http::Response<hyper::body::Incoming> {
+    let read = |f: &str| std::fs::read_to_string(gw.data_path(f)).unwrap();
+    let icmr = Leaf { cert_pem: read("partner-icmr.pem"), key_pem: read("partner-icmr-key.pem") };
+    let stream = crate::harness::pki::connect(gw.addr("https"), &read("ca.pem"), Some(&icmr)).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let req = Request::get(path)
+        .header("host", "localhost")
+        .header("x-api-key", read("partner-icmr.apikey").trim())
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    send.send_request(req).await.unwrap()
+}
+
+#[tokio::test]
+async fn the_partner_export_streams_through_the_research_profile_in_bounded_memory() {
+    const N: usize = 200_000;
+    let gw = Gateway::demo(&["--beneficiaries", &N.to_string()]);
+    let resp = partner_get(&gw, "/api/v2/partner/beneficiaries/export?district_id=0").await;
+    assert_eq!(resp.status(), 200);
+    assert!(!resp.headers().contains_key("content-length"), "streamed");
+    let body = resp.into_body().collect().await.expect("complete body").to_bytes();
+    let v: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
+    let list = v["beneficiaries"].as_array().unwrap();
+    assert_eq!(list.len(), N);
+    let first = &list[0];
+    assert!(first.get("name").is_none(), "research drops names: {first}");
+    for field in ["mobile_number", "photo_id_number", "beneficiary_reference_id"] {
+        let token = first[field].as_str().unwrap();
+        assert!(!token.chars().all(|c| c.is_ascii_digit()), "{field} is a keyed token: {token}");
+    }
+    assert!(first["birth_year"].is_string());
+    let peak = gw.peak_rss();
+    println!("export of {} MB, gateway+registry peak RSS {} MiB", body.len() >> 20, peak >> 20);
+    assert!(body.len() > 40 << 20, "a large document: {} bytes", body.len());
+    assert!(peak < 64 << 20, "peak RSS {} MiB does not grow with the body", peak >> 20);
+}
+
+#[tokio::test]
+async fn a_stream_that_goes_bad_midway_is_aborted_not_truncated() {
+    let pki = crate::partner::Pki::new();
+    let docs = Documents::start().await;
+    let (g, _) = pki.policy_for(&docs.url());
+    let routes = "routes:
+  - {name: stream, methods: [GET], path: /truncated-stream, access: partner, upstream: test, personal: true, redact: {partner: open}, scopes: [beneficiaries:export]}
+";
+    let dir = policy_dir(&g, routes);
+    let gw = pki.gateway(dir.path());
+    let stream = crate::harness::pki::connect(gw.addr("https"), &pki.server_ca.pem, Some(&pki.nic)).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("/truncated-stream")
+        .header("host", "localhost")
+        .header("x-api-key", crate::partner::KEY_NIC)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200, "the head went out before the garbage arrived");
+    let body = resp.into_body().collect().await;
+    assert!(body.is_err(), "the client sees an aborted body, never a complete-looking one");
+}
