@@ -11,3 +11,4 @@ mod partner;
 mod ratelimit;
 mod redaction;
 mod telemetry;
+mod trail;

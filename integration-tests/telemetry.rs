@@ -25,16 +25,16 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-struct Collector {
+pub struct Collector {
     child: Child,
     log: PathBuf,
     _dir: tempfile::TempDir,
-    grpc: u16,
-    http: u16,
+    pub grpc: u16,
+    pub http: u16,
 }
 
 impl Collector {
-    fn start() -> Collector {
+    pub fn start() -> Collector {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("rotel.log");
         let (grpc, http) = (free_port(), free_port());
@@ -58,7 +58,7 @@ impl Collector {
         Collector { child, log, _dir: dir, grpc, http }
     }
 
-    fn output(&self) -> String {
+    pub fn output(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 }

@@ -132,7 +132,11 @@ fn print_walkthrough(urls: &[(&'static str, String)], data_dir: &Path) {
         ));
     }
     text.push_str("\nStop with Ctrl-C (in-flight requests finish first).\n");
-    eprintln!("{text}");
+    // The console, not the log stream (stderr): logs never carry numbers, even examples.
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{text}");
+    let _ = out.flush();
 }
 
 pub async fn run_registry(args: RegistryArgs) -> Result<(), String> {
