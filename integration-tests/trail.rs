@@ -166,3 +166,88 @@ async fn a_demo_scenario_leaves_a_verifiable_trail_and_no_personal_data_anywhere
     assert!(!ok, "a flipped byte must fail verification: {out}");
     assert!(out.contains("line 2") || out.contains("seq 1"), "names the broken record: {out}");
 }
+
+/// A tiny tmpfs, unmounted on drop.
+struct TinyDisk {
+    dir: tempfile::TempDir,
+}
+
+impl TinyDisk {
+    fn mount(bytes: usize) -> Option<TinyDisk> {
+        let dir = tempfile::tempdir().unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={bytes}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then_some(TinyDisk { dir })
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}
+
+#[tokio::test]
+async fn when_the_audit_log_cannot_be_written_nothing_is_released() {
+    let Some(disk) = TinyDisk::mount(256 << 10) else {
+        // Mounting needs root, which CI on this project's machines has.
+        panic!("cannot mount a tmpfs (run the suite as root, as CI does)");
+    };
+    let docs = crate::harness::upstream::Documents::start().await;
+    let outbox = tempfile::tempdir().unwrap();
+    let outbox_file = outbox.path().join("otp-outbox.jsonl");
+    let gateway = format!(
+        "profiles:\n  open: {{default: allow}}\ncitizens:\n  otp:\n    delivery: {{outbox: {{path: '{}'}}}}\nupstreams:\n  docs: {{url: '{}'}}\n",
+        outbox_file.display(),
+        docs.url()
+    );
+    let routes = "routes:
+  - {name: gen, methods: [POST], path: /api/v2/auth/public/generateOTP, access: public, handler: otp_generate}
+  - {name: conf, methods: [POST], path: /api/v2/auth/public/confirmOTP, access: public, handler: otp_confirm}
+  - {name: records, methods: [GET], path: /records, access: citizen, upstream: docs, personal: true, redact: {citizen: open}, ownership: {request: [{param: mobile, kind: mobile}]}}
+";
+    let dir = policy_dir(&gateway, routes);
+    let keys = tempfile::tempdir().unwrap();
+    let (ok, out) = otpgate(&["keys", "generate", "--dir", &keys.path().display().to_string()]);
+    assert!(ok, "{out}");
+    let args: Vec<String> = ["serve", "--listen-plain", "127.0.0.1:0", "--admin", "127.0.0.1:0"]
+        .iter()
+        .map(|s| s.to_string())
+        .chain(["--config".into(), dir.path().display().to_string()])
+        .chain(["--keys-dir".into(), keys.path().display().to_string()])
+        .chain(["--data-dir".into(), disk.dir.path().display().to_string()])
+        .collect();
+    let gw = Gateway::spawn(&args, &["http", "admin"]);
+    let http = gw.addr("http");
+    let token = sign_in(http, &outbox_file, "9000000001").await;
+    let mut released = 0;
+    let mut refused = 0;
+    for _ in 0..2000 {
+        let r = get_auth(http, "/records?mobile=9000000001", &token).await;
+        match r.status {
+            200 => {
+                assert_eq!(refused, 0, "nothing is released once the log has failed");
+                released += 1;
+            }
+            503 => {
+                assert_eq!(r.error_code(), "GWY5033");
+                assert!(!r.text().contains("Secret"), "the withheld answer does not leak");
+                refused += 1;
+                if refused >= 5 {
+                    break;
+                }
+            }
+            other => panic!("unexpected {other}: {}", r.text()),
+        }
+    }
+    assert!(released > 10 && refused >= 5, "released {released}, refused {refused}");
+    let m = get_h1(gw.addr("admin"), "/metrics").await.text();
+    assert!(metric(&m, "otpgate_audit_failures_total", &[]) >= 5.0, "{m}");
+    drop(gw);
+    // What was written before the disk filled still verifies.
+    let (ok, out) = otpgate(&["audit", "verify", "--log", &disk.dir.path().join("audit.log").display().to_string()]);
+    assert!(ok, "{out}");
+}

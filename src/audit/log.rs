@@ -198,6 +198,7 @@ fn open_blocking(dir: PathBuf, options: LogOptions, fault: Option<u64>) -> Resul
         file,
         _lock: lock,
         file_len,
+        durable_len: file_len,
         file_first_seq,
         next_seq: tail.next_seq,
         prev: tail.prev,

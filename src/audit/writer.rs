@@ -95,6 +95,8 @@ pub(crate) struct Writer {
     /// Held for the writer's lifetime: one writer per directory.
     pub _lock: File,
     pub file_len: u64,
+    /// Length of the current file up to its last synced batch.
+    pub durable_len: u64,
     /// Seq of the first line in the current file (names the file when it is rotated).
     pub file_first_seq: u64,
     pub next_seq: u64,
@@ -133,6 +135,11 @@ impl Writer {
                 Err(e) => {
                     tracing::error!(error = %e, "audit log write failed; refusing further records");
                     self.healthy.store(false, Ordering::SeqCst);
+                    // Cut a torn or unsynced batch away: the file keeps only durable records, so it
+                    // still verifies and the next start resumes cleanly.
+                    if self.file.set_len(self.durable_len).is_ok() {
+                        let _ = self.file.sync_data();
+                    }
                     for p in batch.drain(..) {
                         let _ = p.done.send(Err(AuditError::Write(e.to_string())));
                     }
@@ -208,6 +215,7 @@ impl Writer {
         self.file.write_all(&self.buf)?;
         self.file_len += self.buf.len() as u64;
         self.file.sync_data()?;
+        self.durable_len = self.file_len;
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         self.batches += 1;
         Ok(first_seq)
@@ -229,6 +237,7 @@ impl Writer {
         self.fsyncs.fetch_add(1, Ordering::Relaxed);
         tracing::info!(sealed = %sealed.display(), "audit log rotated");
         self.file_len = 0;
+        self.durable_len = 0;
         self.file_first_seq = self.next_seq;
         Ok(())
     }
