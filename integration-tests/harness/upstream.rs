@@ -15,6 +15,30 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
+/// Serve `answer` on a new loopback port (HTTP/1.1 and HTTP/2) until the test ends.
+async fn serve_fn<F, Fut, B>(answer: F) -> SocketAddr
+where
+    F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else { return };
+            let answer = answer.clone();
+            tokio::spawn(async move {
+                let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(tcp), service_fn(answer))
+                    .await;
+            });
+        }
+    });
+    addr
+}
+
 pub struct Echo {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicU64>,
@@ -120,20 +144,7 @@ pub const OWN: &str = "9000000001";
 
 impl Hostile {
     pub async fn start() -> Hostile {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else { return };
-                tokio::spawn(async move {
-                    let svc = service_fn(hostile_answer);
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tcp), svc)
-                        .await;
-                });
-            }
-        });
-        Hostile { addr }
+        Hostile { addr: serve_fn(hostile_answer).await }
     }
 
     pub fn url(&self) -> String {
@@ -192,35 +203,22 @@ pub struct SmsProvider {
 
 impl SmsProvider {
     pub async fn start(status: u16, delay: Duration) -> SmsProvider {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let received = Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = received.clone();
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else { return };
-                let sink = sink.clone();
-                tokio::spawn(async move {
-                    let svc = service_fn(move |req: Request<Incoming>| {
-                        let sink = sink.clone();
-                        async move {
-                            let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
-                            if let Ok(v) = serde_json::from_slice(&body) {
-                                sink.lock().unwrap().push(v);
-                            }
-                            tokio::time::sleep(delay).await;
-                            let mut resp = Response::new(Full::new(Bytes::from_static(b"{}")));
-                            *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
-                            Ok::<_, Infallible>(resp)
-                        }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tcp), svc)
-                        .await;
-                });
+        let answer = move |req: Request<Incoming>| {
+            let sink = sink.clone();
+            async move {
+                let body = req.into_body().collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+                if let Ok(v) = serde_json::from_slice(&body) {
+                    sink.lock().unwrap().push(v);
+                }
+                tokio::time::sleep(delay).await;
+                let mut resp = Response::new(Full::new(Bytes::from_static(b"{}")));
+                *resp.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                Ok::<_, Infallible>(resp)
             }
-        });
-        SmsProvider { addr, received }
+        };
+        SmsProvider { addr: serve_fn(answer).await, received }
     }
 }
 
@@ -251,20 +249,7 @@ pub fn records_doc(n: usize) -> String {
 
 impl Documents {
     pub async fn start() -> Documents {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move {
-            loop {
-                let Ok((tcp, _)) = listener.accept().await else { return };
-                tokio::spawn(async move {
-                    let svc = service_fn(documents_answer);
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(tcp), svc)
-                        .await;
-                });
-            }
-        });
-        Documents { addr }
+        Documents { addr: serve_fn(documents_answer).await }
     }
 
     pub fn url(&self) -> String {
