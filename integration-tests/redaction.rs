@@ -86,6 +86,10 @@ async fn citizen_answers_are_redacted_and_anything_unredactable_is_refused() {
         .find(|v| v["route"] == "dry")
         .unwrap();
     assert!(!dry["fields_redacted"].as_array().unwrap().is_empty(), "dry run reports: {dry}");
+    let m = get_h1(gw.addr("admin"), "/metrics").await.text();
+    assert!(metric(&m, "otpgate_redacted_values_total", &[("profile", "watch"), ("mode", "dry_run")]) > 0.0, "{m}");
+    assert!(metric(&m, "otpgate_redacted_values_total", &[("profile", "masked"), ("mode", "applied")]) > 0.0);
+    assert_eq!(metric(&m, "otpgate_redacted_values_total", &[("profile", "watch"), ("mode", "applied")]), 0.0);
 }
 
 async fn partner_get(gw: &Gateway, path: &str) -> http::Response<hyper::body::Incoming> {

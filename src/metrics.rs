@@ -37,6 +37,13 @@ pub struct ThrottleLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RedactionLabels {
+    pub profile: String,
+    /// `applied`, or `dry_run` (would have been redacted).
+    pub mode: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
     pub result: String,
 }
@@ -54,6 +61,8 @@ pub struct Metrics {
     reloads: Family<ReloadLabels, Counter>,
     throttled: Family<ThrottleLabels, Counter>,
     audit_failures: Counter,
+    /// Values redacted (or, in dry run, that would have been), by profile.
+    pub redactions: Family<RedactionLabels, Counter>,
     pub connections: Gauge,
 }
 
@@ -100,7 +109,23 @@ impl Metrics {
             "Personal-data responses withheld because the audit log could not be written",
             audit_failures.clone(),
         );
-        Metrics { registry, requests, latency, upstream_errors, reloads, throttled, audit_failures, connections }
+        let redactions = Family::<RedactionLabels, Counter>::default();
+        registry.register(
+            "redacted_values",
+            "Values redacted by profile; mode dry_run counts what a dry-run profile would have redacted",
+            redactions.clone(),
+        );
+        Metrics {
+            registry,
+            requests,
+            latency,
+            upstream_errors,
+            reloads,
+            throttled,
+            audit_failures,
+            redactions,
+            connections,
+        }
     }
 
     pub fn request(&self, route: &str, method: &http::Method, status: u16, elapsed: Duration) {
@@ -130,6 +155,13 @@ impl Metrics {
 
     pub fn audit_failure(&self) {
         self.audit_failures.inc();
+    }
+
+    pub fn redacted(&self, profile: &str, dry_run: bool, values: u64) {
+        let mode = if dry_run { "dry_run" } else { "applied" };
+        self.redactions
+            .get_or_create(&RedactionLabels { profile: profile.to_string(), mode: mode.into() })
+            .inc_by(values);
     }
 
     pub fn reload(&self, ok: bool) {

@@ -290,7 +290,7 @@ async fn process(
     })?;
     outcome.upstream_ms = Some(sent.elapsed().as_secs_f64() * 1000.0);
 
-    respond(upstream, &permit, rt, request_id, outcome).await
+    respond(upstream, &permit, app, rt, request_id, outcome).await
 }
 
 /// The beneficiary references a request names (the route's beneficiary ownership parameters).
@@ -339,6 +339,7 @@ async fn identify(
 async fn respond(
     upstream: Response<Incoming>,
     permit: &Permit<'_>,
+    app: &App,
     rt: &Arc<Runtime>,
     request_id: &str,
     outcome: &mut Outcome,
@@ -376,7 +377,7 @@ async fn respond(
             outcome.released_refs = released.refs;
             outcome.released_owners = released.owners;
             outcome.record_count = Some(released.count);
-            redacted(head, own, profile, outcome)?
+            redacted(head, own, profile, app, outcome)?
         }
         (Caller::Anonymous | Caller::Partner(_), Some(_), _) | (Caller::Anonymous, None, Some(_)) => {
             return Err(GatewayError::Internal);
@@ -385,7 +386,8 @@ async fn respond(
             // Too large to hold: redact as it flows; what was released is not itemised.
             outcome.record_count = None;
             outcome.fields_redacted = vec![format!("profile:{}", profile_name.clone().unwrap_or_default())];
-            redaction::streamed(upstream, rt.clone(), profile_name.clone().unwrap_or_default())?
+            let counter = app.metrics.redactions.clone();
+            redaction::streamed(upstream, rt.clone(), profile_name.clone().unwrap_or_default(), counter)?
         }
         (Caller::Citizen(_) | Caller::Partner(_), None, Some(profile)) => {
             let (head, doc) = redaction::read_json(upstream, redaction::MAX_BUFFERED).await?;
@@ -395,7 +397,7 @@ async fn respond(
                 outcome.released_owners = released.owners;
                 outcome.record_count = Some(released.count);
             }
-            redacted(head, doc.to_vec(), Some(profile), outcome)?
+            redacted(head, doc.to_vec(), Some(profile), app, outcome)?
         }
         (_, None, None) => {
             let (head, body) = upstream.into_parts();
@@ -411,12 +413,14 @@ fn redacted(
     head: http::response::Parts,
     doc: Vec<u8>,
     profile: Option<&crate::redact::Profile>,
+    app: &App,
     outcome: &mut Outcome,
 ) -> Result<Response<Body>, GatewayError> {
     let Some(profile) = profile else {
         return Ok(redaction::with_body(head, doc));
     };
     let (out, report) = redaction::redact_whole(profile, &doc)?;
+    app.metrics.redacted(profile.name(), profile.dry_run(), report.redacted());
     outcome.fields_redacted = report.fields.keys().cloned().collect();
     Ok(redaction::with_body(head, out))
 }

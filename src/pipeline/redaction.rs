@@ -99,7 +99,15 @@ pub fn with_body(mut head: http::response::Parts, body: Vec<u8>) -> Response<Bod
 struct Aborted;
 
 /// Redact a body as it flows. `rt` keeps the profile alive for the task's whole life.
-pub fn streamed(resp: Response<Incoming>, rt: Arc<Runtime>, profile: String) -> Result<Response<Body>, GatewayError> {
+pub fn streamed(
+    resp: Response<Incoming>,
+    rt: Arc<Runtime>,
+    profile: String,
+    counter: prometheus_client::metrics::family::Family<
+        crate::metrics::RedactionLabels,
+        prometheus_client::metrics::counter::Counter,
+    >,
+) -> Result<Response<Body>, GatewayError> {
     let (mut head, mut body) = resp.into_parts();
     if !is_json(&head.headers) {
         return Err(bad_upstream("not JSON"));
@@ -139,7 +147,11 @@ pub fn streamed(resp: Response<Incoming>, rt: Arc<Runtime>, profile: String) -> 
         }
         .await;
         match result {
-            Ok(report) => tracing::debug!(redacted = report.redacted(), "streamed redaction complete"),
+            Ok(report) => {
+                let mode = if profile.dry_run() { "dry_run" } else { "applied" };
+                let labels = crate::metrics::RedactionLabels { profile: profile.name().to_string(), mode: mode.into() };
+                counter.get_or_create(&labels).inc_by(report.redacted());
+            }
             Err(()) => {
                 tracing::warn!("streamed redaction failed; response aborted");
                 let _ = tx.send(Err(Box::new(Aborted))).await;
