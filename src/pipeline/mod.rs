@@ -218,7 +218,7 @@ async fn process(
                 (*key, crate::ratelimit::keys::values_for(*key, permit.caller(), client_ip, &body, &beneficiaries))
             })
             .collect();
-        match app.limiters.check(limits, &values) {
+        match app.limiters.check(limits, &values).await {
             Ok(h) => outcome.rate_headers = h,
             Err(t) => {
                 app.metrics.throttled(&route.name, t.key.as_str());

@@ -12,6 +12,7 @@
 //! again are evicted periodically (`evict`), so memory stays bounded under key flooding.
 
 pub mod keys;
+pub mod store;
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
@@ -19,40 +20,29 @@ use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
-use governor::clock::{Clock, DefaultClock};
-use governor::middleware::StateInformationMiddleware;
-use governor::state::keyed::DashMapStateStore;
-use governor::{Quota, RateLimiter};
 use parking_lot::Mutex;
 
 pub use keys::LimitKey;
+pub use store::{Charge, LimitStore, LocalStore, WindowState};
 
-type Keyed = RateLimiter<u64, DashMapStateStore<u64>, DefaultClock, StateInformationMiddleware>;
-
-/// One window of one limit: its own keyed GCRA limiter.
+/// One window of one limit, with its state in the store.
 pub struct Window {
     /// Shown in `RateLimit` headers: `session-15m`.
     pub name: String,
     pub key: LimitKey,
     pub limit: u32,
     pub per: Duration,
-    limiter: Keyed,
+    state: Box<dyn WindowState>,
 }
 
 impl Window {
-    fn new(key: LimitKey, limit: NonZeroU32, per: Duration) -> Option<Window> {
-        let quota = Quota::with_period(per / limit.get())?.allow_burst(limit);
-        let limiter = RateLimiter::dashmap(quota).with_middleware::<StateInformationMiddleware>();
-        Some(Window { name: format!("{}-{}", key.as_str(), human(per)), key, limit: limit.get(), per, limiter })
-    }
-
     /// Number of keys held (for tests and the memory bound).
     pub fn len(&self) -> usize {
-        self.limiter.len()
+        self.state.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.limiter.is_empty()
+        self.len() == 0
     }
 }
 
@@ -69,18 +59,14 @@ fn human(d: Duration) -> String {
 
 /// Every limiter of the process, by (route, key, quota), surviving policy reloads.
 pub struct Limiters {
+    store: Box<dyn LimitStore>,
     windows: Mutex<HashMap<String, Arc<Window>>>,
     hasher: std::hash::RandomState,
-    clock: DefaultClock,
 }
 
 impl Default for Limiters {
     fn default() -> Self {
-        Limiters {
-            windows: Mutex::new(HashMap::new()),
-            hasher: std::hash::RandomState::new(),
-            clock: DefaultClock::default(),
-        }
+        Limiters::with_store(Box::new(LocalStore))
     }
 }
 
@@ -108,6 +94,11 @@ pub struct Throttled {
 }
 
 impl Limiters {
+    /// Limiters whose state lives in `store`.
+    pub fn with_store(store: Box<dyn LimitStore>) -> Limiters {
+        Limiters { store, windows: Mutex::new(HashMap::new()), hasher: std::hash::RandomState::new() }
+    }
+
     /// The windows for a route's limits, reusing existing limiters with the same signature.
     pub fn for_route(&self, route: &str, limits: &[(LimitKey, Vec<(NonZeroU32, Duration)>)]) -> RouteLimits {
         let mut all = self.windows.lock();
@@ -117,7 +108,10 @@ impl Limiters {
                 let sig = format!("{route}|{}|{limit}|{}", key.as_str(), per.as_millis());
                 let window = match all.get(&sig) {
                     Some(w) => Some(w.clone()),
-                    None => Window::new(*key, *limit, *per).map(Arc::new),
+                    None => self.store.window(&sig, *limit, *per).map(|state| {
+                        let name = format!("{}-{}", key.as_str(), human(*per));
+                        Arc::new(Window { name, key: *key, limit: limit.get(), per: *per, state })
+                    }),
                 };
                 if let Some(w) = window {
                     all.insert(sig, w.clone());
@@ -139,8 +133,7 @@ impl Limiters {
         let mut all = self.windows.lock();
         all.retain(|_, w| Arc::strong_count(w) > 1);
         for w in all.values() {
-            w.limiter.retain_recent();
-            w.limiter.shrink_to_fit();
+            w.state.evict();
         }
     }
 
@@ -150,7 +143,7 @@ impl Limiters {
 
     /// Check every window of a route against the request's identities (`values` per key kind;
     /// a window whose key has no value — e.g. no beneficiary named — is not charged).
-    pub fn check(
+    pub async fn check(
         &self,
         limits: &RouteLimits,
         values: &[(LimitKey, Vec<String>)],
@@ -163,17 +156,15 @@ impl Limiters {
         for w in &limits.windows {
             let Some((_, vals)) = values.iter().find(|(k, _)| *k == w.key) else { continue };
             for v in vals {
-                match w.limiter.check_key(&self.hash(w.key, v)) {
-                    Ok(snapshot) => {
-                        let remaining = snapshot.remaining_burst_capacity();
+                match w.state.charge(self.hash(w.key, v)).await {
+                    Charge::Allowed { remaining } => {
                         let per_cell = w.per.as_secs_f64() / f64::from(w.limit);
                         let reset = (f64::from(w.limit - remaining.min(w.limit)) * per_cell).ceil() as u64;
                         if tightest.is_none_or(|(r, _, _)| remaining < r) {
                             tightest = Some((remaining, reset, &w.name));
                         }
                     }
-                    Err(not_until) => {
-                        let retry_after = not_until.wait_time_from(self.clock.now());
+                    Charge::Denied { retry_after } => {
                         let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                         let state = format!("\"{}\";r=0;t={}", w.name, secs.max(1));
                         return Err(Throttled { retry_after, headers: Headers { policy, state }, key: w.key });

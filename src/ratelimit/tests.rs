@@ -18,17 +18,17 @@ fn vals(session: &str, ip: &str) -> Vec<(LimitKey, Vec<String>)> {
     vec![(LimitKey::Session, vec![session.into()]), (LimitKey::Ip, vec![ip.into()])]
 }
 
-#[test]
-fn all_windows_are_checked_and_the_first_refusal_wins() {
+#[tokio::test]
+async fn all_windows_are_checked_and_the_first_refusal_wins() {
     let l = Limiters::default();
     let r = three(&l, "schedule");
     for i in 0..3 {
-        let h = l.check(&r, &vals("s1", "10.0.0.1")).unwrap().unwrap();
+        let h = l.check(&r, &vals("s1", "10.0.0.1")).await.unwrap().unwrap();
         assert_eq!(&*h.policy, "\"session-15m\";q=3;w=900, \"session-1d\";q=10;w=86400, \"ip-5m\";q=100;w=300");
         assert!(h.state.starts_with("\"session-15m\";r="), "the tightest window: {}", h.state);
         assert!(h.state.contains(&format!("r={}", 2 - i)), "{}", h.state);
     }
-    let t = l.check(&r, &vals("s1", "10.0.0.1")).unwrap_err();
+    let t = l.check(&r, &vals("s1", "10.0.0.1")).await.unwrap_err();
     assert_eq!(t.key, LimitKey::Session);
     assert!(
         t.retry_after > Duration::from_secs(200) && t.retry_after <= Duration::from_secs(300),
@@ -36,40 +36,40 @@ fn all_windows_are_checked_and_the_first_refusal_wins() {
         t.retry_after
     );
     assert_eq!(t.headers.state, format!("\"session-15m\";r=0;t={}", t.retry_after.as_secs() + 1));
-    assert!(l.check(&r, &vals("s2", "10.0.0.1")).is_ok(), "another session has its own bucket");
+    assert!(l.check(&r, &vals("s2", "10.0.0.1")).await.is_ok(), "another session has its own bucket");
 }
 
-#[test]
-fn buckets_survive_a_rebuild_with_the_same_quota_only() {
+#[tokio::test]
+async fn buckets_survive_a_rebuild_with_the_same_quota_only() {
     let l = Limiters::default();
     let r = three(&l, "schedule");
     for _ in 0..3 {
-        l.check(&r, &vals("s1", "ip")).unwrap();
+        l.check(&r, &vals("s1", "ip")).await.unwrap();
     }
     let again = three(&l, "schedule");
-    assert!(l.check(&again, &vals("s1", "ip")).is_err(), "a reload keeps the state");
+    assert!(l.check(&again, &vals("s1", "ip")).await.is_err(), "a reload keeps the state");
     let other = l.for_route("schedule", &[(LimitKey::Session, vec![(nz(4), Duration::from_secs(900))])]);
-    assert!(l.check(&other, &vals("s1", "ip")).is_ok(), "a changed quota is a new limiter");
+    assert!(l.check(&other, &vals("s1", "ip")).await.is_ok(), "a changed quota is a new limiter");
 }
 
-#[test]
-fn values_missing_for_a_key_charge_nothing_and_every_value_is_charged() {
+#[tokio::test]
+async fn values_missing_for_a_key_charge_nothing_and_every_value_is_charged() {
     let l = Limiters::default();
     let r = l.for_route("b", &[(LimitKey::Beneficiary, vec![(nz(1), Duration::from_secs(3600))])]);
-    assert!(l.check(&r, &[]).is_ok());
-    assert!(l.check(&r, &[(LimitKey::Beneficiary, vec!["a".into(), "b".into()])]).is_ok());
-    assert!(l.check(&r, &[(LimitKey::Beneficiary, vec!["c".into(), "b".into()])]).is_err(), "b again");
+    assert!(l.check(&r, &[]).await.is_ok());
+    assert!(l.check(&r, &[(LimitKey::Beneficiary, vec!["a".into(), "b".into()])]).await.is_ok());
+    assert!(l.check(&r, &[(LimitKey::Beneficiary, vec!["c".into(), "b".into()])]).await.is_err(), "b again");
 }
 
-#[test]
-fn eviction_drops_replenished_keys_and_unused_limiters() {
+#[tokio::test]
+async fn eviction_drops_replenished_keys_and_unused_limiters() {
     let l = Limiters::default();
     let r = l.for_route("fast", &[(LimitKey::Ip, vec![(nz(1), Duration::from_millis(20))])]);
     for i in 0..100 {
-        l.check(&r, &[(LimitKey::Ip, vec![format!("10.0.0.{i}")])]).unwrap();
+        l.check(&r, &[(LimitKey::Ip, vec![format!("10.0.0.{i}")])]).await.unwrap();
     }
     assert_eq!(r.windows[0].len(), 100);
-    std::thread::sleep(Duration::from_millis(60));
+    tokio::time::sleep(Duration::from_millis(60)).await;
     l.evict();
     assert_eq!(r.windows[0].len(), 0, "replenished keys are gone");
     drop(r);

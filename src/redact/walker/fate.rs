@@ -149,23 +149,32 @@ impl Walker<'_> {
         Ok(())
     }
 
-    /// Before an emitted value: the separating comma and, in an object, `"key":`.
+    /// Before an emitted value: the separating comma and, in an object, `"key":` — as runs of
+    /// the input where they are in this chunk.
     #[inline]
     fn prefix(&mut self, buf: &[u8], out: &mut Vec<u8>) {
         let Some(f) = self.frames.last_mut() else { return };
-        if !f.first {
-            out.push(b',');
-        }
+        let (first, obj) = (f.first, f.obj);
         f.first = false;
-        if f.obj {
-            let key: &[u8] = match self.key_at {
-                Some((a, b)) => &buf[a..b],
-                None => &self.key,
-            };
-            out.reserve(key.len() + 3);
-            out.push(b'"');
-            out.extend_from_slice(key);
-            out.extend_from_slice(b"\":");
+        match (first, self.comma) {
+            (true, _) => {}
+            (false, Some(c)) => self.keep(c, c + 1, buf, out),
+            (false, None) => self.put(b",", buf, out),
+        }
+        if obj {
+            match self.key_at {
+                Some((a, b)) => self.keep(a - 1, b + 1, buf, out),
+                None => {
+                    self.flush(buf, out);
+                    out.push(b'"');
+                    out.extend_from_slice(&self.key);
+                    out.push(b'"');
+                }
+            }
+            match self.colon {
+                Some(c) => self.keep(c, c + 1, buf, out),
+                None => self.put(b":", buf, out),
+            }
         }
     }
 
@@ -177,17 +186,17 @@ impl Walker<'_> {
     }
 
     /// A removed value: nothing is written, except `null` for the root (output must stay JSON).
-    fn removed(&mut self, rule: Option<u16>, out: &mut Vec<u8>) {
+    fn removed(&mut self, rule: Option<u16>, buf: &[u8], out: &mut Vec<u8>) {
         self.count(rule);
         if self.frames.is_empty() {
-            out.extend_from_slice(b"null");
+            self.put(b"null", buf, out);
         }
     }
 
     /// The first byte `b` (at `buf[at]`) of a value.
     pub(super) fn value(&mut self, b: u8, at: usize, buf: &[u8], out: &mut Vec<u8>) -> Result<(), RedactError> {
         let (kind, lit) = match b {
-            b'{' | b'[' => return self.open(b, buf, out),
+            b'{' | b'[' => return self.open(b, at, buf, out),
             b'"' => (Kind::Str { escaped: false }, None),
             b'-' | b'0'..=b'9' => (Kind::Num, None),
             _ => (Kind::Lit, Some(scan::literal(b).ok_or_else(|| self.syntax(at))?)),
@@ -199,17 +208,17 @@ impl Walker<'_> {
                 Sink::Out
             }
             Disp::Skeleton { .. } => {
-                self.removed(None, out);
+                self.removed(None, buf, out);
                 Sink::Skip
             }
             Disp::Drop(r) => {
-                self.removed(r, out);
+                self.removed(r, buf, out);
                 Sink::Skip
             }
             Disp::Null(r) => {
                 self.count(Some(r));
                 self.prefix(buf, out);
-                out.extend_from_slice(b"null");
+                self.put(b"null", buf, out);
                 Sink::Skip
             }
             Disp::Transform(r) => {
@@ -224,23 +233,23 @@ impl Walker<'_> {
         match (kind, lit) {
             (Kind::Str { .. }, _) => {
                 if sink == Sink::Out {
-                    out.push(b'"');
+                    self.keep(at, at + 1, buf, out);
                 }
                 self.begin_string(sink);
             }
             (Kind::Num, _) => {
                 self.num = Num::start(b).ok_or_else(|| self.syntax(at))?;
-                self.start_token(sink, b, St::Num, out);
+                self.start_token(sink, at, buf, St::Num, out);
             }
             (Kind::Lit, lit) => {
                 (self.lit, self.lit_pos) = (lit.unwrap_or(b""), 1);
-                self.start_token(sink, b, St::Lit, out);
+                self.start_token(sink, at, buf, St::Lit, out);
             }
         }
         Ok(())
     }
 
-    fn open(&mut self, b: u8, buf: &[u8], out: &mut Vec<u8>) -> Result<(), RedactError> {
+    fn open(&mut self, b: u8, at: usize, buf: &[u8], out: &mut Vec<u8>) -> Result<(), RedactError> {
         if self.frames.len() >= self.limits.max_depth {
             return Err(RedactError::TooDeep);
         }
@@ -248,26 +257,26 @@ impl Walker<'_> {
         let (skip, state, allow) = match self.pending {
             Disp::Emit { state, allow } => {
                 self.prefix(buf, out);
-                out.push(b);
+                self.keep(at, at + 1, buf, out);
                 (false, state, allow)
             }
             Disp::Skeleton { state, key, index } if (obj && key) || (!obj && index) => {
                 self.prefix(buf, out);
-                out.push(b);
+                self.keep(at, at + 1, buf, out);
                 (false, state, false)
             }
             Disp::Skeleton { .. } => {
-                self.removed(None, out);
+                self.removed(None, buf, out);
                 (true, DEAD, false)
             }
             Disp::Drop(r) => {
-                self.removed(r, out);
+                self.removed(r, buf, out);
                 (true, DEAD, false)
             }
             Disp::Null(r) | Disp::Transform(r) => {
                 self.count(Some(r));
                 self.prefix(buf, out);
-                out.extend_from_slice(b"null");
+                self.put(b"null", buf, out);
                 (true, DEAD, false)
             }
             Disp::Skip => (true, DEAD, false),
@@ -286,11 +295,11 @@ impl Walker<'_> {
         Ok(())
     }
 
-    pub(super) fn close(&mut self, b: u8, at: usize, out: &mut Vec<u8>) -> Result<(), RedactError> {
+    pub(super) fn close(&mut self, b: u8, at: usize, buf: &[u8], out: &mut Vec<u8>) -> Result<(), RedactError> {
         match self.frames.pop() {
             Some(f) if f.obj == (b == b'}') => {
                 if !f.skip {
-                    out.push(b);
+                    self.keep(at, at + 1, buf, out);
                 }
                 self.value_done();
                 Ok(())
@@ -303,8 +312,9 @@ impl Walker<'_> {
         self.st = if self.frames.is_empty() { St::Done } else { St::After };
     }
 
-    pub(super) fn scalar_done(&mut self, out: &mut Vec<u8>) {
+    pub(super) fn scalar_done(&mut self, buf: &[u8], out: &mut Vec<u8>) {
         if self.sink == Sink::Tok {
+            self.flush(buf, out);
             let kind = match self.kind {
                 Kind::Str { .. } => Kind::Str { escaped: self.s.escaped },
                 other => other,

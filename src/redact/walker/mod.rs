@@ -71,6 +71,13 @@ pub(crate) struct Walker<'p> {
     scratch: Vec<u8>,
     pending: Disp,
     rule: u16,
+    /// Output that equals the input is not copied token by token: `buf[run.0..run.1]` of the
+    /// current chunk is pending, extended while emitted ranges are contiguous, copied ("flushed")
+    /// before anything else is written and at the end of each chunk.
+    run: (usize, usize),
+    /// Where the last `,` and `:` were in the current chunk (to emit them as part of a run).
+    comma: Option<usize>,
+    colon: Option<usize>,
     base: u64,
     /// Applications per rule, and unnamed values dropped.
     pub(crate) per_rule: Vec<u64>,
@@ -101,6 +108,9 @@ impl<'p> Walker<'p> {
             scratch: Vec::new(),
             pending: Disp::Skip,
             rule: 0,
+            run: (0, 0),
+            comma: None,
+            colon: None,
             base: 0,
             per_rule: vec![0; profile.rules.len()],
             unnamed: 0,
@@ -117,16 +127,42 @@ impl<'p> Walker<'p> {
 
     /// Walk the next chunk, appending redacted output to `out`.
     pub(crate) fn feed(&mut self, buf: &[u8], out: &mut Vec<u8>) -> Result<(), RedactError> {
-        out.reserve(buf.len());
         let walked = self.walk(buf, out);
+        self.flush(buf, out);
         // Nothing may point into this chunk once it is gone.
         if let Some((a, b)) = self.key_at.take() {
             self.key.clear();
             self.key.extend_from_slice(&buf[a..b]);
         }
-        self.key_from = None;
+        (self.key_from, self.comma, self.colon, self.run) = (None, None, None, (0, 0));
         self.base += buf.len() as u64;
         walked
+    }
+
+    /// Emit `buf[a..b]` unchanged (deferred: contiguous ranges are copied in one go).
+    #[inline]
+    fn keep(&mut self, a: usize, b: usize, buf: &[u8], out: &mut Vec<u8>) {
+        if a != self.run.1 {
+            self.flush(buf, out);
+            self.run.0 = a;
+        }
+        self.run.1 = b;
+    }
+
+    /// Copy the pending run of input to the output.
+    #[inline]
+    fn flush(&mut self, buf: &[u8], out: &mut Vec<u8>) {
+        if let Some(run) = buf.get(self.run.0..self.run.1) {
+            out.extend_from_slice(run);
+        }
+        self.run.0 = self.run.1;
+    }
+
+    /// Emit bytes of our own (after the pending run).
+    #[inline]
+    fn put(&mut self, bytes: &[u8], buf: &[u8], out: &mut Vec<u8>) {
+        self.flush(buf, out);
+        out.extend_from_slice(bytes);
     }
 
     fn walk(&mut self, buf: &[u8], out: &mut Vec<u8>) -> Result<(), RedactError> {
@@ -153,7 +189,7 @@ impl<'p> Walker<'p> {
         match self.st {
             St::Done => Ok(()),
             St::Num if self.frames.is_empty() && self.num.complete() => {
-                self.scalar_done(out);
+                self.scalar_done(&[], out);
                 Ok(())
             }
             _ => Err(RedactError::Incomplete),
@@ -168,12 +204,12 @@ impl<'p> Walker<'p> {
     fn structural(&mut self, b: u8, at: usize, buf: &[u8], out: &mut Vec<u8>) -> Result<(), RedactError> {
         match (self.st, b) {
             (St::Value, _) => self.value(b, at, buf, out),
-            (St::ArrFirst, b']') => self.close(b, at, out),
+            (St::ArrFirst, b']') => self.close(b, at, buf, out),
             (St::ArrFirst, _) => {
                 self.element();
                 self.value(b, at, buf, out)
             }
-            (St::ObjFirst, b'}') => self.close(b, at, out),
+            (St::ObjFirst, b'}') => self.close(b, at, buf, out),
             (St::ObjFirst | St::Key, b'"') => {
                 self.key.clear();
                 self.key_at = None;
@@ -183,9 +219,11 @@ impl<'p> Walker<'p> {
             }
             (St::Colon, b':') => {
                 self.st = St::Value;
+                self.colon = Some(at);
                 Ok(())
             }
             (St::After, b',') => {
+                self.comma = Some(at);
                 if self.frames.last().is_some_and(|f| f.obj) {
                     self.st = St::Key;
                 } else {
@@ -194,7 +232,7 @@ impl<'p> Walker<'p> {
                 }
                 Ok(())
             }
-            (St::After, b']' | b'}') => self.close(b, at, out),
+            (St::After, b']' | b'}') => self.close(b, at, buf, out),
             (St::Done, _) => Err(RedactError::TrailingData { offset: self.base + at as u64 }),
             _ => Err(self.syntax(at)),
         }
@@ -207,12 +245,12 @@ impl<'p> Walker<'p> {
         self.st = St::Str;
     }
 
-    fn start_token(&mut self, sink: Sink, first: u8, st: St, out: &mut Vec<u8>) {
+    fn start_token(&mut self, sink: Sink, at: usize, buf: &[u8], st: St, out: &mut Vec<u8>) {
         self.sink = sink;
         self.tok_len = 1;
         match sink {
-            Sink::Out => out.push(first),
-            Sink::Tok => self.tok.push(first),
+            Sink::Out => self.keep(at, at + 1, buf, out),
+            Sink::Tok => self.tok.push(buf[at]),
             Sink::Key | Sink::Skip => {}
         }
         self.st = st;
@@ -232,7 +270,7 @@ impl<'p> Walker<'p> {
         let done = end != content;
         self.grow(content - i)?;
         match self.sink {
-            Sink::Out => out.extend_from_slice(&buf[i..end]),
+            Sink::Out => self.keep(i, end, buf, out),
             Sink::Tok => self.tok.extend_from_slice(&buf[i..content]),
             Sink::Skip => {}
             Sink::Key => match (done, self.key_from.take()) {
@@ -244,7 +282,7 @@ impl<'p> Walker<'p> {
             return Ok(end);
         }
         if self.sink != Sink::Key {
-            self.scalar_done(out);
+            self.scalar_done(buf, out);
             return Ok(end);
         }
         self.key_done(content, buf)?;
@@ -252,6 +290,7 @@ impl<'p> Walker<'p> {
         let mut j = end;
         if buf.get(j) == Some(&b':') {
             self.st = St::Value;
+            self.colon = Some(j);
             j += 1;
             if let Some(&b) = buf.get(j)
                 && !scan::is_ws(b)
@@ -266,12 +305,12 @@ impl<'p> Walker<'p> {
     fn number(&mut self, buf: &[u8], i: usize, out: &mut Vec<u8>) -> Result<usize, RedactError> {
         let end = self.num.scan(buf, i);
         self.grow(end - i)?;
-        self.copy(&buf[i..end], out);
+        self.copy(i, end, buf, out);
         if end < buf.len() {
             if !self.num.complete() {
                 return Err(self.syntax(end));
             }
-            self.scalar_done(out);
+            self.scalar_done(buf, out);
         }
         Ok(end)
     }
@@ -286,17 +325,17 @@ impl<'p> Walker<'p> {
             j += 1;
         }
         self.grow(j - i)?;
-        self.copy(&buf[i..j], out);
+        self.copy(i, j, buf, out);
         if self.lit_pos == self.lit.len() {
-            self.scalar_done(out);
+            self.scalar_done(buf, out);
         }
         Ok(j)
     }
 
-    fn copy(&mut self, bytes: &[u8], out: &mut Vec<u8>) {
+    fn copy(&mut self, a: usize, b: usize, buf: &[u8], out: &mut Vec<u8>) {
         match self.sink {
-            Sink::Out => out.extend_from_slice(bytes),
-            Sink::Tok => self.tok.extend_from_slice(bytes),
+            Sink::Out => self.keep(a, b, buf, out),
+            Sink::Tok => self.tok.extend_from_slice(&buf[a..b]),
             Sink::Key | Sink::Skip => {}
         }
     }
