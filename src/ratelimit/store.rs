@@ -32,6 +32,9 @@ pub trait WindowState: Send + Sync {
     fn charge(&self, key: u64) -> ChargeFuture<'_>;
     /// Keys held in this process (0 for a shared store).
     fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
     /// Drop buckets that are full again.
     fn evict(&self);
 }
