@@ -78,7 +78,7 @@ const FIRST: &[&str] = &["Asha", "Ravi", "Priya", "Arjun", "Meera", "Vikram", "L
 const LAST: &[&str] = &["Devi", "Kumar", "Sharma", "Reddy", "Iyer", "Khan", "Singh", "Nair", "Das", "Patel"];
 
 fn record(g: &mut Gen, i: u64) -> String {
-    let dose2 = if g.next() % 2 == 0 { String::new() } else { format!("{:02}-09-2021", 1 + g.next() % 28) };
+    let dose2 = if g.next().is_multiple_of(2) { String::new() } else { format!("{:02}-09-2021", 1 + g.next() % 28) };
     format!(
         concat!(
             r#"{{"beneficiary_reference_id":"{ref_id}","name":"{first} {last}","birth_year":"{year}","#,

@@ -97,9 +97,9 @@ impl Dfa {
     }
 
     fn set(&self, id: u32) -> &[Pos] {
-        self.states.get(id as usize).map_or(&[], |s| {
-            self.sets.get(s.start as usize..(s.start + s.len) as usize).unwrap_or_default()
-        })
+        self.states
+            .get(id as usize)
+            .map_or(&[], |s| self.sets.get(s.start as usize..(s.start + s.len) as usize).unwrap_or_default())
     }
 
     fn intern(&mut self, m: &Matcher, set: Vec<Pos>) -> u32 {
@@ -134,6 +134,8 @@ impl Dfa {
     }
 
     /// Reset to `template`, keeping (and renumbering) the states in `live`.
+    #[cold]
+    #[inline(never)]
     pub(crate) fn rebuild<'a>(&mut self, template: &Dfa, m: &Matcher, live: impl Iterator<Item = &'a mut u32>) {
         let live: Vec<&mut u32> = live.collect();
         let sets: Vec<Vec<Pos>> = live.iter().map(|id| self.set(**id).to_vec()).collect();
@@ -153,6 +155,12 @@ impl Dfa {
         {
             return e.to;
         }
+        self.key_miss(m, from, key, eh)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn key_miss(&mut self, m: &Matcher, from: u32, key: &[u8], eh: u64) -> u32 {
         let next = m.step(self.set(from), Step::Key(key));
         let to = self.intern(m, next);
         if !self.edges.contains_key(&eh) {

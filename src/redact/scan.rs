@@ -26,7 +26,10 @@ fn skip_plain(buf: &[u8], mut i: usize) -> usize {
         let mut a = [0u8; 8];
         a.copy_from_slice(bytes);
         let w = u64::from_le_bytes(a);
-        let special = zero(w ^ (LO * u64::from(b'"'))) | zero(w ^ (LO * u64::from(b'\\'))) | (w.wrapping_sub(LO * 0x20) & !w & HI) | (w & HI);
+        let special = zero(w ^ (LO * u64::from(b'"')))
+            | zero(w ^ (LO * u64::from(b'\\')))
+            | (w.wrapping_sub(LO * 0x20) & !w & HI)
+            | (w & HI);
         if special != 0 {
             // Exact: the lowest flagged byte is a real special byte.
             return i + (special.trailing_zeros() / 8) as usize;

@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use super::super::actions::{self, Kind};
 use super::super::dfa::{DEAD, Dfa};
 use super::super::pattern::{self, IdBuild};
-use super::super::profile::Profile;
 use super::super::profile::Action;
+use super::super::profile::Profile;
 use super::super::scan::{self, Num};
 use super::{RedactError, Sink, St, Walker};
 
@@ -18,11 +18,18 @@ use super::{RedactError, Sink, St, Walker};
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Disp {
     /// Emit; its children are matched against the rules from `state`; unnamed ones pass if `allow`.
-    Emit { state: u32, allow: bool },
+    Emit {
+        state: u32,
+        allow: bool,
+    },
     /// Unnamed under `deny`, but a rule that emits may match below: an object (if `key`) or an
     /// array (if `index`) is emitted as a skeleton (unnamed children dropped); anything else is
     /// dropped.
-    Skeleton { state: u32, key: bool, index: bool },
+    Skeleton {
+        state: u32,
+        key: bool,
+        index: bool,
+    },
     /// Removed (by a rule, or unnamed under `deny`).
     Drop(Option<u16>),
     Null(u16),
@@ -101,6 +108,7 @@ impl Walker<'_> {
     }
 
     /// An array element is about to start: decide its fate.
+    #[inline]
     pub(super) fn element(&mut self) {
         room(&mut self.dfa, self.profile, &mut self.frames);
         self.pending = match self.frames.last() {
@@ -115,6 +123,7 @@ impl Walker<'_> {
 
     /// A member key is complete (its raw bytes end at `buf[at]`, the closing quote): check it,
     /// decide its value's fate.
+    #[inline]
     pub(super) fn key_done(&mut self, at: usize, buf: &[u8]) -> Result<(), RedactError> {
         let raw: &[u8] = match self.key_at {
             Some((a, b)) => &buf[a..b],
@@ -178,6 +187,7 @@ impl Walker<'_> {
         }
     }
 
+    #[inline]
     fn count(&mut self, rule: Option<u16>) {
         match rule.and_then(|r| self.per_rule.get_mut(usize::from(r))) {
             Some(c) => *c += 1,
@@ -194,6 +204,7 @@ impl Walker<'_> {
     }
 
     /// The first byte `b` (at `buf[at]`) of a value.
+    #[inline]
     pub(super) fn value(&mut self, b: u8, at: usize, buf: &[u8], out: &mut Vec<u8>) -> Result<(), RedactError> {
         let (kind, lit) = match b {
             b'{' | b'[' => return self.open(b, at, buf, out),
@@ -295,6 +306,7 @@ impl Walker<'_> {
         Ok(())
     }
 
+    #[inline]
     pub(super) fn close(&mut self, b: u8, at: usize, buf: &[u8], out: &mut Vec<u8>) -> Result<(), RedactError> {
         match self.frames.pop() {
             Some(f) if f.obj == (b == b'}') => {
@@ -308,10 +320,12 @@ impl Walker<'_> {
         }
     }
 
+    #[inline]
     fn value_done(&mut self) {
         self.st = if self.frames.is_empty() { St::Done } else { St::After };
     }
 
+    #[inline]
     pub(super) fn scalar_done(&mut self, buf: &[u8], out: &mut Vec<u8>) {
         if self.sink == Sink::Tok {
             self.flush(buf, out);

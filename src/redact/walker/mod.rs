@@ -283,7 +283,7 @@ impl<'p> Walker<'p> {
         }
         if self.sink != Sink::Key {
             self.scalar_done(buf, out);
-            return Ok(end);
+            return self.next_member(buf, end, out);
         }
         self.key_done(content, buf)?;
         // Fast path for the common `"key":value`: the colon and the value's first byte.
@@ -297,7 +297,39 @@ impl<'p> Walker<'p> {
             {
                 self.value(b, j, buf, out)?;
                 j += 1;
+                // And the value itself, when it is a string or number (one level: a value
+                // string never comes back here).
+                match self.st {
+                    St::Str => return self.string(buf, j, out),
+                    St::Num => return self.number(buf, j, out),
+                    _ => {}
+                }
             }
+        }
+        Ok(j)
+    }
+
+    /// Fast path after a value inside a container: a `,` and a following key's opening quote, or
+    /// the closing bracket, are handled here rather than one loop turn each.
+    #[inline]
+    fn next_member(&mut self, buf: &[u8], mut j: usize, out: &mut Vec<u8>) -> Result<usize, RedactError> {
+        if self.st != St::After {
+            return Ok(j);
+        }
+        match buf.get(j) {
+            Some(&b @ (b']' | b'}')) => {
+                self.close(b, j, buf, out)?;
+                j += 1;
+            }
+            Some(b',') if self.frames.last().is_some_and(|f| f.obj) && buf.get(j + 1) == Some(&b'"') => {
+                self.comma = Some(j);
+                self.key.clear();
+                self.key_at = None;
+                self.key_from = Some(j + 2);
+                self.begin_string(Sink::Key);
+                j += 2;
+            }
+            _ => {}
         }
         Ok(j)
     }
@@ -311,6 +343,7 @@ impl<'p> Walker<'p> {
                 return Err(self.syntax(end));
             }
             self.scalar_done(buf, out);
+            return self.next_member(buf, end, out);
         }
         Ok(end)
     }
