@@ -26,6 +26,8 @@ fn full_dir(kid: &str) -> tempfile::TempDir {
     put(dir.path(), &format!("session-{kid}.pem"), &generate_session_pem().unwrap());
     put(dir.path(), OTP_KEY_FILE, &format!("{HEX_KEY}\n"));
     put(dir.path(), IDENTITY_KEY_FILE, HEX_KEY);
+    put(dir.path(), AUDIT_KEY_FILE, HEX_KEY);
+    put(dir.path(), REDACT_KEY_FILE, HEX_KEY);
     dir
 }
 
@@ -120,8 +122,10 @@ fn valid_kid_pattern() {
 
 #[test]
 fn symmetric_key_errors_are_named() {
-    let cases: [(&str, Option<&str>); 5] = [
+    let cases: [(&str, Option<&str>); 7] = [
         (OTP_KEY_FILE, None),
+        (AUDIT_KEY_FILE, None),
+        (REDACT_KEY_FILE, Some("zz")),
         (OTP_KEY_FILE, Some("zz not hex")),
         (IDENTITY_KEY_FILE, Some("0011\n2233")),
         (IDENTITY_KEY_FILE, Some("00112233445566778899aabbccddeeff")),
@@ -170,11 +174,12 @@ fn generate_creates_what_is_missing_with_private_modes() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("keys").join("nested");
     let written = generate(&dir).unwrap();
-    assert_eq!(written.len(), 3, "{written:?}");
+    assert_eq!(written.len(), 5, "session key, otp, identity, audit, redact: {written:?}");
     let secrets = load(&dir).unwrap();
     assert_eq!(secrets.sessions.kids().len(), 1);
     assert_eq!(secrets.otp_key.len(), 32);
     assert_ne!(secrets.otp_key, secrets.identity_key);
+    assert_ne!(secrets.audit_key, secrets.redact_key);
     let active = secrets.sessions.active_kid();
     assert!(active.starts_with(&date_prefix(today_days())), "{active}");
     #[cfg(unix)]
