@@ -77,7 +77,7 @@ impl Gen {
 const FIRST: &[&str] = &["Asha", "Ravi", "Priya", "Arjun", "Meera", "Vikram", "Lakshmi", "Sanjay", "Fatima", "Joseph"];
 const LAST: &[&str] = &["Devi", "Kumar", "Sharma", "Reddy", "Iyer", "Khan", "Singh", "Nair", "Das", "Patel"];
 
-fn record(g: &mut Gen, i: u64) -> String {
+fn record(g: &mut Gen, mobile: u64) -> String {
     let dose2 = if g.next().is_multiple_of(2) { String::new() } else { format!("{:02}-09-2021", 1 + g.next() % 28) };
     format!(
         concat!(
@@ -92,7 +92,7 @@ fn record(g: &mut Gen, i: u64) -> String {
         last = g.pick(LAST),
         year = 1940 + g.next() % 65,
         gender = g.pick(&["Female", "Male", "Other"]),
-        mobile = 9_000_000_001 + i / 3,
+        mobile = mobile,
         id = g.digits(12),
         comorb = g.pick(&["Y", "N"]),
         status = g.pick(&["Partially Vaccinated", "Vaccinated", "Not Vaccinated"]),
@@ -107,12 +107,14 @@ fn record(g: &mut Gen, i: u64) -> String {
 fn export(size: usize) -> Vec<u8> {
     let mut g = Gen(0x9e37_79b9_7f4a_7c15);
     let mut doc = String::from(r#"{"beneficiaries":["#);
-    let mut i = 0;
+    // 1–4 beneficiaries per mobile (2.5 on average), adjacent as in a registry export.
+    let (mut i, mut mobile) = (0, 9_000_000_001u64);
     while doc.len() < size.saturating_sub(12) || i == 0 {
         if i > 0 {
             doc.push(',');
+            mobile += u64::from(g.next() % 5 < 2);
         }
-        doc.push_str(&record(&mut g, i));
+        doc.push_str(&record(&mut g, mobile));
         i += 1;
     }
     doc.push_str(r#"],"ttl":15}"#);

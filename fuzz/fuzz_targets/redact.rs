@@ -3,10 +3,19 @@
 //! runs agree, `Ok` only for valid JSON and always with valid JSON output, dry runs pass the input.
 #![no_main]
 
+use std::sync::OnceLock;
+
 use libfuzzer_sys::fuzz_target;
+use otpgate::redact::fuzzing::Fixture;
+
+static FIXTURE: OnceLock<Fixture> = OnceLock::new();
 
 fuzz_target!(|data: &[u8]| {
-    if let Err(violation) = otpgate::redact::fuzzing::check(data) {
+    let fixture = FIXTURE.get_or_init(|| match Fixture::new() {
+        Ok(fixture) => fixture,
+        Err(e) => panic!("fixture: {e}"),
+    });
+    if let Err(violation) = fixture.check(data) {
         panic!("{violation}");
     }
 });

@@ -117,6 +117,16 @@ impl Dfa {
         id
     }
 
+    /// Bytes held (capacity), for tests of the memory bound.
+    #[cfg(test)]
+    pub(crate) fn footprint(&self) -> usize {
+        self.sets.capacity() * 4
+            + self.states.capacity() * std::mem::size_of::<DState>()
+            + self.ids.capacity() * 12
+            + self.edges.capacity() * (8 + std::mem::size_of::<Edge>())
+            + self.key_bytes.capacity()
+    }
+
     /// The state of the document root.
     pub(crate) fn root(&self) -> u32 {
         self.root

@@ -7,7 +7,9 @@
 //! - `Ok` means the input was valid JSON and the output is valid JSON;
 //! - a dry run's output is the input.
 
-use super::{Action, DefaultPolicy, Limits, RawProfile, RawRule, RedactError, Redactor, Report, compile, redact};
+use super::{
+    Action, DefaultPolicy, Limits, Profile, RawProfile, RawRule, RedactError, Redactor, Report, compile, redact,
+};
 
 fn rule(path: &str, action: Action) -> RawRule {
     let (keep_last, format) = match action {
@@ -48,7 +50,7 @@ pub fn valid_json(bytes: &[u8]) -> bool {
     }
 }
 
-fn split(profile: &super::Profile, data: &[u8], cut: usize) -> Result<(Vec<u8>, Report), RedactError> {
+fn split(profile: &Profile, data: &[u8], cut: usize) -> Result<(Vec<u8>, Report), RedactError> {
     let mut out = Vec::new();
     let mut r = Redactor::new(profile, Limits::default());
     r.feed(&data[..cut], &mut out)?;
@@ -57,31 +59,55 @@ fn split(profile: &super::Profile, data: &[u8], cut: usize) -> Result<(Vec<u8>, 
     Ok((out, report))
 }
 
-/// Check the invariant on one input, split where its first byte says; `Err` describes the violation.
-pub fn check(data: &[u8]) -> Result<(), String> {
-    check_at(data, data.first().map_or(0, |&b| usize::from(b) % (data.len() + 1)))
+/// The compiled profiles the invariant is checked under (compile once, check many).
+pub struct Fixture {
+    profiles: Vec<(bool, Profile)>,
 }
 
-/// Check the invariant on one input split at `cut` (≤ `data.len()`).
-pub fn check_at(data: &[u8], cut: usize) -> Result<(), String> {
-    let cut = cut.min(data.len());
-    for (i, raw) in profiles().iter().enumerate() {
-        let profile = compile("fuzz", raw, b"fuzz-profile-key-0123456789").map_err(|e| format!("profile: {e:?}"))?;
-        let whole = redact(&profile, data);
-        if split(&profile, data, cut) != whole {
-            return Err(format!("profile {i}: splitting at {cut} changed the result"));
-        }
-        if let Ok((out, _)) = &whole {
-            if !valid_json(data) {
-                return Err(format!("profile {i}: accepted invalid JSON"));
-            }
-            if !valid_json(out) {
-                return Err(format!("profile {i}: produced invalid JSON"));
-            }
-            if raw.dry_run && out != data {
-                return Err(format!("profile {i}: dry run changed the body"));
-            }
-        }
+impl Fixture {
+    /// Compile the fixture's profiles.
+    pub fn new() -> Result<Fixture, String> {
+        let profiles = profiles()
+            .iter()
+            .map(|raw| {
+                let p = compile("fuzz", raw, b"fuzz-profile-key-0123456789").map_err(|e| format!("profile: {e:?}"))?;
+                Ok((raw.dry_run, p))
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Fixture { profiles })
     }
-    Ok(())
+
+    /// Check the invariant on one input, split where its first byte says; `Err` describes the
+    /// violation.
+    pub fn check(&self, data: &[u8]) -> Result<(), String> {
+        self.check_at(data, data.first().map_or(0, |&b| usize::from(b) % (data.len() + 1)))
+    }
+
+    /// Check the invariant on one input split at `cut` (≤ `data.len()`).
+    pub fn check_at(&self, data: &[u8], cut: usize) -> Result<(), String> {
+        let cut = cut.min(data.len());
+        for (i, (dry_run, profile)) in self.profiles.iter().enumerate() {
+            let whole = redact(profile, data);
+            if split(profile, data, cut) != whole {
+                return Err(format!("profile {i}: splitting at {cut} changed the result"));
+            }
+            if let Ok((out, _)) = &whole {
+                if !valid_json(data) {
+                    return Err(format!("profile {i}: accepted invalid JSON"));
+                }
+                if !valid_json(out) {
+                    return Err(format!("profile {i}: produced invalid JSON"));
+                }
+                if *dry_run && out != data {
+                    return Err(format!("profile {i}: dry run changed the body"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// [`Fixture::check`] with a fixture compiled for this one call.
+pub fn check(data: &[u8]) -> Result<(), String> {
+    Fixture::new()?.check(data)
 }

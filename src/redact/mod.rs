@@ -38,8 +38,10 @@
 //! `**.aadhaar*: drop` removes an Aadhaar number even inside a kept subtree.
 //!
 //! # Defaults
-//! With `deny`, a value no rule matches is dropped, unless it is a container some rule may match
-//! beneath: then it is emitted with only those children. Inside a kept container unnamed values
+//! With `deny`, a value no rule matches is dropped, unless it is a container beneath which a rule
+//! that can emit something (any action but `drop`) may match: then it is emitted as a skeleton
+//! holding only what the rules let through (an object only if such a rule continues with a key, an
+//! array only if it continues with `[*]`; `**` allows both). Inside a kept container unnamed values
 //! pass. With `allow`, unnamed values pass.
 //!
 //! # Dry run
@@ -49,8 +51,14 @@
 //!
 //! # Failure
 //! Any invalid input (RFC 8259, plus duplicate keys and the [`Limits`]) is an error; the output
-//! written so far must then be discarded and the response aborted. Output is compact JSON and is
+//! written so far must then be discarded and the response aborted. Output is compact JSON (input
+//! whitespace is dropped; strings and numbers are copied as written, escapes included) and is
 //! valid exactly when the input was.
+//!
+//! # Memory
+//! Per body: the container stack (≤ `max_depth`), the current key, at most one buffered scalar
+//! (≤ `max_token`), 8 bytes per member of each open object (duplicate detection, ≤ `max_members`),
+//! and a transition cache with fixed caps. Nothing grows with the length of the body.
 
 mod actions;
 mod decode;
@@ -100,12 +108,17 @@ pub struct Report {
     pub fields: BTreeMap<String, u64>,
     /// Values removed: `drop` rules and unnamed values under `deny`.
     pub removed: u64,
+    /// Values `mask`ed (a container or literal under `mask` became `null`, counted here too).
     pub masked: u64,
+    /// Values replaced by `hmac` tokens (likewise).
     pub hashed: u64,
+    /// Values `generalize`d (likewise).
     pub generalized: u64,
+    /// Values replaced by `null` rules.
     pub nulled: u64,
     /// The body passed unchanged; the counts say what would have been done.
     pub dry_run: bool,
+    /// Bytes fed in and written out.
     pub bytes_in: u64,
     pub bytes_out: u64,
 }
@@ -120,24 +133,34 @@ impl Report {
 /// Why a body could not be redacted. The message never contains input bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum RedactError {
+    /// Not RFC 8259 JSON; `offset` counts decoded bytes from the start of the body.
     #[error("malformed JSON at byte {offset}")]
     Syntax { offset: u64 },
+    /// Nesting beyond [`Limits::max_depth`].
     #[error("JSON nested deeper than the limit")]
     TooDeep,
+    /// A string or number beyond [`Limits::max_token`].
     #[error("JSON string or number longer than the limit")]
     TokenTooLong,
+    /// An object beyond [`Limits::max_members`].
     #[error("JSON object with more members than the limit")]
     TooManyMembers,
+    /// The same (decoded) key twice in one object: parsers disagree on which value counts.
     #[error("duplicate key in a JSON object at byte {offset}")]
     DuplicateKey { offset: u64 },
+    /// Something other than whitespace after the document.
     #[error("data after the JSON document at byte {offset}")]
     TrailingData { offset: u64 },
-    #[error("JSON document ended early")]
+    /// The body ended inside the document (or was empty), or a compressed body ended early.
+    #[error("body ended before the end of the document")]
     Incomplete,
+    /// A `Content-Encoding` the gateway cannot decode (including stacked encodings).
     #[error("unsupported content encoding")]
     UnsupportedEncoding,
+    /// The compressed body is corrupt, truncated inside a header, or has data after its end.
     #[error("corrupt compressed body")]
     Corrupt,
+    /// The decoded body exceeds [`DecodeLimits`] (total size or expansion ratio).
     #[error("decompressed body larger than allowed")]
     TooLarge,
 }
@@ -204,6 +227,12 @@ impl<'p> Redactor<'p> {
             } += n;
         }
         Ok(report)
+    }
+
+    /// Bytes held by this redactor's buffers, for tests of the memory bound.
+    #[cfg(test)]
+    pub(crate) fn footprint(&self) -> usize {
+        self.walker.footprint() + self.scratch.capacity()
     }
 
     /// Run the walker, writing to `out` (or to scratch in a dry run), remembering a failure.

@@ -74,6 +74,7 @@ pub struct RawProfile {
 pub struct RawRule {
     /// Path from the document root, e.g. `beneficiaries[*].photo_id_number` or `**.aadhaar*`.
     pub path: String,
+    /// What to do with the value at `path`.
     pub action: Action,
     /// `mask` only: how many trailing characters to reveal (default 0).
     #[serde(default)]

@@ -68,6 +68,17 @@ fn hmac_is_deterministic_per_key_and_differs_across_keys() {
 }
 
 #[test]
+fn hmac_repeats_and_alternations_stay_consistent() {
+    // Exercises the per-rule memo of the last token: repeats, alternations, escaped equals.
+    let p = profile("default: allow\nrules: [{path: '[*]', action: hmac}]");
+    let out = run(&p, r#"["a","a","b","a","\u0061",97,"97"]"#);
+    let v: Vec<String> = serde_json::from_str(&out).expect("array of tokens");
+    assert_eq!((v[0] == v[1], v[1] == v[2], v[0] == v[3], v[0] == v[4]), (true, false, true, true), "{out}");
+    assert_eq!(v[5], v[6], "number and string of the same text");
+    assert_ne!(v[0], v[5]);
+}
+
+#[test]
 fn derived_keys_differ_per_profile_and_master() {
     assert_ne!(derive_key(b"master", "citizen"), derive_key(b"master", "research"));
     assert_ne!(derive_key(b"master", "citizen"), derive_key(b"other", "citizen"));

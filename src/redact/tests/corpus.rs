@@ -3,19 +3,20 @@
 
 use std::path::Path;
 
-use super::super::fuzzing::{check, check_at};
+use super::super::fuzzing::Fixture;
 
 #[test]
 fn fuzz_corpus_replays_clean() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/redact");
+    let fixture = Fixture::new().expect("fixture profiles compile");
     let mut files = 0;
     for entry in std::fs::read_dir(&dir).expect("corpus directory") {
         let path = entry.expect("corpus entry").path();
         let data = std::fs::read(&path).expect("corpus file");
-        check(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        fixture.check(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let step = data.len() / 64 + 1;
         for cut in (0..=data.len()).step_by(step) {
-            check_at(&data, cut).unwrap_or_else(|e| panic!("{} split at {cut}: {e}", path.display()));
+            fixture.check_at(&data, cut).unwrap_or_else(|e| panic!("{} split at {cut}: {e}", path.display()));
         }
         files += 1;
     }

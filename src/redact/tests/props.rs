@@ -132,7 +132,8 @@ proptest! {
         let p = profile(CITIZEN);
         let doc = serde_json::json!({ "beneficiaries": recs, "ttl": 5, "aadhaar": MARK });
         let doc = if pretty { serde_json::to_vec_pretty(&doc) } else { serde_json::to_vec(&doc) }.expect("serialize");
-        let (out, report) = split_run(&p, &doc, &cuts(&picks, doc.len())).map_err(|e| TestCaseError::fail(format!("{e}")))?;
+        let (out, report) = split_run(&p, &doc, &cuts(&picks, doc.len()))
+            .map_err(|e| TestCaseError::fail(format!("{e}")))?;
         let text = String::from_utf8(out.clone()).expect("UTF-8");
         prop_assert!(!text.contains(MARK), "{}", text);
         let parsed: Value = serde_json::from_slice(&out).expect("valid JSON");
@@ -165,7 +166,9 @@ proptest! {
                     prop_assert!(valid_json(out), "invalid output {:?}", String::from_utf8_lossy(out));
                 }
                 Err(RedactError::DuplicateKey { .. } | RedactError::TooDeep) => {}
-                Err(e) => prop_assert!(!input_valid, "rejected valid input ({}) {:?}", e, String::from_utf8_lossy(&doc)),
+                Err(e) => {
+                    prop_assert!(!input_valid, "rejected valid input ({}) {:?}", e, String::from_utf8_lossy(&doc));
+                }
             }
             prop_assert_eq!(split_run(&p, &doc, &cuts(&picks, doc.len())), whole);
         }

@@ -178,3 +178,49 @@ fn dfa_cache_rebuild_keeps_results_identical() {
         assert_eq!(a[&format!("k{i}")], want, "k{i}");
     }
 }
+
+#[test]
+fn memory_does_not_grow_with_the_body() {
+    // An export of ~6 MB streamed in 64 KiB pieces, with a fresh key in every record (so the
+    // transition cache fills up and is rebuilt, several times) and a dry-run twin: the largest
+    // footprint in the second half is no larger than in the first, and small.
+    let p = profile(CITIZEN);
+    let dry = profile(&CITIZEN.replace("dry_run: false", "dry_run: true"));
+    for p in [&p, &dry] {
+        let mut r = Redactor::new(p, Limits::default());
+        let mut out = Vec::new();
+        let mut pending = b"{\"beneficiaries\":[".to_vec();
+        let mut fed = 0usize;
+        let mut peaks = [0usize; 2];
+        for i in 0..40_000 {
+            if i > 0 {
+                pending.push(b',');
+            }
+            pending.extend_from_slice(
+                format!(
+                    concat!(
+                        r#"{{"name":"N{i}","photo_id_number":"1234567890{i:02}","mobile":"9{i:09}","#,
+                        r#""extra_{i}":{{"aadhaar":"{i}"}},"dose1_date":"01-06-2021","x":[1,2,{{"y":"z"}}]}}"#
+                    ),
+                    i = i
+                )
+                .as_bytes(),
+            );
+            if pending.len() >= 64 << 10 {
+                r.feed(&pending, &mut out).expect("valid");
+                fed += pending.len();
+                pending.clear();
+                out.clear();
+                let half = usize::from(i >= 20_000);
+                peaks[half] = peaks[half].max(r.footprint());
+            }
+        }
+        pending.extend_from_slice(b"]}");
+        r.feed(&pending, &mut out).expect("valid");
+        fed += pending.len();
+        assert!(fed > 5 << 20, "{fed}");
+        assert!(peaks[0] > 0 && peaks[1] <= peaks[0] + 4096, "footprint grew: {peaks:?}");
+        assert!(peaks[1] < 1 << 20, "footprint {peaks:?}");
+        r.finish(&mut out).expect("complete");
+    }
+}

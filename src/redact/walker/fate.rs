@@ -50,9 +50,11 @@ pub(super) struct Frame {
     members: usize,
 }
 
-/// Hashes of the keys seen in one open object: a short list, a hash set once it grows.
+/// Hashes of the keys seen in one open object: a short list (with a 64-bit filter in front of
+/// it), a hash set once it grows.
 #[derive(Default)]
 pub(super) struct Seen {
+    filter: u64,
     small: Vec<u64>,
     big: HashSet<u64, IdBuild>,
 }
@@ -60,7 +62,13 @@ pub(super) struct Seen {
 impl Seen {
     const SMALL: usize = 32;
 
+    #[cfg(test)]
+    pub(super) fn footprint(&self) -> usize {
+        self.small.capacity() * 8 + self.big.capacity() * 9
+    }
+
     fn clear(&mut self) {
+        self.filter = 0;
         self.small.clear();
         if self.big.capacity() > 4096 {
             self.big = HashSet::default();
@@ -72,7 +80,10 @@ impl Seen {
     /// Add `h`; false if it was there already.
     #[inline]
     fn insert(&mut self, h: u64) -> bool {
-        if self.small.contains(&h) {
+        let bit = 1u64 << (h >> 58);
+        let maybe = self.filter & bit != 0;
+        self.filter |= bit;
+        if maybe && self.small.contains(&h) {
             return false;
         }
         if self.small.len() < Self::SMALL {
@@ -206,6 +217,28 @@ impl Walker<'_> {
     /// The first byte `b` (at `buf[at]`) of a value.
     #[inline]
     pub(super) fn value(&mut self, b: u8, at: usize, buf: &[u8], out: &mut Vec<u8>) -> Result<(), RedactError> {
+        // Fast path: an emitted string or number (most values of most documents).
+        if let Disp::Emit { .. } = self.pending {
+            if b == b'"' {
+                self.kind = Kind::Str { escaped: false };
+                self.prefix(buf, out);
+                self.keep(at, at + 1, buf, out);
+                self.begin_string(Sink::Out);
+                return Ok(());
+            }
+            if let Some(num) = Num::start(b) {
+                (self.kind, self.num) = (Kind::Num, num);
+                self.prefix(buf, out);
+                self.start_token(Sink::Out, at, buf, St::Num, out);
+                return Ok(());
+            }
+        }
+        self.any_value(b, at, buf, out)
+    }
+
+    /// The first byte of any value, whatever its fate.
+    #[inline(never)]
+    fn any_value(&mut self, b: u8, at: usize, buf: &[u8], out: &mut Vec<u8>) -> Result<(), RedactError> {
         let (kind, lit) = match b {
             b'{' | b'[' => return self.open(b, at, buf, out),
             b'"' => (Kind::Str { escaped: false }, None),
@@ -333,8 +366,13 @@ impl Walker<'_> {
                 Kind::Str { .. } => Kind::Str { escaped: self.s.escaped },
                 other => other,
             };
-            if let Some(rule) = self.profile.rules.get(usize::from(self.rule)) {
-                actions::apply(rule, self.profile.mac.as_ref(), kind, &self.tok, &mut self.scratch, out);
+            let r = usize::from(self.rule);
+            if let Some(rule) = self.profile.rules.get(r) {
+                if rule.action == Action::Hmac && self.memos.len() <= r {
+                    self.memos.resize_with(self.profile.rules.len(), Default::default);
+                }
+                let memo = self.memos.get_mut(r);
+                actions::apply(rule, self.profile.mac.as_ref(), kind, &self.tok, &mut self.scratch, memo, out);
             } else {
                 out.extend_from_slice(b"null");
             }

@@ -8,7 +8,7 @@
 
 mod fate;
 
-use super::actions::Kind;
+use super::actions::{Kind, Memo};
 use super::dfa::Dfa;
 use super::profile::{DefaultPolicy, Profile};
 use super::scan::{self, Num, StrScan, StrStep};
@@ -69,6 +69,8 @@ pub(crate) struct Walker<'p> {
     key_dec: Vec<u8>,
     tok: Vec<u8>,
     scratch: Vec<u8>,
+    /// Per rule (only `hmac` rules use theirs).
+    memos: Vec<Memo>,
     pending: Disp,
     rule: u16,
     /// Output that equals the input is not copied token by token: `buf[run.0..run.1]` of the
@@ -106,6 +108,7 @@ impl<'p> Walker<'p> {
             key_dec: Vec::new(),
             tok: Vec::new(),
             scratch: Vec::new(),
+            memos: Vec::new(),
             pending: Disp::Skip,
             rule: 0,
             run: (0, 0),
@@ -118,6 +121,19 @@ impl<'p> Walker<'p> {
         };
         w.pending = w.disp(w.dfa.root(), profile.default_policy() == DefaultPolicy::Allow);
         w
+    }
+
+    /// Bytes held by this walker's buffers (capacity), for tests of the memory bound.
+    #[cfg(test)]
+    pub(crate) fn footprint(&self) -> usize {
+        let seen: usize = self.seen.iter().map(Seen::footprint).sum();
+        self.key.capacity()
+            + self.key_dec.capacity()
+            + self.tok.capacity()
+            + self.scratch.capacity()
+            + self.frames.capacity() * std::mem::size_of::<Frame>()
+            + seen
+            + self.dfa.footprint()
     }
 
     /// The profile this walker applies.
