@@ -153,3 +153,16 @@ async fn a_stream_that_goes_bad_midway_is_aborted_not_truncated() {
     let body = resp.into_body().collect().await;
     assert!(body.is_err(), "the client sees an aborted body, never a complete-looking one");
 }
+
+/// The README's copy of the shipped profiles is the shipped file's (parsed, so comments and
+/// layout may differ, rules may not).
+#[test]
+fn the_readme_shows_the_shipped_profiles() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README.md");
+    let shipped = std::fs::read_to_string(format!("{root}/policies/profiles.yaml")).expect("profiles.yaml");
+    let after = readme.split_once("The shipped profiles, as in").expect("README names the shipped profiles").1;
+    let block = after.split_once("```yaml\n").expect("a yaml block").1.split_once("```").expect("closed").0;
+    let parse = |text: &str| serde_yaml_ng::from_str::<serde_yaml_ng::Value>(text).expect("YAML");
+    assert_eq!(parse(block), parse(&shipped), "README.md's profiles differ from policies/profiles.yaml");
+}
