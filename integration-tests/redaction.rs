@@ -128,6 +128,49 @@ async fn the_partner_export_streams_through_the_research_profile_in_bounded_memo
     println!("export of {} MB, gateway+registry peak RSS {} MiB", body.len() >> 20, peak >> 20);
     assert!(body.len() > 40 << 20, "a large document: {} bytes", body.len());
     assert!(peak < 64 << 20, "peak RSS {} MiB does not grow with the body", peak >> 20);
+    // Audited twice: the decision before the first byte, and how the stream ended.
+    let [first, last] = stream_records(&gw, "partner-export").await;
+    assert_eq!((first["reason"].as_str(), first["record_count"].as_u64()), (Some("ok"), Some(0)), "{first}");
+    assert_eq!(last["reason"], "stream_complete", "{last}");
+    assert_eq!(last["record_count"].as_u64(), Some(N as u64), "{last}");
+    assert_eq!((last["caller_id"].as_str(), last["decision"].as_str()), (Some("icmr"), Some("allow")));
+    let fields: Vec<&str> = last["fields_redacted"].as_array().unwrap().iter().filter_map(|f| f.as_str()).collect();
+    assert!(fields.contains(&"beneficiaries[*].photo_id_number"), "{fields:?}");
+    assert!(fields.contains(&"<unnamed>"), "names were dropped: {fields:?}");
+}
+
+#[tokio::test]
+async fn an_export_the_client_abandons_is_audited_as_such() {
+    let gw = Gateway::demo(&["--beneficiaries", "200000"]);
+    let resp = partner_get(&gw, "/api/v2/partner/beneficiaries/export?district_id=0").await;
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let first = body.frame().await.expect("a first frame").expect("data");
+    assert!(first.data_ref().is_some_and(|d| !d.is_empty()));
+    drop(body); // hang up mid-document
+    let [_, last] = stream_records(&gw, "partner-export").await;
+    assert_eq!(last["reason"], "client_closed", "{last}");
+}
+
+/// The two audit records of the one streamed request on `route` (waiting for the second, which is
+/// written when the stream ends), same request and trace id.
+async fn stream_records(gw: &Gateway, route: &str) -> [serde_json::Value; 2] {
+    for _ in 0..100 {
+        let log = std::fs::read_to_string(gw.data_path("audit.log")).unwrap_or_default();
+        let mine: Vec<serde_json::Value> = log
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .filter(|v| v["route"] == route)
+            .collect();
+        if let [first, last] = mine.as_slice() {
+            assert_eq!(first["request_id"], last["request_id"]);
+            assert_eq!(first["trace_id"], last["trace_id"]);
+            return [first.clone(), last.clone()];
+        }
+        assert!(mine.len() < 2, "{mine:?}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("no completion record for {route}");
 }
 
 #[tokio::test]
@@ -152,6 +195,9 @@ async fn a_stream_that_goes_bad_midway_is_aborted_not_truncated() {
     assert_eq!(resp.status(), 200, "the head went out before the garbage arrived");
     let body = resp.into_body().collect().await;
     assert!(body.is_err(), "the client sees an aborted body, never a complete-looking one");
+    let [first, last] = stream_records(&gw, "stream").await;
+    assert_eq!(first["reason"], "ok");
+    assert_eq!((last["reason"].as_str(), last["record_count"].as_u64()), (Some("stream_aborted"), Some(0)), "{last}");
 }
 
 /// The README's copy of the shipped profiles is the shipped file's (parsed, so comments and

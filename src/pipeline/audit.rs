@@ -2,9 +2,13 @@
 //! before the response is released. If the log cannot be written, the answer is 503 and nothing of
 //! the upstream's answer leaves the gateway.
 
+use std::sync::Arc;
+
+use crate::app::App;
 use crate::audit::{AccessIndex, AuditLog, AuditRecord, Decision, Hasher};
 
 use super::Outcome;
+use super::redaction::StreamEnd;
 
 /// The durable log, the identifier hasher and the citizens' access index.
 pub struct Audit {
@@ -66,5 +70,30 @@ impl Audit {
         self.log.append(record).await?;
         self.index.add(record);
         Ok(())
+    }
+}
+
+/// A streamed answer (the partner export) is audited twice: before its first byte (the decision,
+/// as every request) and when it ends, by this second record with the same request and trace id:
+/// reason `stream_complete` with the number of records released and the fields redacted,
+/// `stream_aborted` (the upstream body went bad; the client's response was aborted) or
+/// `client_closed`. Bytes already sent cannot be withheld, so a failure to write this record is
+/// logged and counted, not answered.
+pub async fn stream_completion(app: Arc<App>, first: AuditRecord, ended: tokio::sync::oneshot::Receiver<StreamEnd>) {
+    let Some(audit) = &app.audit else { return };
+    let end = ended.await.unwrap_or(StreamEnd { reason: "stream_aborted", report: None });
+    let report = end.report.unwrap_or_default();
+    let record = AuditRecord {
+        time: crate::clock::rfc3339(crate::clock::now_ms()),
+        reason: end.reason.to_string(),
+        record_count: report.records,
+        records: Vec::new(),
+        subjects: Vec::new(),
+        fields_redacted: report.fields.into_keys().collect(),
+        ..first
+    };
+    if let Err(e) = audit.write(&record).await {
+        tracing::error!(request_id = record.request_id, error = %e, "stream completion audit record not written");
+        app.metrics.audit_failure();
     }
 }

@@ -74,6 +74,8 @@ pub struct Outcome {
     pub fields_redacted: Vec<String>,
     /// `RateLimit-Policy` and `RateLimit` of a limited route, for success and refusal alike.
     pub rate_headers: Option<crate::ratelimit::Headers>,
+    /// A streamed answer's end, for its completion audit record.
+    pub stream_end: Option<tokio::sync::oneshot::Receiver<redaction::StreamEnd>>,
 }
 
 /// Serve one request. Never fails: errors become JSON error responses.
@@ -123,6 +125,8 @@ pub async fn handle(app: Arc<App>, conn: Arc<ConnInfo>, req: Request<Incoming>) 
             resp = err.render(&request_id);
             status = resp.status().as_u16();
             reason = err.code();
+        } else if let Some(ended) = outcome.stream_end.take() {
+            tokio::spawn(audit::stream_completion(app.clone(), record, ended));
         }
         outcome.caller_id = audit.caller_id(&outcome);
     }
@@ -387,7 +391,10 @@ async fn respond(
             outcome.record_count = None;
             outcome.fields_redacted = vec![format!("profile:{}", profile_name.clone().unwrap_or_default())];
             let counter = app.metrics.redactions.clone();
-            redaction::streamed(upstream, rt.clone(), profile_name.clone().unwrap_or_default(), counter)?
+            let (resp, ended) =
+                redaction::streamed(upstream, rt.clone(), profile_name.clone().unwrap_or_default(), counter)?;
+            outcome.stream_end = Some(ended);
+            resp
         }
         (Caller::Citizen(_) | Caller::Partner(_), None, Some(profile)) => {
             let (head, doc) = redaction::read_json(upstream, redaction::MAX_BUFFERED).await?;

@@ -98,7 +98,18 @@ pub fn with_body(mut head: http::response::Parts, body: Vec<u8>) -> Response<Bod
 #[error("response aborted: the upstream body could not be redacted")]
 struct Aborted;
 
-/// Redact a body as it flows. `rt` keeps the profile alive for the task's whole life.
+/// How a streamed body ended, for the audit trail's completion record.
+#[derive(Debug)]
+pub struct StreamEnd {
+    /// `stream_complete`, `stream_aborted` (the upstream body failed or was not valid JSON; the
+    /// client's response was aborted) or `client_closed` (the client stopped reading).
+    pub reason: &'static str,
+    /// What was redacted and how many records went out; `None` unless complete.
+    pub report: Option<Report>,
+}
+
+/// Redact a body as it flows. `rt` keeps the profile alive for the task's whole life. The
+/// receiver learns how the stream ended.
 pub fn streamed(
     resp: Response<Incoming>,
     rt: Arc<Runtime>,
@@ -107,7 +118,9 @@ pub fn streamed(
         crate::metrics::RedactionLabels,
         prometheus_client::metrics::counter::Counter,
     >,
-) -> Result<Response<Body>, GatewayError> {
+) -> Result<(Response<Body>, tokio::sync::oneshot::Receiver<StreamEnd>), GatewayError> {
+    const ABORTED: &str = "stream_aborted";
+    const CLIENT_CLOSED: &str = "client_closed";
     let (mut head, mut body) = resp.into_parts();
     if !is_json(&head.headers) {
         return Err(bad_upstream("not JSON"));
@@ -118,46 +131,53 @@ pub fn streamed(
     head.headers.remove(header::CONTENT_ENCODING);
     head.headers.remove(header::CONTENT_LENGTH);
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, BoxError>>(4);
+    let (done, ended) = tokio::sync::oneshot::channel();
     tokio::spawn(async move {
         let Some(profile) = rt.profiles.get(&profile) else {
             let _ = tx.send(Err(Box::new(Aborted))).await;
+            let _ = done.send(StreamEnd { reason: ABORTED, report: None });
             return;
         };
-        let result: Result<Report, ()> = async {
-            let mut decoder = crate::redact::decoder(enc.as_deref(), DecodeLimits::default()).map_err(|_| ())?;
+        let result: Result<Report, &'static str> = async {
+            let mut decoder = crate::redact::decoder(enc.as_deref(), DecodeLimits::default()).map_err(|_| ABORTED)?;
             let mut redactor = Redactor::new(profile, Limits::default());
             let mut out = Vec::with_capacity(CHUNK * 2);
             while let Some(frame) = body.frame().await {
-                let data = match frame.map_err(|_| ())?.into_data() {
+                let data = match frame.map_err(|_| ABORTED)?.into_data() {
                     Ok(d) => d,
                     Err(_) => continue,
                 };
-                decoder.feed(&data, |chunk| redactor.feed(chunk, &mut out)).map_err(|_| ())?;
+                decoder.feed(&data, |chunk| redactor.feed(chunk, &mut out)).map_err(|_| ABORTED)?;
                 if out.len() >= CHUNK {
                     let chunk = Bytes::from(std::mem::replace(&mut out, Vec::with_capacity(CHUNK * 2)));
-                    tx.send(Ok(chunk)).await.map_err(|_| ())?;
+                    tx.send(Ok(chunk)).await.map_err(|_| CLIENT_CLOSED)?;
                 }
             }
-            decoder.finish(|chunk| redactor.feed(chunk, &mut out)).map_err(|_| ())?;
-            let report = redactor.finish(&mut out).map_err(|_| ())?;
+            decoder.finish(|chunk| redactor.feed(chunk, &mut out)).map_err(|_| ABORTED)?;
+            let report = redactor.finish(&mut out).map_err(|_| ABORTED)?;
             if !out.is_empty() {
-                tx.send(Ok(Bytes::from(out))).await.map_err(|_| ())?;
+                tx.send(Ok(Bytes::from(out))).await.map_err(|_| CLIENT_CLOSED)?;
             }
             Ok(report)
         }
         .await;
-        match result {
+        let end = match result {
             Ok(report) => {
                 let mode = if profile.dry_run() { "dry_run" } else { "applied" };
                 let labels = crate::metrics::RedactionLabels { profile: profile.name().to_string(), mode: mode.into() };
                 counter.get_or_create(&labels).inc_by(report.redacted());
+                StreamEnd { reason: "stream_complete", report: Some(report) }
             }
-            Err(()) => {
-                tracing::warn!("streamed redaction failed; response aborted");
-                let _ = tx.send(Err(Box::new(Aborted))).await;
+            Err(reason) => {
+                if reason == ABORTED {
+                    tracing::warn!("streamed redaction failed; response aborted");
+                    let _ = tx.send(Err(Box::new(Aborted))).await;
+                }
+                StreamEnd { reason, report: None }
             }
-        }
+        };
+        let _ = done.send(end);
     });
     let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data))));
-    Ok(Response::from_parts(head, http_body_util::StreamBody::new(stream).boxed_unsync()))
+    Ok((Response::from_parts(head, http_body_util::StreamBody::new(stream).boxed_unsync()), ended))
 }

@@ -121,6 +121,10 @@ pub struct Report {
     /// Bytes fed in and written out.
     pub bytes_in: u64,
     pub bytes_out: u64,
+    /// Records released: elements of the root array, or of the arrays that are members of the
+    /// root object (`{"beneficiaries":[…]}`), that the profile did not remove (in a dry run, all
+    /// of them: the body passes unchanged).
+    pub records: u64,
 }
 
 impl Report {
@@ -207,8 +211,14 @@ impl<'p> Redactor<'p> {
         self.step(out, |w, o| w.finish(o))?;
         self.bytes_out += (out.len() - start) as u64;
         let profile = self.walker.profile();
-        let mut report =
-            Report { dry_run: self.dry_run, bytes_in: self.bytes_in, bytes_out: self.bytes_out, ..Report::default() };
+        let (seen, kept) = self.walker.records;
+        let mut report = Report {
+            dry_run: self.dry_run,
+            bytes_in: self.bytes_in,
+            bytes_out: self.bytes_out,
+            records: if self.dry_run { seen } else { kept },
+            ..Report::default()
+        };
         if self.walker.unnamed > 0 {
             report.fields.insert(UNNAMED.to_string(), self.walker.unnamed);
             report.removed += self.walker.unnamed;

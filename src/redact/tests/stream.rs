@@ -224,3 +224,25 @@ fn memory_does_not_grow_with_the_body() {
         r.finish(&mut out).expect("complete");
     }
 }
+
+#[test]
+fn records_are_the_top_level_array_elements_released() {
+    let count = |p: &Profile, doc: &str| redact(p, doc.as_bytes()).expect("valid").1.records;
+    let citizen = profile(CITIZEN);
+    let doc = r#"{"beneficiaries":[{"name":"a"},{"name":"b"},{"x":{"y":[1,2,3]}}],"ttl":5,"more":[1,2]}"#;
+    // Three records in `beneficiaries` (the third is emitted as an empty skeleton); `more` is
+    // unnamed under deny, so its elements are not released; nested arrays never count.
+    assert_eq!(count(&citizen, doc), 3);
+    let open = profile("default: allow");
+    assert_eq!(count(&open, doc), 5, "allow releases `more` too");
+    assert_eq!(count(&open, "[1,[2,3],{\"a\":[4]}]"), 3, "root array");
+    assert_eq!(count(&open, r#"{"a":{"b":[1,2]}}"#), 0, "deeper arrays are not record lists");
+    let none = profile("default: allow\nrules: [{path: 'beneficiaries[*]', action: drop}]");
+    assert_eq!(count(&none, doc), 2, "dropped records are not released (only `more`'s two)");
+    let dry = profile("default: deny\ndry_run: true\nrules: [{path: 'beneficiaries[*]', action: drop}]");
+    assert_eq!(count(&dry, doc), 5, "a dry run releases everything");
+    // Chunking does not change the count.
+    for n in [1, 7, 64] {
+        assert_eq!(chunks_run(&citizen, doc.as_bytes(), n).expect("valid").1.records, 3, "chunks of {n}");
+    }
+}

@@ -130,6 +130,18 @@ impl Walker<'_> {
             }
             _ => Disp::Skip,
         };
+        // A record: an element of the root array, or of an array that is a member of the root object.
+        let top = match self.frames.as_slice() {
+            [_] => true,
+            [root, _] => root.obj,
+            _ => false,
+        };
+        if top {
+            self.records.0 += 1;
+            if !matches!(self.pending, Disp::Drop(_) | Disp::Skip) {
+                self.records.1 += 1;
+            }
+        }
     }
 
     /// A member key is complete (its raw bytes end at `buf[at]`, the closing quote): check it,

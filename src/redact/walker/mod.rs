@@ -84,6 +84,8 @@ pub(crate) struct Walker<'p> {
     /// Applications per rule, and unnamed values dropped.
     pub(crate) per_rule: Vec<u64>,
     pub(crate) unnamed: u64,
+    /// Records (elements of the top-level arrays): seen, and not removed.
+    pub(crate) records: (u64, u64),
 }
 
 impl<'p> Walker<'p> {
@@ -117,6 +119,7 @@ impl<'p> Walker<'p> {
             base: 0,
             per_rule: vec![0; profile.rules.len()],
             unnamed: 0,
+            records: (0, 0),
             dfa,
         };
         w.pending = w.disp(w.dfa.root(), profile.default_policy() == DefaultPolicy::Allow);
