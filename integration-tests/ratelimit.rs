@@ -146,3 +146,39 @@ async fn forwarded_for_values_do_not_open_new_buckets() {
     assert_eq!(r.headers["ratelimit-policy"], "\"ip-5m\";q=100;w=300");
     assert!(r.headers["ratelimit"].to_str().unwrap().starts_with("\"ip-5m\";r=0;t="));
 }
+
+/// Per-beneficiary limits are charged only once ownership is proven: requests naming someone
+/// else's beneficiary are refused (403) without spending that person's limit.
+#[tokio::test]
+async fn refused_requests_do_not_spend_a_strangers_beneficiary_limit() {
+    let gw = Gateway::demo(&["--listen-plain", "127.0.0.1:0"]);
+    let http = gw.addr("http");
+    let outbox = gw.data_path("otp-outbox.jsonl");
+    let data = otpgate::demo::Dataset::new(1, 10_000);
+    let victim_ref = data.beneficiaries_of_mobile(9_000_000_005)[0].reference_id_string();
+    let book =
+        |refs: &str| format!(r#"{{"dose":1,"session_id":"x","slot":"09:00AM-11:00AM","beneficiaries":[{refs}]}}"#);
+    let attacker = sign_in(http, &outbox, "9000000006").await;
+    // The shipped limit is 2 per beneficiary per 15 minutes; naming it repeatedly, and twice per
+    // request, is refused every time.
+    for _ in 0..3 {
+        let r = post(
+            http,
+            "/api/v2/appointment/schedule",
+            &book(&format!("\"{victim_ref}\",\"{victim_ref}\"")),
+            Some(&attacker),
+        )
+        .await;
+        assert_eq!(r.status, 403, "{}", r.text());
+    }
+    let victim = sign_in(http, &outbox, "9000000005").await;
+    let mut statuses = Vec::new();
+    for _ in 0..3 {
+        let r = post(http, "/api/v2/appointment/schedule", &book(&format!("\"{victim_ref}\"")), Some(&victim)).await;
+        statuses.push(r.status);
+    }
+    // The owner's own requests reach the registry (which refuses the made-up session) until
+    // their own limit of 2 is spent.
+    assert!(statuses[..2].iter().all(|&s| s != 429 && s != 403), "{statuses:?}");
+    assert_eq!(statuses[2], 429, "{statuses:?}");
+}

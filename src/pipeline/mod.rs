@@ -39,6 +39,7 @@ use crate::config::raw::Access;
 use crate::error::GatewayError;
 use crate::policy::Target;
 use crate::policy::router::Match;
+use crate::ratelimit::LimitKey;
 use crate::upstream::assertion::IDENTITY_HEADER;
 use crate::upstream::headers::{self, Forwarding, TraceContext};
 use audit::Finished;
@@ -211,26 +212,24 @@ async fn process(
 
     let body = read_body(body, &parts.headers, route.body_limit, policy.timeouts.request).await?;
 
+    // Limits on who is calling are charged now; limits on the beneficiaries a request names only
+    // once the ownership check has shown they are the caller's (else anyone could spend a
+    // stranger's booking limit with requests that are refused anyway).
     let limits = &rt.limits[route_index];
-    if !limits.windows.is_empty() {
-        let client_ip = headers::client_ip(conn.peer.ip(), &parts.headers, policy);
+    let client_ip = headers::client_ip(conn.peer.ip(), &parts.headers, policy);
+    let caller_keys = |key: LimitKey| key != LimitKey::Beneficiary;
+    let limited = |keys: &dyn Fn(LimitKey) -> bool| {
         let beneficiaries = || beneficiary_values(route, parts.uri.query(), &body);
-        let values: Vec<_> = route
+        route
             .limits
             .iter()
+            .filter(|(key, _)| keys(*key))
             .map(|(key, _)| {
                 (*key, crate::ratelimit::keys::values_for(*key, permit.caller(), client_ip, &body, &beneficiaries))
             })
-            .collect();
-        match app.limiters.check(limits, &values).await {
-            Ok(h) => outcome.rate_headers = h,
-            Err(t) => {
-                app.metrics.throttled(&route.name, t.key.as_str());
-                outcome.rate_headers = Some(t.headers);
-                return Err(GatewayError::RateLimited { retry_after: t.retry_after });
-            }
-        }
-    }
+            .collect::<Vec<_>>()
+    };
+    charge(app, route, limits, &limited(&caller_keys), outcome).await?;
 
     if let Target::Handler(handler) = route.target {
         return handlers::answer(handler, &permit, app, rt, &body, now_ms, request_id).await;
@@ -259,6 +258,7 @@ async fn process(
         }
         assertion = Some(token);
     }
+    charge(app, route, limits, &limited(&|key| !caller_keys(key)), outcome).await?;
     if let Caller::Partner(p) = permit.caller() {
         partner::charge_quota(app, rt, p, route, parts.uri.query(), &body, now_ms).await?;
         let token = app
@@ -297,7 +297,36 @@ async fn process(
     respond(upstream, &permit, app, rt, request_id, outcome).await
 }
 
-/// The beneficiary references a request names (the route's beneficiary ownership parameters).
+/// Charge the request to the route's windows for `values`; a refusal is a 429. The headers of
+/// several calls merge (the tightest window is reported).
+async fn charge(
+    app: &App,
+    route: &crate::policy::Route,
+    limits: &crate::ratelimit::RouteLimits,
+    values: &[(LimitKey, Vec<String>)],
+    outcome: &mut Outcome,
+) -> Result<(), GatewayError> {
+    if values.is_empty() {
+        return Ok(());
+    }
+    match app.limiters.check(limits, values).await {
+        Ok(h) => {
+            outcome.rate_headers = match (outcome.rate_headers.take(), h) {
+                (Some(a), Some(b)) => Some(a.merge(b)),
+                (a, b) => a.or(b),
+            };
+            Ok(())
+        }
+        Err(t) => {
+            app.metrics.throttled(&route.name, t.key.as_str());
+            outcome.rate_headers = Some(t.headers);
+            Err(GatewayError::RateLimited { retry_after: t.retry_after })
+        }
+    }
+}
+
+/// The beneficiary references a request names (the route's beneficiary ownership parameters),
+/// each once.
 fn beneficiary_values(route: &crate::policy::Route, query: Option<&str>, body: &[u8]) -> Vec<String> {
     let names: Vec<String> = route
         .ownership
@@ -306,7 +335,10 @@ fn beneficiary_values(route: &crate::policy::Route, query: Option<&str>, body: &
         .filter(|r| r.kind == crate::ownership::SubjectKind::Beneficiary)
         .map(|r| r.param.clone())
         .collect();
-    params::named_values(&names, query, body).unwrap_or_default()
+    let mut values = params::named_values(&names, query, body).unwrap_or_default();
+    values.sort_unstable();
+    values.dedup();
+    values
 }
 
 /// Read only the credential the route asks for.

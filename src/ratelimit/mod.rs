@@ -83,6 +83,15 @@ pub struct RouteLimits {
 pub struct Headers {
     pub policy: Arc<str>,
     pub state: String,
+    /// Requests left in the tightest window checked (`u32::MAX` when none was).
+    pub remaining: u32,
+}
+
+impl Headers {
+    /// The headers of two checks of one request: the tighter window's state.
+    pub fn merge(self, other: Headers) -> Headers {
+        if other.remaining < self.remaining { other } else { self }
+    }
 }
 
 /// A refusal: wait this long; the headers to send with the 429; the key kind that refused.
@@ -167,13 +176,14 @@ impl Limiters {
                     Charge::Denied { retry_after } => {
                         let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                         let state = format!("\"{}\";r=0;t={}", w.name, secs.max(1));
-                        return Err(Throttled { retry_after, headers: Headers { policy, state }, key: w.key });
+                        let headers = Headers { policy, state, remaining: 0 };
+                        return Err(Throttled { retry_after, headers, key: w.key });
                     }
                 }
             }
         }
         let state = tightest.map(|(r, t, name)| format!("\"{name}\";r={r};t={t}")).unwrap_or_default();
-        Ok(Some(Headers { policy, state }))
+        Ok(Some(Headers { policy, state, remaining: tightest.map_or(u32::MAX, |(r, _, _)| r) }))
     }
 }
 
