@@ -203,6 +203,22 @@ async fn idle_http2_connections_are_closed_after_keep_alive() {
 }
 
 #[tokio::test]
+async fn a_stream_the_client_cancels_does_not_keep_its_connection_open() {
+    let s = Setup::new().await;
+    let io = hyper_util::rt::TokioIo::new(tcp(s.http()).await);
+    let (mut send, conn) =
+        hyper::client::conn::http2::handshake(hyper_util::rt::TokioExecutor::new(), io).await.unwrap();
+    let conn = tokio::spawn(conn);
+    // A request to a slow upstream, reset by the client (RST_STREAM) while the gateway waits:
+    // hyper drops the request's future, which must still count as the request ending.
+    let pending = send.send_request(get(&format!("http://{}/slow?sleep_ms=3000", s.http())));
+    assert!(tokio::time::timeout(Duration::from_millis(300), pending).await.is_err(), "still waiting");
+    // keep_alive is 2 s: the idle connection is ended (before the fix it stayed open for good).
+    let ended = tokio::time::timeout(Duration::from_secs(6), conn).await;
+    assert!(ended.is_ok(), "a connection whose only stream was cancelled was never closed as idle");
+}
+
+#[tokio::test]
 async fn sigterm_drains_in_flight_requests_and_refuses_new_ones() {
     let mut s = Setup::new().await;
     let addr = s.http();

@@ -208,12 +208,30 @@ impl Activity {
         self.last_ms.store(ms, Ordering::Relaxed);
     }
 
+    /// A request starts; it ends when the returned guard drops (also when hyper drops the
+    /// request's future: a client's RST_STREAM or a closed connection).
+    fn start(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        InFlight(self.clone())
+    }
+
     fn idle_for(&self) -> Option<Duration> {
         if self.in_flight.load(Ordering::Relaxed) > 0 {
             return None;
         }
         let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
         Some(self.opened.elapsed().saturating_sub(last))
+    }
+}
+
+/// One request in flight (see [`Activity::start`]).
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -251,16 +269,13 @@ where
         service_fn(move |req: Request<Incoming>| {
             let app = app.clone();
             let info = info.clone();
-            let activity = activity.clone();
-            activity.in_flight.fetch_add(1, Ordering::Relaxed);
-            activity.touch();
+            let in_flight = activity.start();
             async move {
                 let resp: Response<Body> = match role {
                     Role::Gateway => pipeline::handle(app, info, req).await,
                     Role::Admin => admin::handle(app, req).await,
                 };
-                activity.touch();
-                activity.in_flight.fetch_sub(1, Ordering::Relaxed);
+                drop(in_flight);
                 Ok::<_, Infallible>(resp)
             }
         })
