@@ -151,33 +151,45 @@ pub fn own_records_only(
     Ok((filtered.body, out))
 }
 
-/// An upstream error on a personal route: keep its status and a code, drop anything that could
-/// carry personal data.
+/// An upstream error on a personal route: keep its status and its code (a short registry code
+/// such as `APPOIN0040`), never its text: a message can name a person in any words, so the
+/// message is the gateway's own, by status.
 pub async fn sanitized_error(resp: Response<Incoming>, request_id: &str) -> Response<Body> {
     let status = resp.status();
     let bytes = Limited::new(resp.into_body(), 64 << 10).collect().await.map(|c| c.to_bytes()).unwrap_or_default();
     let parsed: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
-    let code = parsed
-        .get("errorCode")
-        .and_then(|c| c.as_str())
-        .filter(|c| !c.is_empty() && c.len() <= 32 && c.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'))
-        .unwrap_or("UPSTREAM");
-    let message = parsed
-        .get("error")
-        .and_then(|m| m.as_str())
-        .filter(|m| m.len() <= 300 && !has_digit_run(m, 4))
-        .unwrap_or("the registry could not complete the request");
+    let code = parsed.get("errorCode").and_then(|c| c.as_str()).filter(|c| registry_code(c)).unwrap_or("UPSTREAM");
+    let message = match status.as_u16() {
+        400 | 422 => "the registry refused the request",
+        401 | 403 => "the registry refused access",
+        404 | 410 => "the registry has no such record",
+        409 => "the registry reports a conflict (for a booking: the session may be full)",
+        429 => "the registry is limiting requests; try again later",
+        503 | 504 => "the registry is unavailable; try again later",
+        _ => "the registry could not complete the request",
+    };
     let body = serde_json::json!({ "errorCode": code, "error": message, "requestId": request_id });
     super::handlers::json(status, &body, request_id)
 }
 
-fn has_digit_run(s: &str, n: usize) -> bool {
-    let mut run = 0;
-    for b in s.bytes() {
-        run = if b.is_ascii_digit() { run + 1 } else { 0 };
-        if run >= n {
-            return true;
+/// A registry error code: ≤ 16 characters of `A-Z`, `0-9`, `_`, at most 4 of them digits (so no
+/// mobile, ID or reference number fits in one).
+fn registry_code(c: &str) -> bool {
+    !c.is_empty()
+        && c.len() <= 16
+        && c.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && c.bytes().filter(u8::is_ascii_digit).count() <= 4
+}
+
+#[cfg(test)]
+mod code_tests {
+    #[test]
+    fn registry_codes_cannot_carry_numbers() {
+        for ok in ["APPOIN0040", "BENERR0001", "GENERR0500", "NF"] {
+            assert!(super::registry_code(ok), "{ok}");
+        }
+        for bad in ["", "9000000001", "APPOIN9000000001", "appoin0040", "A-B", "ABCDEFGHIJKLMNOPQ", "X12345"] {
+            assert!(!super::registry_code(bad), "{bad}");
         }
     }
-    false
 }

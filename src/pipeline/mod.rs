@@ -443,6 +443,9 @@ async fn respond(
             Response::from_parts(head, body.map_err(|e| Box::new(e) as BoxError).boxed_unsync())
         }
     };
+    if route.personal {
+        headers::personal_response_headers(resp.headers_mut(), profile.is_none());
+    }
     headers::client_response_headers(resp.headers_mut(), request_id);
     Ok(resp)
 }

@@ -23,8 +23,19 @@ pub fn check_headers(headers: &HeaderMap, uri: &Uri, limits: &Limits) -> Result<
     if block > limits.max_header_bytes {
         return Err(GatewayError::HeadersTooLarge);
     }
+    // Headers the gateway reads and the upstream reads again must mean one thing to both: a
+    // second `Content-Type` could make the upstream parse a body the ownership check read as JSON
+    // as a form, a second credential could be the one the upstream believes.
+    for name in SINGLE {
+        if headers.get_all(name).iter().nth(1).is_some() {
+            return Err(GatewayError::BadRequest("a header that may appear once appears more than once"));
+        }
+    }
     Ok(())
 }
+
+/// Headers refused when repeated.
+const SINGLE: [&str; 5] = ["content-type", "authorization", "x-api-key", "host", "traceparent"];
 
 /// Does the query string carry a credential? Tokens in URLs end up in logs, caches and
 /// `Referer` headers, so such requests are refused (and the query is never logged).
@@ -194,5 +205,22 @@ mod tests {
         let mut h = HeaderMap::new();
         h.insert("big", "x".repeat(300).parse().unwrap());
         assert!(matches!(check_headers(&h, &uri, &limits()), Err(GatewayError::HeadersTooLarge)));
+    }
+
+    #[test]
+    fn repeated_single_headers_are_refused() {
+        let uri: Uri = "/x".parse().unwrap();
+        let roomy = Limits { max_headers: 10, max_header_bytes: 1000, ..limits() };
+        for name in SINGLE {
+            let mut h = HeaderMap::new();
+            h.append(name, "a".parse().unwrap());
+            assert!(check_headers(&h, &uri, &roomy).is_ok(), "{name} once");
+            h.append(name, "b".parse().unwrap());
+            assert!(matches!(check_headers(&h, &uri, &roomy), Err(GatewayError::BadRequest(_))), "{name} twice");
+        }
+        let mut h = HeaderMap::new();
+        h.append("accept", "a/b".parse().unwrap());
+        h.append("accept", "c/d".parse().unwrap());
+        assert!(check_headers(&h, &uri, &roomy).is_ok(), "list headers may repeat");
     }
 }

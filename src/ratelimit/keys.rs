@@ -37,6 +37,15 @@ impl LimitKey {
     }
 }
 
+/// The `ip` key of a client: its IPv4 address, or the /64 of an IPv6 one (one subscriber is
+/// usually handed a whole /64, so keying on /128 would let a client rotate addresses freely).
+pub fn ip_key(ip: IpAddr) -> String {
+    match crate::policy::cidr::canonical(ip) {
+        IpAddr::V6(v6) => format!("{}/64", std::net::Ipv6Addr::from(u128::from(v6) & !((1u128 << 64) - 1))),
+        v4 => v4.to_string(),
+    }
+}
+
 /// The request's values for `key` (empty when it names none).
 pub fn values_for(
     key: LimitKey,
@@ -46,7 +55,7 @@ pub fn values_for(
     beneficiaries: &dyn Fn() -> Vec<String>,
 ) -> Vec<String> {
     match key {
-        LimitKey::Ip => vec![crate::policy::cidr::canonical(client_ip).to_string()],
+        LimitKey::Ip => vec![ip_key(client_ip)],
         LimitKey::Mobile => crate::ownership::parse_strict(body)
             .ok()
             .and_then(|v| match v.get("mobile") {
@@ -70,5 +79,20 @@ pub fn values_for(
             Caller::Partner(p) => vec![p.id.clone()],
             Caller::Anonymous | Caller::Citizen(_) => Vec::new(),
         },
+    }
+}
+
+#[cfg(test)]
+mod ip_tests {
+    use super::ip_key;
+
+    #[test]
+    fn ipv6_clients_are_keyed_by_their_64() {
+        let k = |s: &str| ip_key(s.parse().expect("address"));
+        assert_eq!(k("2001:db8:1:2:aaaa::1"), k("2001:db8:1:2:ffff:1:2:3"), "same /64");
+        assert_ne!(k("2001:db8:1:2::1"), k("2001:db8:1:3::1"), "another /64");
+        assert_eq!(k("2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(k("203.0.113.7"), "203.0.113.7");
+        assert_eq!(k("::ffff:203.0.113.7"), "203.0.113.7", "v4-mapped is the v4 address");
     }
 }

@@ -206,5 +206,30 @@ pub fn client_response_headers(headers: &mut HeaderMap, request_id: &str) {
     }
 }
 
+/// On a personal-data route, the upstream's response headers that may reach the client: headers
+/// carry no redaction, so any other (`Location`, `ETag`, `Set-Cookie`, a custom `X-Beneficiary-*`)
+/// could carry an identifier past the profile. `Content-Disposition` (a file name) is kept only
+/// where no profile applies (the certificate PDF, whose ownership was checked on the request).
+pub fn personal_response_headers(headers: &mut HeaderMap, keep_disposition: bool) {
+    const SAFE: [&str; 10] = [
+        "content-type",
+        "content-length",
+        "content-encoding",
+        "content-language",
+        "cache-control",
+        "expires",
+        "pragma",
+        "date",
+        "vary",
+        "retry-after",
+    ];
+    let kept =
+        |n: &HeaderName| SAFE.contains(&n.as_str()) || (keep_disposition && n == http::header::CONTENT_DISPOSITION);
+    let drop: Vec<HeaderName> = headers.keys().filter(|n| !kept(n)).cloned().collect();
+    for name in drop {
+        headers.remove(name);
+    }
+}
+
 #[cfg(test)]
 mod tests;

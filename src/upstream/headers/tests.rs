@@ -162,3 +162,25 @@ fn response_headers_lose_hop_by_hop_and_internal_names() {
     assert!(!h.contains_key("connection") && !h.contains_key("x-otpgate-debug") && !h.contains_key("x_otpgate_x"));
     assert_eq!(h["x-request-id"], "rid");
 }
+
+#[test]
+fn personal_answers_keep_only_safe_upstream_headers() {
+    let upstream = [
+        ("content-type", "application/json"),
+        ("cache-control", "no-store"),
+        ("location", "/beneficiary/10000000000001"),
+        ("etag", "\"9000000001\""),
+        ("set-cookie", "who=9000000001"),
+        ("x-beneficiary-id", "10000000000001"),
+        ("content-disposition", "attachment; filename=certificate-10000000000001.pdf"),
+    ];
+    let mut h = headers(&upstream);
+    personal_response_headers(&mut h, false);
+    let mut left: Vec<&str> = h.keys().map(|n| n.as_str()).collect();
+    left.sort_unstable();
+    assert_eq!(left, ["cache-control", "content-type"]);
+    let mut pdf = headers(&upstream);
+    personal_response_headers(&mut pdf, true);
+    assert!(pdf.contains_key("content-disposition"), "the certificate's file name, where no profile applies");
+    assert!(!pdf.contains_key("x-beneficiary-id") && !pdf.contains_key("location"));
+}
