@@ -179,7 +179,7 @@ async fn a_stream_that_goes_bad_midway_is_aborted_not_truncated() {
     let docs = Documents::start().await;
     let (g, _) = pki.policy_for(&docs.url());
     let routes = "routes:
-  - {name: stream, methods: [GET], path: /truncated-stream, access: partner, upstream: test, personal: true, redact: {partner: open}, scopes: [beneficiaries:export]}
+  - {name: stream, methods: [GET], path: /truncated-stream, access: partner, upstream: test, personal: true, redact: {partner: open}, stream: true, scopes: [beneficiaries:export]}
 ";
     let dir = policy_dir(&g, routes);
     let gw = pki.gateway(dir.path());
@@ -198,6 +198,40 @@ async fn a_stream_that_goes_bad_midway_is_aborted_not_truncated() {
     let [first, last] = stream_records(&gw, "stream").await;
     assert_eq!(first["reason"], "ok");
     assert_eq!((last["reason"].as_str(), last["record_count"].as_u64()), (Some("stream_aborted"), Some(0)), "{last}");
+}
+
+#[tokio::test]
+async fn a_partner_answer_without_a_length_is_read_whole_and_itemised() {
+    let pki = crate::partner::Pki::new();
+    let docs = Documents::start().await;
+    let (g, _) = pki.policy_for(&docs.url());
+    let routes = "routes:
+  - {name: chunked, methods: [GET], path: /records-chunked, access: partner, upstream: test, personal: true, redact: {partner: open}, scopes: [beneficiaries:export]}
+";
+    let dir = policy_dir(&g, routes);
+    let gw = pki.gateway(dir.path());
+    let stream = crate::harness::pki::connect(gw.addr("https"), &pki.server_ca.pem, Some(&pki.nic)).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("/records-chunked")
+        .header("host", "localhost")
+        .header("x-api-key", crate::partner::KEY_NIC)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    assert_eq!(resp.status(), 200);
+    assert!(resp.headers().contains_key("content-length"), "read whole, not streamed");
+    let _ = resp.into_body().collect().await.expect("body");
+    let log = std::fs::read_to_string(gw.data_path("audit.log")).unwrap();
+    let records: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &serde_json::Value| v["route"] == "chunked")
+        .collect();
+    assert_eq!(records.len(), 1, "{records:?}");
+    assert_eq!(records[0]["record_count"], 3);
+    assert_eq!(records[0]["records"].as_array().map(Vec::len), Some(3), "every record named (as keyed hashes)");
+    assert!(!records[0]["subjects"].as_array().unwrap().is_empty(), "the citizens whose records went out");
 }
 
 /// The README's copy of the shipped profiles is the shipped file's (parsed, so comments and

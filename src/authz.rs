@@ -64,6 +64,7 @@ mod tests {
             params: vec![],
             body_limit: 1024,
             timeout: std::time::Duration::from_secs(1),
+            stream: false,
         }
     }
 

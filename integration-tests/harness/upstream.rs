@@ -275,6 +275,13 @@ async fn documents_answer(req: Request<Incoming>) -> Result<Response<DocBody>, I
         "/broken" => {
             ("application/json", None, json(br#"{"beneficiaries":[{"name":"Secret Person" "x":1}]}"#.to_vec()))
         }
+        "/records-chunked" => {
+            // The same document in pieces, without a Content-Length.
+            let doc = Bytes::from(records_doc(3));
+            let chunks: Vec<Result<hyper::body::Frame<Bytes>, std::io::Error>> =
+                [doc.slice(..40), doc.slice(40..)].into_iter().map(|b| Ok(hyper::body::Frame::data(b))).collect();
+            ("application/json", None, http_body_util::StreamBody::new(futures_util::stream::iter(chunks)).boxed())
+        }
         "/truncated-stream" => {
             let doc = records_doc(2000);
             let head = doc.as_bytes()[..doc.len() / 2].to_vec();

@@ -149,6 +149,11 @@ pub struct RawRoute {
     pub body_limit: Option<ByteSize>,
     /// Overrides `gateway.timeouts.route`.
     pub timeout: Option<Dur>,
+    /// Partner routes with a JSON profile: redact the answer as it flows (bulk exports), audited
+    /// by count when it ends. Otherwise answers are read whole (≤ 8 MiB, else 502) so the audit
+    /// record names every record released.
+    #[serde(default)]
+    pub stream: bool,
 }
 
 /// Routes the gateway answers itself.

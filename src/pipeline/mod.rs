@@ -400,12 +400,6 @@ async fn respond(
             (s.records.as_str(), s.owner.as_str(), s.reference.as_str())
         });
     let rule = route.ownership.as_ref().and_then(|o| o.response.as_ref());
-    let sized = upstream
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok())
-        .is_some_and(|n| n <= redaction::MAX_BUFFERED);
     let mut resp = match (permit.caller(), rule, profile) {
         (Caller::Citizen(c), Some(rule), profile) => {
             let (head, doc) = redaction::read_json(upstream, redaction::MAX_BUFFERED).await?;
@@ -418,8 +412,8 @@ async fn respond(
         (Caller::Anonymous | Caller::Partner(_), Some(_), _) | (Caller::Anonymous, None, Some(_)) => {
             return Err(GatewayError::Internal);
         }
-        (Caller::Partner(_), None, Some(_)) if !sized => {
-            // Too large to hold: redact as it flows; what was released is not itemised.
+        (Caller::Partner(_), None, Some(_)) if route.stream => {
+            // A bulk export: redacted as it flows, audited by count when it ends.
             outcome.record_count = None;
             outcome.fields_redacted = vec![format!("profile:{}", profile_name.clone().unwrap_or_default())];
             let counter = app.metrics.redactions.clone();

@@ -73,6 +73,8 @@ pub struct Route {
     pub params: Vec<String>,
     pub body_limit: u64,
     pub timeout: Duration,
+    /// Partner answers are redacted as they flow (see `RawRoute::stream`).
+    pub stream: bool,
 }
 
 /// Where a route's answer comes from.
@@ -414,6 +416,9 @@ pub fn compile(
                 _ => {}
             }
         }
+        if r.stream && (r.access != Access::Partner || redact.partner.as_deref().is_none_or(|n| n == NO_REDACTION)) {
+            errors.push(at.err("stream", "streaming applies to partner routes with a JSON redaction profile"));
+        }
         let default_body = match r.access {
             Access::Partner => limits.partner_body,
             Access::Public | Access::Citizen => limits.citizen_body,
@@ -452,6 +457,7 @@ pub fn compile(
             params,
             body_limit: r.body_limit.map_or(default_body, |b| b.0),
             timeout: r.timeout.map_or(timeouts.route, |d| d.0),
+            stream: r.stream,
         });
     }
     if m.routes.is_empty() {

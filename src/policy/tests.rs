@@ -120,3 +120,32 @@ fn citizen_rules_are_validated_with_paths() {
     let got: Vec<String> = errors.iter().map(|e| format!("{}:{}", e.file, e.path)).collect();
     assert!(got.contains(&"r.yaml:routes[5].ownership".to_string()), "{got:#?}");
 }
+
+#[test]
+fn streaming_is_for_partner_routes_with_a_json_profile() {
+    let shipped = load(&Sources::embedded(), &Vec::new()).expect("shipped policy is valid");
+    let streamed: Vec<&str> = shipped.routes.iter().filter(|r| r.stream).map(|r| r.name.as_str()).collect();
+    assert_eq!(streamed, ["partner-export"], "only the bulk export streams; searches are itemised");
+    let profiles = "profiles:\n  p: {default: allow}\n";
+    for (extra, ok) in [
+        (
+            "    access: partner\n    scopes: [s]\n    personal: true\n    redact: {partner: p}\n    stream: true\n",
+            true,
+        ),
+        (
+            "    access: partner\n    scopes: [s]\n    personal: true\n    redact: {partner: none}\n    stream: true\n",
+            false,
+        ),
+        ("    access: citizen\n    personal: true\n    redact: {citizen: p}\n    stream: true\n", false),
+    ] {
+        let routes = format!("routes:\n  - name: x\n    methods: [GET]\n    path: /x\n    upstream: reg\n{extra}");
+        let result = load_files(&[("p.yaml", profiles), ("r.yaml", &format!("{UPSTREAM}{routes}"))]);
+        match (ok, result) {
+            (true, r) => assert!(r.is_ok(), "{extra}: {:?}", r.err()),
+            (false, Ok(_)) => panic!("{extra}: accepted"),
+            (false, Err(errors)) => {
+                assert!(errors.iter().any(|e| e.path.ends_with("stream")), "{extra}: {errors:?}");
+            }
+        }
+    }
+}
