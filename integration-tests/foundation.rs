@@ -219,6 +219,30 @@ async fn a_stream_the_client_cancels_does_not_keep_its_connection_open() {
 }
 
 #[tokio::test]
+async fn beyond_max_connections_new_clients_wait_for_a_free_connection() {
+    let echo = Echo::start().await;
+    let gateway = GATEWAY.replace("  limits:\n", "  limits:\n    max_connections: 2\n");
+    let dir = policy_dir(&gateway, &routes(""));
+    let test = format!("test={}", echo.url());
+    let gw = Gateway::serve(dir.path(), &["--upstream", &test]);
+    let addr = gw.addr("http");
+    // Two connections busy for 1.5 s (closing after their answers), then a third client.
+    let slow = b"GET /slow?sleep_ms=1500 HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+    let busy: Vec<_> = (0..2).map(|_| tokio::spawn(async move { (raw(addr, slow).await, Instant::now()) })).collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let third = raw(addr, b"GET /echo HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n").await;
+    let third_done = Instant::now();
+    assert_eq!(raw_status(&third), 200, "served once a connection is free: {third}");
+    let mut first_free = None;
+    for b in busy {
+        let (resp, done) = b.await.unwrap();
+        assert_eq!(raw_status(&resp), 200);
+        first_free = Some(first_free.map_or(done, |f: Instant| f.min(done)));
+    }
+    assert!(first_free.is_some_and(|f| f <= third_done), "the third client was served before a slot was free");
+}
+
+#[tokio::test]
 async fn sigterm_drains_in_flight_requests_and_refuses_new_ones() {
     let mut s = Setup::new().await;
     let addr = s.http();

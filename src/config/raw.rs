@@ -45,6 +45,9 @@ pub struct RawLimits {
     pub max_uri_bytes: ByteSize,
     pub citizen_body: ByteSize,
     pub partner_body: ByteSize,
+    /// Open client connections (all gateway listeners of one process); beyond it new
+    /// connections wait in the listen backlog.
+    pub max_connections: usize,
 }
 
 impl Default for RawLimits {
@@ -55,6 +58,7 @@ impl Default for RawLimits {
             max_uri_bytes: ByteSize(8 << 10),
             citizen_body: ByteSize(64 << 10),
             partner_body: ByteSize(1 << 20),
+            max_connections: 10_000,
         }
     }
 }

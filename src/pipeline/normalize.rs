@@ -118,7 +118,14 @@ mod tests {
     use super::*;
 
     fn limits() -> Limits {
-        Limits { max_headers: 3, max_header_bytes: 200, max_uri_bytes: 64, citizen_body: 1, partner_body: 1 }
+        Limits {
+            max_headers: 3,
+            max_header_bytes: 200,
+            max_uri_bytes: 64,
+            citizen_body: 1,
+            partner_body: 1,
+            max_connections: 1,
+        }
     }
 
     fn check(target: &str) -> Result<Vec<String>, GatewayError> {

@@ -33,6 +33,7 @@ pub struct Limits {
     pub max_uri_bytes: usize,
     pub citizen_body: u64,
     pub partner_body: u64,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -175,7 +176,11 @@ pub fn compile(
         max_uri_bytes: l.max_uri_bytes.0 as usize,
         citizen_body: l.citizen_body.0,
         partner_body: l.partner_body.0,
+        max_connections: l.max_connections,
     };
+    if !(1..=1_000_000).contains(&limits.max_connections) {
+        errors.push(g_err("limits.max_connections", "must be between 1 and 1000000".into()));
+    }
     if !(1..=1000).contains(&limits.max_headers) {
         errors.push(g_err("limits.max_headers", "must be between 1 and 1000".into()));
     }

@@ -130,6 +130,16 @@ impl Server {
 
 async fn accept_loop(app: Arc<App>, b: Bound, mut stop: watch::Receiver<bool>, done: Option<mpsc::Sender<()>>) {
     loop {
+        // At the connection cap, accept nothing: new clients wait in the listen backlog (and the
+        // kernel refuses them once it is full) instead of costing memory here.
+        if b.role == Role::Gateway {
+            while app.open_connections.load(Ordering::Relaxed) >= app.snapshot().policy.limits.max_connections {
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(10)) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        }
         let accepted = tokio::select! {
             a = b.listener.accept() => a,
             _ = stop.wait_for(|s| *s) => break,
@@ -149,8 +159,10 @@ async fn accept_loop(app: Arc<App>, b: Bound, mut stop: watch::Receiver<bool>, d
         let stop = stop.clone();
         let done = done.clone();
         let role = b.role;
+        let counted = (role == Role::Gateway).then(|| OpenConnection::new(&app));
         tokio::spawn(async move {
             connection(app, tcp, peer, tls, role, stop).await;
+            drop(counted);
             drop(done);
         });
     }
@@ -222,6 +234,22 @@ impl Activity {
         }
         let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
         Some(self.opened.elapsed().saturating_sub(last))
+    }
+}
+
+/// One open client connection on a gateway listener, counted against the cap while it lives.
+struct OpenConnection(Arc<App>);
+
+impl OpenConnection {
+    fn new(app: &Arc<App>) -> OpenConnection {
+        app.open_connections.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(app.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
