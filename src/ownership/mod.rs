@@ -14,7 +14,7 @@
 //! duplicate keys).
 
 mod mobile;
-mod query;
+pub(crate) mod query;
 mod request;
 mod response;
 mod strict;

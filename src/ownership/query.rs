@@ -8,13 +8,13 @@
 use super::OwnershipError;
 
 /// One `name=value` pair: the name normalized (see [`normalize_name`]), the value decoded once.
-pub(super) struct Pair {
-    pub(super) name: String,
-    pub(super) value: Vec<u8>,
+pub(crate) struct Pair {
+    pub(crate) name: String,
+    pub(crate) value: Vec<u8>,
 }
 
 /// The pairs of `query` in order, empty pairs (`a=1&&b=2`) skipped; an error for the first bad pair.
-pub(super) fn pairs(query: &str) -> impl Iterator<Item = Result<Pair, OwnershipError>> + '_ {
+pub(crate) fn pairs(query: &str) -> impl Iterator<Item = Result<Pair, OwnershipError>> + '_ {
     query.split(['&', ';']).filter(|raw| !raw.is_empty()).map(|raw| {
         let (name, value) = raw.split_once('=').unwrap_or((raw, ""));
         if value.contains('=') {
@@ -72,7 +72,7 @@ fn hex_digit(c: u8) -> Option<u8> {
 ///
 /// Names with non-ASCII or control bytes are refused: a backend could case-fold `K` (Kelvin) to `k` or stop at
 /// a NUL, and legitimate clients of these routes do not send them.
-pub(super) fn normalize_name(raw: &[u8]) -> Result<String, OwnershipError> {
+pub(crate) fn normalize_name(raw: &[u8]) -> Result<String, OwnershipError> {
     if raw.iter().any(|b| !b.is_ascii() || b.is_ascii_control()) {
         return Err(OwnershipError::Ambiguous("parameter name is not plain ASCII"));
     }

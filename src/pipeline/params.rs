@@ -1,17 +1,22 @@
 //! Request parameters that name people: read from the query string and from the top-level keys
-//! of a JSON body, for quotas and rate-limit keys.
+//! of a JSON body, for quotas, rate-limit keys and the audit record. Names and values are read
+//! exactly as the ownership check reads them (`ownership::query`), so a spelling the ownership
+//! check sees (`beneficiary.reference-id`, `beneficiaries[0]`, `;` separators) is counted too.
 
 use crate::error::GatewayError;
+use crate::ownership::query::{normalize_name, pairs};
+
+const AMBIGUOUS: GatewayError = GatewayError::AmbiguousSubject("the request's parameters are ambiguous");
 
 /// The values of `names` in the query string and the top-level keys of a JSON body.
 pub fn named_values(names: &[String], query: Option<&str>, body: &[u8]) -> Result<Vec<String>, GatewayError> {
+    let wanted: Vec<String> = names.iter().filter_map(|n| normalize_name(n.as_bytes()).ok()).collect();
+    let wanted = |n: &str| wanted.iter().any(|w| w == n);
     let mut out = Vec::new();
-    let wanted = |n: &str| names.iter().any(|w| w.eq_ignore_ascii_case(n));
-    for pair in query.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let k = percent_encoding::percent_decode_str(k).decode_utf8_lossy();
-        if wanted(k.trim_end_matches("[]")) {
-            out.push(percent_encoding::percent_decode_str(v).decode_utf8_lossy().into_owned());
+    for pair in pairs(query.unwrap_or("")) {
+        let pair = pair.map_err(|_| AMBIGUOUS)?;
+        if wanted(&pair.name) {
+            out.push(String::from_utf8(pair.value).map_err(|_| AMBIGUOUS)?);
         }
     }
     if !body.is_empty() {
@@ -19,7 +24,7 @@ pub fn named_values(names: &[String], query: Option<&str>, body: &[u8]) -> Resul
             .map_err(|_| GatewayError::AmbiguousSubject("the body must be one JSON object"))?;
         let obj = doc.as_object().ok_or(GatewayError::AmbiguousSubject("the body must be one JSON object"))?;
         for (k, v) in obj {
-            if !wanted(k) {
+            if !wanted(&normalize_name(k.as_bytes()).map_err(|_| AMBIGUOUS)?) {
                 continue;
             }
             match v {
@@ -57,5 +62,22 @@ mod tests {
         assert!(named_values(&names, None, br#"{"mobile":"1","mobile":"2"}"#).is_err(), "duplicate keys");
         assert!(named_values(&names, None, b"mobile=9000000001").is_err(), "not JSON");
         assert!(named_values(&names, None, br#"{"mobile":{"$ne":1}}"#).is_err());
+    }
+
+    #[test]
+    fn every_spelling_the_ownership_check_reads_is_counted() {
+        let names = vec!["beneficiary_reference_id".to_string()];
+        for query in [
+            "beneficiary.reference.id=10000000000001",
+            "beneficiary-reference-id=10000000000001",
+            "beneficiary_reference_id[0]=10000000000001",
+            "x=1;beneficiary_reference_id=10000000000001",
+            "BENEFICIARY_REFERENCE_ID=10000000000001",
+        ] {
+            assert_eq!(named_values(&names, Some(query), b"").unwrap(), ["10000000000001"], "{query}");
+        }
+        let v = named_values(&names, None, br#"{"Beneficiary-Reference-Id":"10000000000001"}"#).unwrap();
+        assert_eq!(v, ["10000000000001"]);
+        assert!(named_values(&names, Some("beneficiary_reference_id=%zz"), b"").is_err(), "bad encoding");
     }
 }
