@@ -131,6 +131,16 @@ pub fn compile(m: &Merged, base: Option<&Path>, errors: &mut Vec<ConfigError>) -
                     None
                 }
             },
+            // Any listed CA can issue a certificate with any subject: with several CAs (often one
+            // per agency), a subject would let one agency's CA speak for another. Pins cannot be
+            // reissued by anyone.
+            (None, Some(_)) if roots.len() > 1 => {
+                errors.push(at.err(
+                    &f("certificate.subject"),
+                    "with more than one partner CA certificate, identify partners by `spki_sha256`",
+                ));
+                None
+            }
             (None, Some(subject)) if !subject.trim().is_empty() => Some(CertId::Subject(normalize_subject(subject))),
             _ => {
                 errors.push(at.err(&f("certificate"), "give exactly one of `spki_sha256` and `subject`"));

@@ -149,3 +149,22 @@ fn streaming_is_for_partner_routes_with_a_json_profile() {
         }
     }
 }
+
+#[test]
+fn subject_identities_need_a_single_partner_ca() {
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (ca_a, ca_b) = (crate::devcerts::ensure(a.path()).unwrap().ca, crate::devcerts::ensure(b.path()).unwrap().ca);
+    let partners = |cas: &[&std::path::Path]| {
+        let list: Vec<String> = cas.iter().map(|p| format!("'{}'", p.display())).collect();
+        format!(
+            "partners:\n  ca: [{}]\n  clients:\n    x: {{certificate: {{subject: 'CN=x'}}, api_key_sha256: '{}', source: ['127.0.0.1/32'], scopes: [s]}}\n",
+            list.join(", "),
+            "ab".repeat(32)
+        )
+    };
+    let routes = format!("{UPSTREAM}routes:\n{}", route("a", "/a", ""));
+    let one = load_files(&[("p.yaml", &partners(&[&ca_a])), ("r.yaml", &routes)]);
+    assert!(one.is_ok(), "{:?}", one.err());
+    let errors = load_files(&[("p.yaml", &partners(&[&ca_a, &ca_b])), ("r.yaml", &routes)]).unwrap_err();
+    assert!(errors.iter().any(|e| e.path.ends_with("clients.x.certificate.subject")), "{errors:?}");
+}
