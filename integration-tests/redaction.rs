@@ -234,6 +234,31 @@ async fn a_partner_answer_without_a_length_is_read_whole_and_itemised() {
     assert!(!records[0]["subjects"].as_array().unwrap().is_empty(), "the citizens whose records went out");
 }
 
+#[tokio::test]
+async fn an_upstream_that_stops_sending_its_body_is_a_504() {
+    let pki = crate::partner::Pki::new();
+    let docs = Documents::start().await;
+    let (g, _) = pki.policy_for(&docs.url());
+    let routes = "routes:
+  - {name: trickle, methods: [GET], path: /trickle, access: partner, upstream: test, personal: true, redact: {partner: open}, scopes: [beneficiaries:export], timeout: 1s}
+";
+    let dir = policy_dir(&g, routes);
+    let gw = pki.gateway(dir.path());
+    let stream = crate::harness::pki::connect(gw.addr("https"), &pki.server_ca.pem, Some(&pki.nic)).await.unwrap();
+    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    let req = Request::get("/trickle")
+        .header("host", "localhost")
+        .header("x-api-key", crate::partner::KEY_NIC)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(5), send.send_request(req))
+        .await
+        .expect("answered within the route's timeout, not held by the upstream")
+        .unwrap();
+    assert_eq!(resp.status(), 504);
+}
+
 /// The README's copy of the shipped profiles is the shipped file's (parsed, so comments and
 /// layout may differ, rules may not).
 #[test]

@@ -282,6 +282,14 @@ async fn documents_answer(req: Request<Incoming>) -> Result<Response<DocBody>, I
                 [doc.slice(..40), doc.slice(40..)].into_iter().map(|b| Ok(hyper::body::Frame::data(b))).collect();
             ("application/json", None, http_body_util::StreamBody::new(futures_util::stream::iter(chunks)).boxed())
         }
+        "/trickle" => {
+            // A first piece of the document, then nothing, for ever.
+            let first: [Result<hyper::body::Frame<Bytes>, std::io::Error>; 1] =
+                [Ok(hyper::body::Frame::data(Bytes::from_static(b"{\"beneficiaries\":[")))];
+            let stream =
+                futures_util::StreamExt::chain(futures_util::stream::iter(first), futures_util::stream::pending());
+            ("application/json", None, http_body_util::StreamBody::new(stream).boxed())
+        }
         "/truncated-stream" => {
             let doc = records_doc(2000);
             let head = doc.as_bytes()[..doc.len() / 2].to_vec();

@@ -85,7 +85,7 @@ async fn fetch_subjects(
     if status == StatusCode::NOT_FOUND {
         return Ok(Arc::new(Subjects { mobile: citizen.mobile.as_str().to_string(), ..Subjects::default() }));
     }
-    let (_, body) = super::redaction::read_json(resp, super::redaction::MAX_BUFFERED).await?;
+    let (_, body) = super::redaction::read_json(resp, super::redaction::MAX_BUFFERED, rt.policy.timeouts.route).await?;
     let mut subjects = Subjects { mobile: citizen.mobile.as_str().to_string(), ..Subjects::default() };
     if status == StatusCode::NOT_FOUND {
         return Ok(Arc::new(subjects));
@@ -156,7 +156,12 @@ pub fn own_records_only(
 /// message is the gateway's own, by status.
 pub async fn sanitized_error(resp: Response<Incoming>, request_id: &str) -> Response<Body> {
     let status = resp.status();
-    let bytes = Limited::new(resp.into_body(), 64 << 10).collect().await.map(|c| c.to_bytes()).unwrap_or_default();
+    // Only the code is kept: read at most 64 KiB, for at most 5 s.
+    let read = Limited::new(resp.into_body(), 64 << 10).collect();
+    let bytes = match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(_)) | Err(_) => Bytes::new(),
+    };
     let parsed: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
     let code = parsed.get("errorCode").and_then(|c| c.as_str()).filter(|c| registry_code(c)).unwrap_or("UPSTREAM");
     let message = match status.as_u16() {

@@ -402,7 +402,7 @@ async fn respond(
     let rule = route.ownership.as_ref().and_then(|o| o.response.as_ref());
     let mut resp = match (permit.caller(), rule, profile) {
         (Caller::Citizen(c), Some(rule), profile) => {
-            let (head, doc) = redaction::read_json(upstream, redaction::MAX_BUFFERED).await?;
+            let (head, doc) = redaction::read_json(upstream, redaction::MAX_BUFFERED, route.timeout).await?;
             let (own, released) = citizen::own_records_only(&doc, rule, c, reference)?;
             outcome.released_refs = released.refs;
             outcome.released_owners = released.owners;
@@ -423,7 +423,7 @@ async fn respond(
             resp
         }
         (Caller::Citizen(_) | Caller::Partner(_), None, Some(profile)) => {
-            let (head, doc) = redaction::read_json(upstream, redaction::MAX_BUFFERED).await?;
+            let (head, doc) = redaction::read_json(upstream, redaction::MAX_BUFFERED, route.timeout).await?;
             if matches!(permit.caller(), Caller::Partner(_)) {
                 let released = citizen::released(&doc, records, owner, reference);
                 outcome.released_refs = released.refs;

@@ -45,8 +45,20 @@ fn encoding(headers: &http::HeaderMap) -> Result<Option<String>, GatewayError> {
     }
 }
 
-/// Read a whole JSON body, decoding it, within `max` decoded bytes.
-pub async fn read_json(resp: Response<Incoming>, max: u64) -> Result<(http::response::Parts, Bytes), GatewayError> {
+/// Read a whole JSON body, decoding it, within `max` decoded bytes and `deadline` (an upstream
+/// that trickles its body must not hold the request: 504).
+pub async fn read_json(
+    resp: Response<Incoming>,
+    max: u64,
+    deadline: std::time::Duration,
+) -> Result<(http::response::Parts, Bytes), GatewayError> {
+    tokio::time::timeout(deadline, read_json_now(resp, max)).await.map_err(|_| {
+        tracing::warn!("upstream body not received in time");
+        GatewayError::UpstreamTimeout
+    })?
+}
+
+async fn read_json_now(resp: Response<Incoming>, max: u64) -> Result<(http::response::Parts, Bytes), GatewayError> {
     let (mut head, mut body) = resp.into_parts();
     if !is_json(&head.headers) {
         return Err(bad_upstream("not JSON"));
