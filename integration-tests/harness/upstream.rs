@@ -282,7 +282,7 @@ async fn documents_answer(req: Request<Incoming>) -> Result<Response<DocBody>, I
                 [doc.slice(..40), doc.slice(40..)].into_iter().map(|b| Ok(hyper::body::Frame::data(b))).collect();
             ("application/json", None, http_body_util::StreamBody::new(futures_util::stream::iter(chunks)).boxed())
         }
-        "/trickle" => {
+        "/trickle" | "/trickle-stream" => {
             // A first piece of the document, then nothing, for ever.
             let first: [Result<hyper::body::Frame<Bytes>, std::io::Error>; 1] =
                 [Ok(hyper::body::Frame::data(Bytes::from_static(b"{\"beneficiaries\":[")))];

@@ -417,8 +417,13 @@ async fn respond(
             outcome.record_count = None;
             outcome.fields_redacted = vec![format!("profile:{}", profile_name.clone().unwrap_or_default())];
             let counter = app.metrics.redactions.clone();
-            let (resp, ended) =
-                redaction::streamed(upstream, rt.clone(), profile_name.clone().unwrap_or_default(), counter)?;
+            let (resp, ended) = redaction::streamed(
+                upstream,
+                rt.clone(),
+                profile_name.clone().unwrap_or_default(),
+                route.timeout,
+                counter,
+            )?;
             outcome.stream_end = Some(ended);
             resp
         }

@@ -113,19 +113,23 @@ struct Aborted;
 /// How a streamed body ended, for the audit trail's completion record.
 #[derive(Debug)]
 pub struct StreamEnd {
-    /// `stream_complete`, `stream_aborted` (the upstream body failed or was not valid JSON; the
-    /// client's response was aborted) or `client_closed` (the client stopped reading).
+    /// `stream_complete`, `stream_aborted` (the upstream body failed, stalled or was not valid
+    /// JSON; the client's response was aborted) or `client_closed` (the client stopped reading).
     pub reason: &'static str,
-    /// What was redacted and how many records went out; `None` unless complete.
+    /// What was redacted and how many records were released — for a stream that did not
+    /// complete, up to where it stopped (records redacted but not yet sent are counted too).
     pub report: Option<Report>,
 }
 
-/// Redact a body as it flows. `rt` keeps the profile alive for the task's whole life. The
-/// receiver learns how the stream ended.
+/// Redact a body as it flows. `rt` keeps the profile alive for the task's whole life; `idle` is
+/// the longest the upstream may take to send its next piece, or the client to take the next
+/// piece of output. The receiver learns how the stream ended. The client's body ends cleanly only
+/// when the whole document was redacted; any other end (including a panic) aborts it.
 pub fn streamed(
     resp: Response<Incoming>,
     rt: Arc<Runtime>,
     profile: String,
+    idle: std::time::Duration,
     counter: prometheus_client::metrics::family::Family<
         crate::metrics::RedactionLabels,
         prometheus_client::metrics::counter::Counter,
@@ -139,57 +143,85 @@ pub fn streamed(
     }
     let enc = encoding(&head.headers)?;
     // Fail before the first byte on an encoding we cannot decode.
-    crate::redact::decoder(enc.as_deref(), DecodeLimits::default()).map_err(|_| bad_upstream("encoding"))?;
+    let mut decoder =
+        crate::redact::decoder(enc.as_deref(), DecodeLimits::default()).map_err(|_| bad_upstream("encoding"))?;
     head.headers.remove(header::CONTENT_ENCODING);
     head.headers.remove(header::CONTENT_LENGTH);
+    head.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Result<Bytes, BoxError>>(4);
     let (done, ended) = tokio::sync::oneshot::channel();
+    let complete = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let completed = complete.clone();
     tokio::spawn(async move {
         let Some(profile) = rt.profiles.get(&profile) else {
-            let _ = tx.send(Err(Box::new(Aborted))).await;
             let _ = done.send(StreamEnd { reason: ABORTED, report: None });
             return;
         };
-        let result: Result<Report, &'static str> = async {
-            let mut decoder = crate::redact::decoder(enc.as_deref(), DecodeLimits::default()).map_err(|_| ABORTED)?;
-            let mut redactor = Redactor::new(profile, Limits::default());
-            let mut out = Vec::with_capacity(CHUNK * 2);
-            while let Some(frame) = body.frame().await {
-                let data = match frame.map_err(|_| ABORTED)?.into_data() {
-                    Ok(d) => d,
-                    Err(_) => continue,
-                };
-                decoder.feed(&data, |chunk| redactor.feed(chunk, &mut out)).map_err(|_| ABORTED)?;
-                if out.len() >= CHUNK {
-                    let chunk = Bytes::from(std::mem::replace(&mut out, Vec::with_capacity(CHUNK * 2)));
-                    tx.send(Ok(chunk)).await.map_err(|_| CLIENT_CLOSED)?;
-                }
-            }
-            decoder.finish(|chunk| redactor.feed(chunk, &mut out)).map_err(|_| ABORTED)?;
-            let report = redactor.finish(&mut out).map_err(|_| ABORTED)?;
-            if !out.is_empty() {
-                tx.send(Ok(Bytes::from(out))).await.map_err(|_| CLIENT_CLOSED)?;
-            }
-            Ok(report)
-        }
-        .await;
-        let end = match result {
-            Ok(report) => {
-                let mode = if profile.dry_run() { "dry_run" } else { "applied" };
-                let labels = crate::metrics::RedactionLabels { profile: profile.name().to_string(), mode: mode.into() };
-                counter.get_or_create(&labels).inc_by(report.redacted());
-                StreamEnd { reason: "stream_complete", report: Some(report) }
-            }
-            Err(reason) => {
-                if reason == ABORTED {
-                    tracing::warn!("streamed redaction failed; response aborted");
-                    let _ = tx.send(Err(Box::new(Aborted))).await;
-                }
-                StreamEnd { reason, report: None }
+        let mut redactor = Redactor::new(profile, Limits::default());
+        let mut out = Vec::with_capacity(CHUNK * 2);
+        let send = |chunk: Bytes| async {
+            match tokio::time::timeout(idle, tx.send(Ok(chunk))).await {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) | Err(_) => Err(CLIENT_CLOSED),
             }
         };
+        let result: Result<(), &'static str> = async {
+            loop {
+                let frame = tokio::select! {
+                    frame = tokio::time::timeout(idle, body.frame()) => frame.map_err(|_| ABORTED)?,
+                    _ = tx.closed() => return Err(CLIENT_CLOSED),
+                };
+                let Some(frame) = frame else { break };
+                let Ok(data) = frame.map_err(|_| ABORTED)?.into_data() else { continue };
+                decoder.feed(&data, |chunk| redactor.feed(chunk, &mut out)).map_err(|_| ABORTED)?;
+                if out.len() >= CHUNK {
+                    send(Bytes::from(std::mem::replace(&mut out, Vec::with_capacity(CHUNK * 2)))).await?;
+                }
+            }
+            decoder.finish(|chunk| redactor.feed(chunk, &mut out)).map_err(|_| ABORTED)
+        }
+        .await;
+        let so_far = redactor.progress();
+        let end = match result {
+            Ok(()) => match redactor.finish(&mut out) {
+                Ok(report) => match if out.is_empty() { Ok(()) } else { send(Bytes::from(out)).await } {
+                    Ok(()) => {
+                        let mode = if profile.dry_run() { "dry_run" } else { "applied" };
+                        let labels =
+                            crate::metrics::RedactionLabels { profile: profile.name().to_string(), mode: mode.into() };
+                        counter.get_or_create(&labels).inc_by(report.redacted());
+                        completed.store(true, std::sync::atomic::Ordering::Release);
+                        StreamEnd { reason: "stream_complete", report: Some(report) }
+                    }
+                    Err(reason) => StreamEnd { reason, report: Some(report) },
+                },
+                Err(_) => StreamEnd { reason: ABORTED, report: Some(so_far) },
+            },
+            Err(reason) => StreamEnd { reason, report: Some(so_far) },
+        };
+        if end.reason == ABORTED {
+            tracing::warn!("streamed redaction failed; response aborted");
+        }
+        drop(tx);
         let _ = done.send(end);
     });
-    let stream = futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx).map(|o| o.map(|r| r.map(Frame::data))));
+    // The body the client reads: the task's chunks, then a clean end only if it completed.
+    let mut closed = false;
+    let stream = futures_util::stream::poll_fn(move |cx| {
+        if closed {
+            return std::task::Poll::Ready(None);
+        }
+        match rx.poll_recv(cx) {
+            std::task::Poll::Ready(None) => {
+                closed = true;
+                if complete.load(std::sync::atomic::Ordering::Acquire) {
+                    std::task::Poll::Ready(None)
+                } else {
+                    std::task::Poll::Ready(Some(Err(Box::new(Aborted) as BoxError)))
+                }
+            }
+            other => other.map(|o| o.map(|r| r.map(Frame::data))),
+        }
+    });
     Ok((Response::from_parts(head, http_body_util::StreamBody::new(stream).boxed_unsync()), ended))
 }

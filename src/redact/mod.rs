@@ -210,6 +210,12 @@ impl<'p> Redactor<'p> {
         let start = out.len();
         self.step(out, |w, o| w.finish(o))?;
         self.bytes_out += (out.len() - start) as u64;
+        Ok(self.progress())
+    }
+
+    /// What was done so far (for a body that ended early: the records and fields of the part
+    /// that was redacted).
+    pub fn progress(&self) -> Report {
         let profile = self.walker.profile();
         let (seen, kept) = self.walker.records;
         let mut report = Report {
@@ -236,7 +242,7 @@ impl<'p> Redactor<'p> {
                 Action::Null => &mut report.nulled,
             } += n;
         }
-        Ok(report)
+        report
     }
 
     /// Bytes held by this redactor's buffers, for tests of the memory bound.

@@ -246,3 +246,16 @@ fn records_are_the_top_level_array_elements_released() {
         assert_eq!(chunks_run(&citizen, doc.as_bytes(), n).expect("valid").1.records, 3, "chunks of {n}");
     }
 }
+
+#[test]
+fn progress_counts_the_records_before_a_failure() {
+    let p = profile("default: allow");
+    let records: Vec<String> = (0..100).map(|i| format!(r#"{{"name":"n{i}","x":[1,2]}}"#)).collect();
+    let doc = format!(r#"{{"beneficiaries":[{}]}}"#, records.join(","));
+    let mut r = Redactor::new(&p, Limits::default());
+    let mut out = Vec::new();
+    r.feed(&doc.as_bytes()[..doc.len() / 2], &mut out).expect("valid so far");
+    assert!(r.feed(b"]]]} not json", &mut out).is_err());
+    let n = r.progress().records;
+    assert!((40..=60).contains(&n), "about half the records were redacted before the error: {n}");
+}
