@@ -132,8 +132,6 @@ pub struct App {
     pub audit: Option<crate::pipeline::audit::Audit>,
     pub metrics: Metrics,
     draining: AtomicBool,
-    /// Client connections open on the gateway listeners (`gateway.limits.max_connections`).
-    pub open_connections: std::sync::atomic::AtomicUsize,
 }
 
 fn build_runtime(
@@ -240,7 +238,6 @@ impl App {
             audit: options.audit,
             metrics: Metrics::with_spans(&options.span_counters),
             draining: AtomicBool::new(false),
-            open_connections: std::sync::atomic::AtomicUsize::new(0),
         }))
     }
 

@@ -45,8 +45,8 @@ pub struct RawLimits {
     pub max_uri_bytes: ByteSize,
     pub citizen_body: ByteSize,
     pub partner_body: ByteSize,
-    /// Open client connections (all gateway listeners of one process); beyond it new
-    /// connections wait in the listen backlog.
+    /// Open client connections per listener; beyond it new connections wait in the listen
+    /// backlog.
     pub max_connections: usize,
 }
 

@@ -126,8 +126,12 @@ pub struct Released {
 /// The references and owners of the records under `records` in a JSON document.
 pub fn released(doc: &[u8], records: &str, owner: &str, reference: &str) -> Released {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(doc) else { return Released::default() };
-    let list = v.get(records).and_then(|r| r.as_array()).cloned().unwrap_or_default();
-    let text = |r: &serde_json::Value, f: &str| match r.get(f) {
+    // Keys as the redaction profile matches them: decoded (serde did that) and case-insensitive.
+    let get = |v: &'_ serde_json::Value, key: &str| -> Option<serde_json::Value> {
+        v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.clone())
+    };
+    let list = get(&v, records).and_then(|r| r.as_array().cloned()).unwrap_or_default();
+    let text = |r: &serde_json::Value, f: &str| match get(r, f) {
         Some(serde_json::Value::String(s)) => Some(s.clone()),
         Some(serde_json::Value::Number(n)) => Some(n.to_string()),
         _ => None,
@@ -196,5 +200,17 @@ mod code_tests {
         for bad in ["", "9000000001", "APPOIN9000000001", "appoin0040", "A-B", "ABCDEFGHIJKLMNOPQ", "X12345"] {
             assert!(!super::registry_code(bad), "{bad}");
         }
+    }
+}
+
+#[cfg(test)]
+mod released_tests {
+    #[test]
+    fn records_are_found_whatever_the_case_of_their_keys() {
+        let doc = br#"{"Beneficiaries":[{"Beneficiary_Reference_Id":"10000000000001","MOBILE_NUMBER":"9000000001"},{"beneficiary_reference_id":10000000000002}]}"#;
+        let r = super::released(doc, "beneficiaries", "mobile_number", "beneficiary_reference_id");
+        assert_eq!(r.count, 2);
+        assert_eq!(r.refs, ["10000000000001", "10000000000002"]);
+        assert_eq!(r.owners, ["9000000001"]);
     }
 }

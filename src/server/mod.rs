@@ -129,11 +129,14 @@ impl Server {
 }
 
 async fn accept_loop(app: Arc<App>, b: Bound, mut stop: watch::Receiver<bool>, done: Option<mpsc::Sender<()>>) {
+    // Open connections of this listener: each listener has its own cap, so a flood on the public
+    // port does not lock partners out of theirs.
+    let open = Arc::new(AtomicUsize::new(0));
     loop {
         // At the connection cap, accept nothing: new clients wait in the listen backlog (and the
         // kernel refuses them once it is full) instead of costing memory here.
         if b.role == Role::Gateway {
-            while app.open_connections.load(Ordering::Relaxed) >= app.snapshot().policy.limits.max_connections {
+            while open.load(Ordering::Relaxed) >= app.snapshot().policy.limits.max_connections {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(10)) => {}
                     _ = stop.wait_for(|s| *s) => return,
@@ -159,7 +162,7 @@ async fn accept_loop(app: Arc<App>, b: Bound, mut stop: watch::Receiver<bool>, d
         let stop = stop.clone();
         let done = done.clone();
         let role = b.role;
-        let counted = (role == Role::Gateway).then(|| OpenConnection::new(&app));
+        let counted = (role == Role::Gateway).then(|| OpenConnection::new(&open));
         tokio::spawn(async move {
             connection(app, tcp, peer, tls, role, stop).await;
             drop(counted);
@@ -237,19 +240,19 @@ impl Activity {
     }
 }
 
-/// One open client connection on a gateway listener, counted against the cap while it lives.
-struct OpenConnection(Arc<App>);
+/// One open client connection of a gateway listener, counted against its cap while it lives.
+struct OpenConnection(Arc<AtomicUsize>);
 
 impl OpenConnection {
-    fn new(app: &Arc<App>) -> OpenConnection {
-        app.open_connections.fetch_add(1, Ordering::Relaxed);
-        OpenConnection(app.clone())
+    fn new(open: &Arc<AtomicUsize>) -> OpenConnection {
+        open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(open.clone())
     }
 }
 
 impl Drop for OpenConnection {
     fn drop(&mut self) {
-        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

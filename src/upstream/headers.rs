@@ -207,28 +207,20 @@ pub fn client_response_headers(headers: &mut HeaderMap, request_id: &str) {
 }
 
 /// On a personal-data route, the upstream's response headers that may reach the client: headers
-/// carry no redaction, so any other (`Location`, `ETag`, `Set-Cookie`, a custom `X-Beneficiary-*`)
-/// could carry an identifier past the profile. `Content-Disposition` (a file name) is kept only
-/// where no profile applies (the certificate PDF, whose ownership was checked on the request).
+/// carry no redaction, so any other (`Location`, `ETag`, `Set-Cookie`, a custom `X-Beneficiary-*`,
+/// free-form `Cache-Control` extensions) could carry an identifier past the profile.
+/// `Content-Disposition` (a file name) is kept only where no profile applies (the certificate
+/// PDF, whose ownership was checked on the request). Personal data is never stored by caches:
+/// `Cache-Control: no-store`.
 pub fn personal_response_headers(headers: &mut HeaderMap, keep_disposition: bool) {
-    const SAFE: [&str; 10] = [
-        "content-type",
-        "content-length",
-        "content-encoding",
-        "content-language",
-        "cache-control",
-        "expires",
-        "pragma",
-        "date",
-        "vary",
-        "retry-after",
-    ];
+    const SAFE: [&str; 5] = ["content-type", "content-length", "content-encoding", "date", "vary"];
     let kept =
         |n: &HeaderName| SAFE.contains(&n.as_str()) || (keep_disposition && n == http::header::CONTENT_DISPOSITION);
     let drop: Vec<HeaderName> = headers.keys().filter(|n| !kept(n)).cloned().collect();
     for name in drop {
         headers.remove(name);
     }
+    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
 }
 
 #[cfg(test)]

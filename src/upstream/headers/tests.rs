@@ -167,7 +167,7 @@ fn response_headers_lose_hop_by_hop_and_internal_names() {
 fn personal_answers_keep_only_safe_upstream_headers() {
     let upstream = [
         ("content-type", "application/json"),
-        ("cache-control", "no-store"),
+        ("cache-control", "max-age=60, x-ref=\"10000000000001\""),
         ("location", "/beneficiary/10000000000001"),
         ("etag", "\"9000000001\""),
         ("set-cookie", "who=9000000001"),
@@ -179,6 +179,7 @@ fn personal_answers_keep_only_safe_upstream_headers() {
     let mut left: Vec<&str> = h.keys().map(|n| n.as_str()).collect();
     left.sort_unstable();
     assert_eq!(left, ["cache-control", "content-type"]);
+    assert_eq!(h["cache-control"], "no-store", "the upstream's caching words are replaced");
     let mut pdf = headers(&upstream);
     personal_response_headers(&mut pdf, true);
     assert!(pdf.contains_key("content-disposition"), "the certificate's file name, where no profile applies");
