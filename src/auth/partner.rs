@@ -101,10 +101,7 @@ pub fn identify(
             by_key = Some(p);
         }
     }
-    let by_cert = partners.clients.iter().find(|p| match &p.cert {
-        CertId::Pin(pin) => bool::from(pin.ct_eq(&cert.spki_sha256)),
-        CertId::Subject(s) => *s == cert.subject,
-    });
+    let by_cert = partners.clients.iter().find(|p| cert_matches(&p.cert, cert));
     let partner = match (by_cert, by_key) {
         (Some(a), Some(b)) if a.id == b.id => a,
         _ => return Err(GatewayError::Forbidden),
@@ -114,4 +111,38 @@ pub fn identify(
         return Err(GatewayError::Forbidden);
     }
     Ok(PartnerCaller { id: partner.id.clone(), scopes: partner.scopes.clone(), profile: partner.profile.clone() })
+}
+
+/// Does the certificate carry this partner's identity? A pin names the key itself. A subject is
+/// only believed from a leaf the (single, see `policy::partners`) partner CA signed directly: with
+/// intermediates in the chain, any sub-CA could have issued that subject.
+fn cert_matches(id: &CertId, cert: &ClientCert) -> bool {
+    match id {
+        CertId::Pin(pin) => bool::from(pin.ct_eq(&cert.spki_sha256)),
+        CertId::Subject(s) => cert.intermediates.is_empty() && *s == cert.subject,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cert(intermediates: usize) -> ClientCert {
+        ClientCert {
+            end_entity: CertificateDer::from(vec![1u8]),
+            intermediates: vec![CertificateDer::from(vec![2u8]); intermediates],
+            spki_sha256: [7; 32],
+            subject: "CN=icmr, O=ICMR".into(),
+            verified_under: Mutex::new(0),
+        }
+    }
+
+    #[test]
+    fn subjects_count_only_from_leaves_the_partner_ca_signed() {
+        let subject = CertId::Subject("CN=icmr, O=ICMR".into());
+        assert!(cert_matches(&subject, &cert(0)));
+        assert!(!cert_matches(&subject, &cert(1)), "a sub-CA could have issued this subject");
+        assert!(cert_matches(&CertId::Pin([7; 32]), &cert(1)), "pins hold through intermediates");
+        assert!(!cert_matches(&CertId::Pin([8; 32]), &cert(0)));
+    }
 }
