@@ -80,12 +80,13 @@ async fn fetch_subjects(
         .header(header::ACCEPT_ENCODING, "identity")
         .body(Full::new(Bytes::new()))
         .map_err(|_| GatewayError::Internal)?;
+    let deadline = tokio::time::Instant::now() + rt.policy.timeouts.route;
     let resp = rt.client.send(req, rt.policy.timeouts.route).await.map_err(|f| f.error())?;
     let status = resp.status();
     if status == StatusCode::NOT_FOUND {
         return Ok(Arc::new(Subjects { mobile: citizen.mobile.as_str().to_string(), ..Subjects::default() }));
     }
-    let (_, body) = super::redaction::read_json(resp, super::redaction::MAX_BUFFERED, rt.policy.timeouts.route).await?;
+    let (_, body) = super::redaction::read_json(resp, super::redaction::MAX_BUFFERED, deadline).await?;
     let mut subjects = Subjects { mobile: citizen.mobile.as_str().to_string(), ..Subjects::default() };
     if status == StatusCode::NOT_FOUND {
         return Ok(Arc::new(subjects));

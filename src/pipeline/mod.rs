@@ -289,6 +289,7 @@ async fn process(
     }
 
     let sent = Instant::now();
+    let deadline = tokio::time::Instant::now() + route.timeout;
     let upstream = rt.client.forward(&permit, policy, parts, body).await.map_err(|failure| {
         app.metrics.upstream_error(&route.name, failure.as_str());
         tracing::warn!(request_id, route = %route.name, kind = failure.as_str(), "upstream failure");
@@ -296,7 +297,7 @@ async fn process(
     })?;
     outcome.upstream_ms = Some(sent.elapsed().as_secs_f64() * 1000.0);
 
-    respond(upstream, &permit, app, rt, request_id, outcome).await
+    respond(upstream, &permit, app, rt, request_id, deadline, outcome).await
 }
 
 /// Charge the request to the route's windows for `values`; a refusal is a 429. The headers of
@@ -380,6 +381,7 @@ async fn respond(
     app: &App,
     rt: &Arc<Runtime>,
     request_id: &str,
+    deadline: tokio::time::Instant,
     outcome: &mut Outcome,
 ) -> Result<Response<Body>, GatewayError> {
     let route = permit.route();
@@ -404,7 +406,7 @@ async fn respond(
     let rule = route.ownership.as_ref().and_then(|o| o.response.as_ref());
     let mut resp = match (permit.caller(), rule, profile) {
         (Caller::Citizen(c), Some(rule), profile) => {
-            let (head, doc) = redaction::read_json(upstream, redaction::MAX_BUFFERED, route.timeout).await?;
+            let (head, doc) = redaction::read_json(upstream, redaction::MAX_BUFFERED, deadline).await?;
             let (own, released) = citizen::own_records_only(&doc, rule, c, reference)?;
             outcome.released_refs = released.refs;
             outcome.released_owners = released.owners;
@@ -430,7 +432,7 @@ async fn respond(
             resp
         }
         (Caller::Citizen(_) | Caller::Partner(_), None, Some(profile)) => {
-            let (head, doc) = redaction::read_json(upstream, redaction::MAX_BUFFERED, route.timeout).await?;
+            let (head, doc) = redaction::read_json(upstream, redaction::MAX_BUFFERED, deadline).await?;
             if matches!(permit.caller(), Caller::Partner(_)) {
                 let released = citizen::released(&doc, records, owner, reference);
                 outcome.released_refs = released.refs;

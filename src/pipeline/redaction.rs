@@ -45,14 +45,15 @@ fn encoding(headers: &http::HeaderMap) -> Result<Option<String>, GatewayError> {
     }
 }
 
-/// Read a whole JSON body, decoding it, within `max` decoded bytes and `deadline` (an upstream
-/// that trickles its body must not hold the request: 504).
+/// Read a whole JSON body, decoding it, within `max` decoded bytes, by `deadline` (the route's
+/// timeout from when the request was sent: an upstream that trickles its body must not hold the
+/// request; 504).
 pub async fn read_json(
     resp: Response<Incoming>,
     max: u64,
-    deadline: std::time::Duration,
+    deadline: tokio::time::Instant,
 ) -> Result<(http::response::Parts, Bytes), GatewayError> {
-    tokio::time::timeout(deadline, read_json_now(resp, max)).await.map_err(|_| {
+    tokio::time::timeout_at(deadline, read_json_now(resp, max)).await.map_err(|_| {
         tracing::warn!("upstream body not received in time");
         GatewayError::UpstreamTimeout
     })?
