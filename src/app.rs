@@ -132,6 +132,41 @@ pub struct App {
     pub audit: Option<crate::pipeline::audit::Audit>,
     pub metrics: Metrics,
     draining: AtomicBool,
+    /// Work that outlives its request (streamed answers' completion audit records), waited for
+    /// when the process stops.
+    pub background: Background,
+}
+
+/// Tasks the process waits for before it exits: each holds a sender of a channel nobody sends
+/// on, so the receiver sees the end once all of them (and the handle kept here) are gone.
+pub struct Background {
+    handle: parking_lot::Mutex<Option<tokio::sync::mpsc::Sender<()>>>,
+    all_done: tokio::sync::Mutex<tokio::sync::mpsc::Receiver<()>>,
+}
+
+impl Default for Background {
+    fn default() -> Self {
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        Background { handle: parking_lot::Mutex::new(Some(tx)), all_done: tokio::sync::Mutex::new(rx) }
+    }
+}
+
+impl Background {
+    /// Run `task`; [`Background::wait`] waits for it.
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let held = self.handle.lock().clone();
+        tokio::spawn(async move {
+            task.await;
+            drop(held);
+        });
+    }
+
+    /// Wait (at most `limit`) for every task spawned so far; returns whether they all ended.
+    pub async fn wait(&self, limit: std::time::Duration) -> bool {
+        self.handle.lock().take();
+        let mut rx = self.all_done.lock().await;
+        tokio::time::timeout(limit, rx.recv()).await.is_ok()
+    }
 }
 
 fn build_runtime(
@@ -238,6 +273,7 @@ impl App {
             audit: options.audit,
             metrics: Metrics::with_spans(&options.span_counters),
             draining: AtomicBool::new(false),
+            background: Background::default(),
         }))
     }
 
@@ -310,5 +346,29 @@ impl App {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
+    }
+}
+
+#[cfg(test)]
+mod background_tests {
+    use std::time::Duration;
+
+    use super::Background;
+
+    #[tokio::test]
+    async fn wait_sees_every_task_end_or_gives_up() {
+        let done = Background::default();
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        done.spawn(async move {
+            let _ = rx.await;
+        });
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let _ = tx.send(());
+        });
+        assert!(done.wait(Duration::from_secs(5)).await, "the task ended");
+        let stuck = Background::default();
+        stuck.spawn(std::future::pending());
+        assert!(!stuck.wait(Duration::from_millis(100)).await, "a task that never ends is given up on");
     }
 }

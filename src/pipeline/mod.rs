@@ -127,7 +127,7 @@ pub async fn handle(app: Arc<App>, conn: Arc<ConnInfo>, req: Request<Incoming>) 
             status = resp.status().as_u16();
             reason = err.code();
         } else if let Some(ended) = outcome.stream_end.take() {
-            tokio::spawn(audit::stream_completion(app.clone(), record, ended));
+            app.background.spawn(audit::stream_completion(app.clone(), record, ended));
         }
         outcome.caller_id = audit.caller_id(&outcome);
     }

@@ -122,6 +122,10 @@ impl Server {
             Ok(_) => tracing::info!("drained: all connections closed"),
             Err(_) => tracing::warn!("drain period over; closing remaining connections"),
         }
+        // Streams cut by the drain end now; their completion records are written before exit.
+        if !self.app.background.wait(Duration::from_secs(5)).await {
+            tracing::warn!("completion audit records still pending at exit");
+        }
         for s in admin_stop {
             let _ = s.send(true);
         }
