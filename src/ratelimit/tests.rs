@@ -85,3 +85,27 @@ fn window_names_are_readable() {
     assert_eq!(human(Duration::from_secs(45)), "45s");
     assert_eq!(human(Duration::from_millis(250)), "250ms");
 }
+
+#[tokio::test]
+async fn a_caller_refused_on_its_own_window_spends_nothing_of_the_number_it_names() {
+    let l = Limiters::default();
+    // As generateOTP: the mobile window is declared first.
+    let r = l.for_route(
+        "otp",
+        &[
+            (LimitKey::Mobile, vec![(nz(3), Duration::from_secs(900))]),
+            (LimitKey::Ip, vec![(nz(1), Duration::from_secs(900))]),
+        ],
+    );
+    let ask = |mobile: &str, ip: &str| vec![(LimitKey::Mobile, vec![mobile.into()]), (LimitKey::Ip, vec![ip.into()])];
+    assert!(l.check(&r, &ask("9000000001", "10.0.0.1")).await.is_ok());
+    for _ in 0..5 {
+        let t = l.check(&r, &ask("9000000002", "10.0.0.1")).await.unwrap_err();
+        assert_eq!(t.key, LimitKey::Ip);
+    }
+    // The victim's number still has its whole window, from elsewhere.
+    for ip in ["10.0.0.2", "10.0.0.3", "10.0.0.4"] {
+        assert!(l.check(&r, &ask("9000000002", ip)).await.is_ok(), "{ip}");
+    }
+    assert_eq!(l.check(&r, &ask("9000000002", "10.0.0.5")).await.unwrap_err().key, LimitKey::Mobile);
+}
