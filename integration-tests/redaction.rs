@@ -177,22 +177,10 @@ async fn stream_records(gw: &Gateway, route: &str) -> [serde_json::Value; 2] {
 
 #[tokio::test]
 async fn a_stream_that_goes_bad_midway_is_aborted_not_truncated() {
-    let pki = crate::partner::Pki::new();
-    let docs = Documents::start().await;
-    let (g, _) = pki.policy_for(&docs.url());
-    let routes = "routes:
+    let (gw, mut send, _keep) = nic_gateway("routes:
   - {name: stream, methods: [GET], path: /truncated-stream, access: partner, upstream: test, personal: true, redact: {partner: open}, stream: true, scopes: [beneficiaries:export]}
-";
-    let dir = policy_dir(&g, routes);
-    let gw = pki.gateway(dir.path());
-    let stream = crate::harness::pki::connect(gw.addr("https"), &pki.server_ca.pem, Some(&pki.nic)).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
-    tokio::spawn(conn);
-    let req = Request::get("/truncated-stream")
-        .header("host", "localhost")
-        .header("x-api-key", crate::partner::KEY_NIC)
-        .body(Full::new(Bytes::new()))
-        .unwrap();
+").await;
+    let req = nic_get("/truncated-stream");
     let resp = send.send_request(req).await.unwrap();
     assert_eq!(resp.status(), 200, "the head went out before the garbage arrived");
     let body = resp.into_body().collect().await;
@@ -206,22 +194,10 @@ async fn a_stream_that_goes_bad_midway_is_aborted_not_truncated() {
 
 #[tokio::test]
 async fn a_partner_answer_without_a_length_is_read_whole_and_itemised() {
-    let pki = crate::partner::Pki::new();
-    let docs = Documents::start().await;
-    let (g, _) = pki.policy_for(&docs.url());
-    let routes = "routes:
+    let (gw, mut send, _keep) = nic_gateway("routes:
   - {name: chunked, methods: [GET], path: /records-chunked, access: partner, upstream: test, personal: true, redact: {partner: open}, scopes: [beneficiaries:export]}
-";
-    let dir = policy_dir(&g, routes);
-    let gw = pki.gateway(dir.path());
-    let stream = crate::harness::pki::connect(gw.addr("https"), &pki.server_ca.pem, Some(&pki.nic)).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
-    tokio::spawn(conn);
-    let req = Request::get("/records-chunked")
-        .header("host", "localhost")
-        .header("x-api-key", crate::partner::KEY_NIC)
-        .body(Full::new(Bytes::new()))
-        .unwrap();
+").await;
+    let req = nic_get("/records-chunked");
     let resp = send.send_request(req).await.unwrap();
     assert_eq!(resp.status(), 200);
     assert!(resp.headers().contains_key("content-length"), "read whole, not streamed");
@@ -240,40 +216,50 @@ async fn a_partner_answer_without_a_length_is_read_whole_and_itemised() {
 
 #[tokio::test]
 async fn an_upstream_that_stops_sending_its_body_is_a_504() {
-    let pki = crate::partner::Pki::new();
-    let docs = Documents::start().await;
-    let (g, _) = pki.policy_for(&docs.url());
-    let routes = "routes:
+    let (gw, mut send, _keep) = nic_gateway("routes:
   - {name: trickle, methods: [GET], path: /trickle, access: partner, upstream: test, personal: true, redact: {partner: open}, scopes: [beneficiaries:export], timeout: 1s}
   - {name: trickle-stream, methods: [GET], path: /trickle-stream, access: partner, upstream: test, personal: true, redact: {partner: open}, stream: true, scopes: [beneficiaries:export], timeout: 1s}
-";
-    let dir = policy_dir(&g, routes);
-    let gw = pki.gateway(dir.path());
-    let stream = crate::harness::pki::connect(gw.addr("https"), &pki.server_ca.pem, Some(&pki.nic)).await.unwrap();
-    let (mut send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
-    tokio::spawn(conn);
-    let req = Request::get("/trickle")
-        .header("host", "localhost")
-        .header("x-api-key", crate::partner::KEY_NIC)
-        .body(Full::new(Bytes::new()))
-        .unwrap();
+").await;
+    let req = nic_get("/trickle");
     let resp = tokio::time::timeout(std::time::Duration::from_secs(5), send.send_request(req))
         .await
         .expect("answered within the route's timeout, not held by the upstream")
         .unwrap();
     assert_eq!(resp.status(), 504);
     // Streamed, the head has gone out: the body is aborted once the upstream stalls that long.
-    let req = Request::get("/trickle-stream")
-        .header("host", "localhost")
-        .header("x-api-key", crate::partner::KEY_NIC)
-        .body(Full::new(Bytes::new()))
-        .unwrap();
+    let req = nic_get("/trickle-stream");
     let resp = send.send_request(req).await.unwrap();
     assert_eq!(resp.status(), 200);
     let body = tokio::time::timeout(std::time::Duration::from_secs(5), resp.into_body().collect()).await;
     assert!(body.expect("ended within the route's timeout").is_err(), "aborted, not a complete-looking body");
     let [_, last] = stream_records(&gw, "trickle-stream").await;
     assert_eq!(last["reason"], "stream_aborted", "{last}");
+}
+
+/// A gateway (`serve`) with the partner test PKI in front of the `Documents` upstream and these
+/// routes, and a connection as partner `nic`; keep the third value alive for the test's length.
+async fn nic_gateway(
+    routes: &str,
+) -> (Gateway, hyper::client::conn::http1::SendRequest<Full<Bytes>>, (crate::partner::Pki, Documents, tempfile::TempDir))
+{
+    let pki = crate::partner::Pki::new();
+    let docs = Documents::start().await;
+    let (g, _) = pki.policy_for(&docs.url());
+    let dir = policy_dir(&g, routes);
+    let gw = pki.gateway(dir.path());
+    let stream = crate::harness::pki::connect(gw.addr("https"), &pki.server_ca.pem, Some(&pki.nic)).await.unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    (gw, send, (pki, docs, dir))
+}
+
+/// A GET as partner `nic`.
+fn nic_get(path: &str) -> Request<Full<Bytes>> {
+    Request::get(path)
+        .header("host", "localhost")
+        .header("x-api-key", crate::partner::KEY_NIC)
+        .body(Full::new(Bytes::new()))
+        .unwrap()
 }
 
 /// The README's copy of the shipped profiles is the shipped file's (parsed, so comments and
