@@ -2,7 +2,8 @@
 # The streaming-redaction memory check of issue 6, in one command: run `otpgate demo` with a
 # 5,000,000-record registry, pull the partner export of every district (`district_id=0`, ~1.7 GB of
 # redacted JSON) as the demo partner `icmr` over mTLS, check it parses as JSON with every record,
-# and print its size, the wall time and the demo process's peak RSS (VmHWM: gateway + registry).
+# and print its size, the wall time and the demo process's peak RSS (VmHWM: gateway + registry),
+# and check the audit trail's completion record counts every record.
 #
 #   bash scripts/export-rss.sh [BENEFICIARIES]        (default 5000000; needs curl, python3)
 set -euo pipefail
@@ -32,4 +33,18 @@ n = len(doc["beneficiaries"])
 assert n == int(sys.argv[1]), f"{n} records, expected {sys.argv[1]}"
 assert not any("name" in r or "appointments" in r for r in doc["beneficiaries"][:1000]), "research profile"
 print(f"valid JSON, {n} records, redacted")
+PY
+# The audit trail's completion record of the export (written as the stream ends).
+python3 - "$N" <<'PY'
+import json, sys, time
+for _ in range(50):
+    done = [r for r in map(json.loads, open("otpgate-demo-data/audit.log"))
+            if r["route"] == "partner-export" and r["reason"] == "stream_complete"]
+    if done:
+        assert done[-1]["record_count"] == int(sys.argv[1]), done[-1]
+        print(f"audit: stream_complete, record_count {done[-1]['record_count']}")
+        break
+    time.sleep(0.1)
+else:
+    sys.exit("no stream_complete audit record")
 PY
