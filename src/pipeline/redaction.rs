@@ -166,7 +166,7 @@ pub fn streamed(
                 Ok(Err(_)) | Err(_) => Err(CLIENT_CLOSED),
             }
         };
-        let result: Result<(), &'static str> = async {
+        let result: Result<Report, &'static str> = async {
             loop {
                 let frame = tokio::select! {
                     frame = tokio::time::timeout(idle, body.frame()) => frame.map_err(|_| ABORTED)?,
@@ -179,26 +179,24 @@ pub fn streamed(
                     send(Bytes::from(std::mem::replace(&mut out, Vec::with_capacity(CHUNK * 2)))).await?;
                 }
             }
-            decoder.finish(|chunk| redactor.feed(chunk, &mut out)).map_err(|_| ABORTED)
+            decoder.finish(|chunk| redactor.feed(chunk, &mut out)).map_err(|_| ABORTED)?;
+            let report = redactor.finish(&mut out).map_err(|_| ABORTED)?;
+            if !out.is_empty() {
+                send(Bytes::from(std::mem::take(&mut out))).await?;
+            }
+            Ok(report)
         }
         .await;
-        let so_far = redactor.progress();
         let end = match result {
-            Ok(()) => match redactor.finish(&mut out) {
-                Ok(report) => match if out.is_empty() { Ok(()) } else { send(Bytes::from(out)).await } {
-                    Ok(()) => {
-                        let mode = if profile.dry_run() { "dry_run" } else { "applied" };
-                        let labels =
-                            crate::metrics::RedactionLabels { profile: profile.name().to_string(), mode: mode.into() };
-                        counter.get_or_create(&labels).inc_by(report.redacted());
-                        completed.store(true, std::sync::atomic::Ordering::Release);
-                        StreamEnd { reason: "stream_complete", report: Some(report) }
-                    }
-                    Err(reason) => StreamEnd { reason, report: Some(report) },
-                },
-                Err(_) => StreamEnd { reason: ABORTED, report: Some(so_far) },
-            },
-            Err(reason) => StreamEnd { reason, report: Some(so_far) },
+            Ok(report) => {
+                let mode = if profile.dry_run() { "dry_run" } else { "applied" };
+                let labels = crate::metrics::RedactionLabels { profile: profile.name().to_string(), mode: mode.into() };
+                counter.get_or_create(&labels).inc_by(report.redacted());
+                completed.store(true, std::sync::atomic::Ordering::Release);
+                StreamEnd { reason: "stream_complete", report: Some(report) }
+            }
+            // What was redacted up to where it stopped.
+            Err(reason) => StreamEnd { reason, report: Some(redactor.progress()) },
         };
         if end.reason == ABORTED {
             tracing::warn!("streamed redaction failed; response aborted");

@@ -205,8 +205,9 @@ impl<'p> Redactor<'p> {
         Ok(())
     }
 
-    /// End of input: an error if the document is incomplete; otherwise what was done.
-    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<Report, RedactError> {
+    /// End of input: an error if the document is incomplete; otherwise what was done (after an
+    /// error, [`Redactor::progress`] still says what was done before it).
+    pub fn finish(&mut self, out: &mut Vec<u8>) -> Result<Report, RedactError> {
         let start = out.len();
         self.step(out, |w, o| w.finish(o))?;
         self.bytes_out += (out.len() - start) as u64;
