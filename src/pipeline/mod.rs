@@ -217,9 +217,9 @@ async fn process(
     // stranger's booking limit with requests that are refused anyway).
     let limits = &rt.limits[route_index];
     let client_ip = headers::client_ip(conn.peer.ip(), &parts.headers, policy);
-    // (A `mobile` key on a route whose ownership rules read the request names someone too.)
+    // (Beneficiary values come from the ownership rules, so a route without them names none.)
     let checks_ownership = route.ownership.as_ref().is_some_and(|o| !o.request.is_empty());
-    let caller_keys = |key: LimitKey| !(key == LimitKey::Beneficiary || (key == LimitKey::Mobile && checks_ownership));
+    let caller_keys = |key: LimitKey| !(checks_ownership && key.names_others());
     let limited = |keys: &dyn Fn(LimitKey) -> bool| {
         let beneficiaries = || beneficiary_values(route, parts.uri.query(), &body);
         route

@@ -25,6 +25,13 @@ pub enum LimitKey {
 }
 
 impl LimitKey {
+    /// Keyed on someone the request names (a mobile, beneficiaries) rather than on the caller:
+    /// charged only after the caller's own windows, and after an ownership check where there is
+    /// one, so a refused caller never spends another person's window.
+    pub fn names_others(self) -> bool {
+        matches!(self, LimitKey::Mobile | LimitKey::Beneficiary)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             LimitKey::Ip => "ip",

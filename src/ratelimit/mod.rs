@@ -164,9 +164,8 @@ impl Limiters {
         let mut tightest: Option<(u32, u64, &str)> = None;
         // Windows keyed on the caller first: a caller refused there has not yet spent the
         // windows of the people it names (a mobile it asks OTPs for, beneficiaries).
-        let names_others = |k: LimitKey| matches!(k, LimitKey::Mobile | LimitKey::Beneficiary);
-        let ordered = limits.windows.iter().filter(|w| !names_others(w.key));
-        for w in ordered.chain(limits.windows.iter().filter(|w| names_others(w.key))) {
+        let ordered = limits.windows.iter().filter(|w| !w.key.names_others());
+        for w in ordered.chain(limits.windows.iter().filter(|w| w.key.names_others())) {
             let Some((_, vals)) = values.iter().find(|(k, _)| *k == w.key) else { continue };
             for v in vals {
                 match w.state.charge(self.hash(w.key, v)).await {
