@@ -128,10 +128,10 @@ pub struct Released {
 pub fn released(doc: &[u8], records: &str, owner: &str, reference: &str) -> Released {
     let Ok(v) = serde_json::from_slice::<serde_json::Value>(doc) else { return Released::default() };
     // Keys as the redaction profile matches them: decoded (serde did that) and case-insensitive.
-    let get = |v: &'_ serde_json::Value, key: &str| -> Option<serde_json::Value> {
-        v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.clone())
-    };
-    let list = get(&v, records).and_then(|r| r.as_array().cloned()).unwrap_or_default();
+    fn get<'v>(v: &'v serde_json::Value, key: &str) -> Option<&'v serde_json::Value> {
+        v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
+    }
+    let list: &[serde_json::Value] = get(&v, records).and_then(|r| r.as_array()).map_or(&[], Vec::as_slice);
     let text = |r: &serde_json::Value, f: &str| match get(r, f) {
         Some(serde_json::Value::String(s)) => Some(s.clone()),
         Some(serde_json::Value::Number(n)) => Some(n.to_string()),
