@@ -154,11 +154,13 @@ impl Default for Background {
 impl Background {
     /// Run `task`; [`Background::wait`] waits for it.
     pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        let held = self.handle.lock().clone();
-        tokio::spawn(async move {
-            task.await;
-            drop(held);
-        });
+        Tracker(self.handle.lock().clone()).spawn(task);
+    }
+
+    /// A handle that spawns tasks this set waits for, even when taken before [`Background::wait`]
+    /// began and used after (an accept loop still finishing its last connection).
+    pub fn tracker(&self) -> Tracker {
+        Tracker(self.handle.lock().clone())
     }
 
     /// Wait (at most `limit`) for every task spawned so far; returns whether they all ended.
@@ -346,6 +348,21 @@ impl App {
 
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::SeqCst)
+    }
+}
+
+/// See [`Background::tracker`].
+#[derive(Clone)]
+pub struct Tracker(Option<tokio::sync::mpsc::Sender<()>>);
+
+impl Tracker {
+    /// Run `task`; the [`Background`] it came from waits for it.
+    pub fn spawn(&self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        let held = self.0.clone();
+        tokio::spawn(async move {
+            task.await;
+            drop(held);
+        });
     }
 }
 

@@ -22,10 +22,10 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 use tokio_rustls::TlsAcceptor;
 
-use crate::app::App;
+use crate::app::{App, Background, Tracker};
 use crate::auth::partner::ClientCert;
 use crate::body::Body;
 use crate::pipeline::{self, ConnInfo};
@@ -97,7 +97,7 @@ impl Server {
     /// Serve until `shutdown` resolves, then drain.
     pub async fn run(self, shutdown: impl Future<Output = ()>) {
         let (drain_tx, drain_rx) = watch::channel(false);
-        let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+        let connections = Background::default();
         let mut admin_stop = Vec::new();
         for b in self.bound {
             let (stop_tx, stop_rx) = watch::channel(false);
@@ -108,19 +108,19 @@ impl Server {
                 drop(stop_tx);
                 drain_rx.clone()
             };
-            let done = (b.role == Role::Gateway).then(|| done_tx.clone());
-            tokio::spawn(accept_loop(self.app.clone(), b, stop, done));
+            let tracked = (b.role == Role::Gateway).then(|| connections.tracker());
+            tokio::spawn(accept_loop(self.app.clone(), b, stop, tracked));
         }
-        drop(done_tx);
         shutdown.await;
 
         self.app.start_draining();
         let drain = self.app.snapshot().policy.timeouts.drain;
         tracing::info!(drain_seconds = drain.as_secs(), "draining: refusing new connections");
         let _ = drain_tx.send(true);
-        match tokio::time::timeout(drain, done_rx.recv()).await {
-            Ok(_) => tracing::info!("drained: all connections closed"),
-            Err(_) => tracing::warn!("drain period over; closing remaining connections"),
+        if connections.wait(drain).await {
+            tracing::info!("drained: all connections closed");
+        } else {
+            tracing::warn!("drain period over; closing remaining connections");
         }
         // Streams cut by the drain end now; their completion records are written before exit.
         if !self.app.background.wait(Duration::from_secs(5)).await {
@@ -132,7 +132,8 @@ impl Server {
     }
 }
 
-async fn accept_loop(app: Arc<App>, b: Bound, mut stop: watch::Receiver<bool>, done: Option<mpsc::Sender<()>>) {
+/// Accept until `stop`; gateway connections are spawned through `tracked` (drain waits for them).
+async fn accept_loop(app: Arc<App>, b: Bound, mut stop: watch::Receiver<bool>, tracked: Option<Tracker>) {
     // Open connections of this listener: each listener has its own cap, so a flood on the public
     // port does not lock partners out of theirs.
     let open = Arc::new(AtomicUsize::new(0));
@@ -164,14 +165,18 @@ async fn accept_loop(app: Arc<App>, b: Bound, mut stop: watch::Receiver<bool>, d
         let app = app.clone();
         let tls = b.tls;
         let stop = stop.clone();
-        let done = done.clone();
         let role = b.role;
         let counted = (role == Role::Gateway).then(|| OpenConnection::new(&open));
-        tokio::spawn(async move {
+        let served = async move {
             connection(app, tcp, peer, tls, role, stop).await;
             drop(counted);
-            drop(done);
-        });
+        };
+        match &tracked {
+            Some(t) => t.spawn(served),
+            None => {
+                tokio::spawn(served);
+            }
+        }
     }
     // Dropping the listener here refuses new connections.
 }
