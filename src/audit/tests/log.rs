@@ -5,7 +5,7 @@ use std::io::Write;
 use std::sync::Arc;
 
 use super::super::{AuditError, AuditLog, LogOptions, verify};
-use super::{append_all, read_files, rec, rotating, write_closed};
+use super::{append_all, append_concurrently, read_files, rec, rotating, write_closed};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_appends_get_distinct_seqs_and_share_syncs() {
@@ -42,14 +42,8 @@ async fn concurrent_appends_get_distinct_seqs_and_share_syncs() {
 async fn a_batch_never_exceeds_max_batch() {
     let dir = tempfile::tempdir().unwrap();
     let log = AuditLog::open(dir.path(), LogOptions { max_batch: 8, ..LogOptions::default() }).await.unwrap();
-    let tasks: Vec<_> = (0..200)
-        .map(|i| {
-            let log = log.clone();
-            tokio::spawn(async move { log.append(&rec(i)).await.unwrap() })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
+    for r in append_concurrently(&log, 0..200).await {
+        r.unwrap();
     }
     assert!(log.fsync_count() >= 200 / 8, "{}", log.fsync_count());
     log.close().await;
@@ -140,14 +134,8 @@ async fn rotation_keeps_the_chain_across_files() {
     // Reopen and keep going, with concurrent appends rotating inside a batch.
     let log = AuditLog::open(dir.path(), rotating(limit)).await.unwrap();
     assert_eq!(log.next_seq_at_open(), 20);
-    let tasks: Vec<_> = (20..60)
-        .map(|i| {
-            let log = log.clone();
-            tokio::spawn(async move { log.append(&rec(i)).await.unwrap() })
-        })
-        .collect();
-    for t in tasks {
-        t.await.unwrap();
+    for r in append_concurrently(&log, 20..60).await {
+        r.unwrap();
     }
     log.close().await;
     assert_eq!(verify(dir.path()).unwrap().records, 60);
@@ -183,14 +171,7 @@ async fn a_write_fault_fails_every_waiter_of_the_batch_and_later_appends() {
     let dir = tempfile::tempdir().unwrap();
     let log = AuditLog::open_failing_after(dir.path(), LogOptions::default(), 1).await.unwrap();
     assert_eq!(log.append(&rec(0)).await.unwrap(), 0);
-    let tasks: Vec<_> = (1..30)
-        .map(|i| {
-            let log = log.clone();
-            tokio::spawn(async move { log.append(&rec(i)).await })
-        })
-        .collect();
-    for t in tasks {
-        let r = t.await.unwrap();
+    for r in append_concurrently(&log, 1..30).await {
         assert!(matches!(r, Err(AuditError::Write(_) | AuditError::Failed)), "{r:?}");
     }
     assert!(!log.is_healthy());

@@ -76,6 +76,24 @@ pub(super) async fn append_all(log: &AuditLog, records: impl IntoIterator<Item =
     }
 }
 
+/// Appends `rec(i)` for every `i` from concurrent tasks; each task's result, in `i` order.
+pub(super) async fn append_concurrently(
+    log: &AuditLog,
+    indices: std::ops::Range<u64>,
+) -> Vec<Result<u64, super::AuditError>> {
+    let tasks: Vec<_> = indices
+        .map(|i| {
+            let log = log.clone();
+            tokio::spawn(async move { log.append(&rec(i)).await })
+        })
+        .collect();
+    let mut results = Vec::with_capacity(tasks.len());
+    for t in tasks {
+        results.push(t.await.unwrap());
+    }
+    results
+}
+
 /// Writes `records` into a fresh log in `dir` and closes it; returns the path of `audit.log`.
 pub(super) async fn write_closed(
     dir: &Path,
