@@ -14,7 +14,7 @@ const TASKS: [u64; 2] = [64, 256];
 fn record(hasher: &Hasher, task: u64, i: u64) -> AuditRecord {
     let mobile = format!("9{:09}", (task * 7919 + i) % 1_000_000_000);
     AuditRecord {
-        time: otpgate::clock::rfc3339(otpgate::clock::now_ms()),
+        time: otpgate::clock::rfc3339(otpgate::clock::system_now_ms()),
         request_id: format!("{task:08x}-{i:016x}"),
         trace_id: format!("{:032x}", (u128::from(task) << 64) | u128::from(i)),
         caller_kind: "partner".into(),

@@ -1,104 +1,160 @@
 //! Authorization: the only code that can construct a [`Permit`].
 //!
-//! Forwarding (and, later, redaction and audit) take a `Permit`, so a request path that skips
-//! authorization does not compile. `Permit`'s fields are private to this module.
+//! A `Permit` is proof that `authorize` ran, and it carries everything the later stages act on:
+//! the matched route, the grant (which kind of caller, with the route's rules for that kind), the
+//! redaction plan, the caller's own limit keys and the identity to assert upstream. Forwarding,
+//! assertion minting, subject fetches and redaction take `&Permit`, so a request path that skips
+//! authorization does not compile (ARCHITECTURE.md, "Invariants").
 
-use crate::auth::Caller;
-use crate::config::raw::Access;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use crate::auth::{Caller, Citizen, Mobile, partner::PartnerCaller};
 use crate::error::GatewayError;
-use crate::policy::Route;
+use crate::policy::{Access, CitizenAccess, LimitKey, Ownership, PartnerAccess, Redaction, Route};
+use crate::ratelimit::keys::ip_key;
+use crate::redact::Profile;
 
-/// Proof that `caller` may call `route`.
+/// Proof that the caller may call the route, with what the later stages need.
 #[derive(Debug)]
-pub struct Permit<'p> {
-    route: &'p Route,
-    caller: Caller,
+pub struct Permit<'r> {
+    route: &'r Route,
+    grant: Grant<'r>,
+    keys: Vec<(LimitKey, String)>,
 }
 
-impl<'p> Permit<'p> {
-    pub fn route(&self) -> &'p Route {
+/// Who was let in, with the route's rules for that kind of caller.
+#[derive(Debug)]
+pub enum Grant<'r> {
+    Public,
+    Citizen { citizen: Citizen, rules: &'r CitizenAccess },
+    Partner { partner: PartnerCaller, rules: &'r PartnerAccess },
+}
+
+/// A permit's redaction plan: the compiled profile its answer goes through. Only a [`Permit`]
+/// makes one, so redaction cannot be applied outside an authorized request.
+#[derive(Debug, Clone)]
+pub struct Plan {
+    profile: Arc<Profile>,
+}
+
+impl Plan {
+    pub fn profile(&self) -> &Arc<Profile> {
+        &self.profile
+    }
+}
+
+/// The verified identity the gateway asserts to the upstream.
+#[derive(Debug, Clone, Copy)]
+pub enum Identity<'a> {
+    Citizen { session_id: &'a str, mobile: &'a Mobile },
+    Partner { id: &'a str, scopes: &'a [String] },
+}
+
+impl<'r> Permit<'r> {
+    pub fn route(&self) -> &'r Route {
         self.route
     }
 
-    pub fn caller(&self) -> &Caller {
-        &self.caller
+    pub fn grant(&self) -> &Grant<'r> {
+        &self.grant
+    }
+
+    /// `anonymous`, `citizen` or `partner`: the label of metrics, spans and audit records.
+    pub fn caller_kind(&self) -> &'static str {
+        match self.grant {
+            Grant::Public => "anonymous",
+            Grant::Citizen { .. } => "citizen",
+            Grant::Partner { .. } => "partner",
+        }
+    }
+
+    pub fn citizen(&self) -> Option<&Citizen> {
+        match &self.grant {
+            Grant::Citizen { citizen, .. } => Some(citizen),
+            Grant::Public | Grant::Partner { .. } => None,
+        }
+    }
+
+    /// The citizen route's ownership rules (none on other routes).
+    pub fn ownership(&self) -> Option<&'r Ownership> {
+        match &self.grant {
+            Grant::Citizen { rules, .. } => rules.ownership.as_ref(),
+            Grant::Public | Grant::Partner { .. } => None,
+        }
+    }
+
+    /// The identity to assert upstream; public routes assert none.
+    pub fn identity(&self) -> Option<Identity<'_>> {
+        match &self.grant {
+            Grant::Public => None,
+            Grant::Citizen { citizen, .. } => {
+                Some(Identity::Citizen { session_id: citizen.session_id(), mobile: citizen.mobile() })
+            }
+            Grant::Partner { partner, .. } => Some(Identity::Partner { id: partner.id(), scopes: partner.scopes() }),
+        }
+    }
+
+    /// How the answer is redacted: a partner's own profile, else the route's for the caller's
+    /// kind; `None` passes answers as they are (public routes release nothing personal; `none`
+    /// marks a binary document whose ownership was checked on the request).
+    pub fn plan(&self) -> Option<Plan> {
+        let redaction = match &self.grant {
+            Grant::Public => return None,
+            Grant::Citizen { rules, .. } => &rules.redaction,
+            Grant::Partner { partner, rules } => match partner.profile() {
+                Some(p) => return Some(Plan { profile: p.clone() }),
+                None => &rules.redaction,
+            },
+        };
+        match redaction {
+            Redaction::Pass => None,
+            Redaction::Profile(p) => Some(Plan { profile: p.clone() }),
+        }
+    }
+
+    /// The values of the route's limit keys that identify the caller (`ip`, `session`,
+    /// `subject`, `partner`). Keys naming other people (`mobile`, `beneficiary`) come from the
+    /// request's parameters, once they have been read.
+    pub fn caller_keys(&self) -> &[(LimitKey, String)] {
+        &self.keys
     }
 }
 
-/// Decide whether `caller` may call `route`.
+/// Decide whether `caller` may call `route` (from `client`, the address limits are keyed on).
 ///
-/// Public routes admit anyone. Citizen routes need a citizen and partner routes a partner holding
-/// every scope the route names (else `403`); a caller of the wrong kind (or none) is `401`, so no
-/// route is ever open without its protection.
-pub fn authorize(route: &Route, caller: Caller) -> Result<Permit<'_>, GatewayError> {
-    match (route.access, &caller) {
-        (Access::Public, _) => Ok(Permit { route, caller }),
-        (Access::Citizen, Caller::Citizen(_)) => Ok(Permit { route, caller }),
-        (Access::Citizen, Caller::Anonymous | Caller::Partner(_)) => Err(GatewayError::Unauthenticated),
-        (Access::Partner, Caller::Partner(p)) if route.scopes.iter().all(|s| p.scopes.contains(s)) => {
-            Ok(Permit { route, caller })
+/// Public routes admit anyone (and read no credentials). Citizen routes need a citizen and
+/// partner routes a partner holding every scope the route names (else `403`); a caller of the
+/// wrong kind (or none) is `401`, so no route is ever open without its protection.
+pub fn authorize(route: &Route, caller: Caller, client: IpAddr) -> Result<Permit<'_>, GatewayError> {
+    let grant = match (&route.access, caller) {
+        (Access::Public, _) => Grant::Public,
+        (Access::Citizen(rules), Caller::Citizen(citizen)) => Grant::Citizen { citizen, rules },
+        (Access::Citizen(_), Caller::Anonymous | Caller::Partner(_)) => return Err(GatewayError::Unauthenticated),
+        (Access::Partner(rules), Caller::Partner(partner)) => {
+            if !rules.scopes.iter().all(|s| partner.scopes().contains(s)) {
+                return Err(GatewayError::Forbidden);
+            }
+            Grant::Partner { partner, rules }
         }
-        (Access::Partner, Caller::Partner(_)) => Err(GatewayError::Forbidden),
-        (Access::Partner, Caller::Anonymous | Caller::Citizen(_)) => Err(GatewayError::Unauthenticated),
+        (Access::Partner(_), Caller::Anonymous | Caller::Citizen(_)) => return Err(GatewayError::Unauthenticated),
+    };
+    let keys = route.limits.iter().filter_map(|(key, _)| Some((*key, caller_key(*key, &grant, client)?))).collect();
+    Ok(Permit { route, grant, keys })
+}
+
+/// The caller's value for `key`, where the key names the caller.
+fn caller_key(key: LimitKey, grant: &Grant<'_>, client: IpAddr) -> Option<String> {
+    match (key, grant) {
+        (LimitKey::Ip, _) => Some(ip_key(client)),
+        (LimitKey::Session, Grant::Citizen { citizen, .. }) => Some(citizen.session_id().to_string()),
+        (LimitKey::Subject, Grant::Citizen { citizen, .. }) => Some(format!("m:{}", citizen.mobile().as_str())),
+        (LimitKey::Subject, Grant::Partner { partner, .. }) => Some(format!("p:{}", partner.id())),
+        (LimitKey::Partner, Grant::Partner { partner, .. }) => Some(partner.id().to_string()),
+        (LimitKey::Session | LimitKey::Subject | LimitKey::Partner, _) => None,
+        (LimitKey::Mobile | LimitKey::Beneficiary, _) => None,
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::auth::{Citizen, Mobile};
-
-    fn route(access: Access) -> Route {
-        Route {
-            name: "r".into(),
-            template: "/r".into(),
-            methods: vec![http::Method::GET],
-            access,
-            target: crate::policy::Target::Upstream(0),
-            personal: access != Access::Public,
-            ownership: None,
-            scopes: vec![],
-            quota_subjects: vec![],
-            limits: vec![],
-            redact: Default::default(),
-            params: vec![],
-            body_limit: 1024,
-            timeout: std::time::Duration::from_secs(1),
-            stream: false,
-        }
-    }
-
-    fn citizen() -> Caller {
-        Caller::Citizen(Citizen { session_id: "s".into(), mobile: Mobile::new("9000000001".into()) })
-    }
-
-    fn partner(scopes: &[&str]) -> Caller {
-        Caller::Partner(crate::auth::partner::PartnerCaller {
-            id: "icmr".into(),
-            scopes: scopes.iter().map(|s| s.to_string()).collect(),
-            profile: None,
-        })
-    }
-
-    #[test]
-    fn partners_need_every_scope_of_the_route() {
-        let mut r = route(Access::Partner);
-        r.scopes = vec!["beneficiaries:search".into()];
-        assert!(authorize(&r, partner(&["beneficiaries:search", "x:y"])).is_ok());
-        assert!(matches!(authorize(&r, partner(&["beneficiaries:export"])), Err(GatewayError::Forbidden)));
-        assert!(matches!(authorize(&route(Access::Citizen), partner(&[])), Err(GatewayError::Unauthenticated)));
-    }
-
-    #[test]
-    fn each_access_kind_admits_only_its_callers() {
-        assert!(authorize(&route(Access::Public), Caller::Anonymous).is_ok());
-        assert!(authorize(&route(Access::Public), citizen()).is_ok());
-        assert!(authorize(&route(Access::Citizen), citizen()).is_ok());
-        let refused =
-            [(Access::Citizen, Caller::Anonymous), (Access::Partner, Caller::Anonymous), (Access::Partner, citizen())];
-        for (access, caller) in refused {
-            let err = authorize(&route(access), caller).unwrap_err();
-            assert!(matches!(err, GatewayError::Unauthenticated), "{access:?}");
-        }
-    }
-}
+mod tests;

@@ -1,43 +1,65 @@
-//! Wall-clock helpers: unix time and RFC 3339 formatting without a date-time dependency.
+//! Wall-clock time. [`Clock`] is the one source of "now" for request handling (OTP expiry,
+//! sessions, quotas by day, audit times): the system clock in the gateway, a manual clock in
+//! tests, so no test waits for time to pass. `.clippy.toml` bans reading the system clock
+//! anywhere else (ARCHITECTURE.md, "Invariants").
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
-/// Unix time in milliseconds.
-pub fn now_ms() -> u64 {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+/// Where "now" comes from.
+#[derive(Clone, Debug, Default)]
+pub struct Clock {
+    /// `None`: the system clock; else a manual clock's current time (unix ms).
+    manual: Option<Arc<AtomicU64>>,
+}
+
+impl Clock {
+    /// The system clock.
+    pub fn system() -> Clock {
+        Clock::default()
+    }
+
+    /// A clock that stands still at `start_ms` until [`Clock::advance`] moves it.
+    pub fn manual(start_ms: u64) -> Clock {
+        Clock { manual: Some(Arc::new(AtomicU64::new(start_ms))) }
+    }
+
+    /// Move a manual clock forward (a system clock ignores this).
+    pub fn advance(&self, by: Duration) {
+        if let Some(now) = &self.manual {
+            now.fetch_add(u64::try_from(by.as_millis()).unwrap_or(u64::MAX), Ordering::SeqCst);
+        }
+    }
+
+    /// Unix time in milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        match &self.manual {
+            Some(now) => now.load(Ordering::SeqCst),
+            None => system_now_ms(),
+        }
+    }
+}
+
+/// Unix time in milliseconds from the system clock (commands that are not the gateway: the
+/// audit query's `--since`).
+#[allow(clippy::disallowed_methods)] // the one reading of the system clock
+pub fn system_now_ms() -> u64 {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// `2026-11-23T03:19:12.345Z` for a unix time in milliseconds.
 pub fn rfc3339(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (y, m, d) = civil_from_days(days as i64);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z", rem / 3600, (rem % 3600) / 60, rem % 60, ms % 1000)
+    let ts = jiff::Timestamp::from_millisecond(i64::try_from(ms).unwrap_or(i64::MAX)).unwrap_or(jiff::Timestamp::MAX);
+    ts.strftime("%Y-%m-%dT%H:%M:%S%.3fZ").to_string()
 }
 
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian (H. Hinnant's algorithm).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
+/// Unix ms of an RFC 3339 time (`2026-11-23T03:19:12Z`, `…+05:30`, fractions allowed).
+pub fn parse_rfc3339_ms(s: &str) -> Option<u64> {
+    let ts: jiff::Timestamp = s.trim().parse().ok()?;
+    u64::try_from(ts.as_millisecond()).ok()
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn formats_known_instants() {
-        assert_eq!(rfc3339(0), "1970-01-01T00:00:00.000Z");
-        assert_eq!(rfc3339(951_782_400_000), "2000-02-29T00:00:00.000Z");
-        assert_eq!(rfc3339(1_795_403_952_345), "2026-11-23T03:19:12.345Z");
-    }
-}
+mod tests;

@@ -11,7 +11,6 @@
 //! - [`demo`]: the synthetic CoWIN-shaped registry.
 #![forbid(unsafe_code)]
 
-pub mod app;
 pub mod audit;
 pub mod auth;
 pub mod authz;
@@ -28,6 +27,7 @@ pub mod pipeline;
 pub mod policy;
 pub mod ratelimit;
 pub mod redact;
+pub mod runtime;
 pub mod server;
 pub mod store;
 pub mod telemetry;

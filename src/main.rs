@@ -28,11 +28,8 @@ enum Command {
     Serve(cmd::serve::ServeArgs),
     /// Run the synthetic registry and the gateway in front of it, on the embedded policy.
     Demo(cmd::demo::DemoArgs),
-    /// Validate a policy directory; print every error; exit 1 if any.
-    Check {
-        #[arg(long)]
-        config: PathBuf,
-    },
+    /// Validate a policy directory as `serve` would; print every error; exit 1 if any.
+    Check(cmd::check::CheckArgs),
     /// Run only the synthetic registry.
     RegistrySim(cmd::demo::RegistryArgs),
     /// Verify or query the audit trail.
@@ -81,7 +78,7 @@ fn main() -> ExitCode {
         let result = match cli.command {
             Command::Serve(args) => cmd::serve::run(args, &telemetry).await,
             Command::Demo(args) => cmd::demo::run(args, &telemetry).await,
-            Command::Check { config } => match cmd::check::run(&config) {
+            Command::Check(args) => match cmd::check::run(args) {
                 0 => Ok(()),
                 _ => Err(String::new()),
             },

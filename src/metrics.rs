@@ -48,6 +48,13 @@ pub struct ReloadLabels {
     pub result: String,
 }
 
+/// Counters the span exporter keeps (see `telemetry`), exposed here.
+#[derive(Clone, Default)]
+pub struct SpanCounters {
+    pub dropped: Counter,
+    pub exported: Counter,
+}
+
 fn latency_histogram() -> Histogram {
     // 0.25 ms … ~8 s.
     Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
@@ -74,7 +81,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// Metrics including the span exporter's counters.
-    pub fn with_spans(spans: &crate::telemetry::SpanCounters) -> Self {
+    pub fn with_spans(spans: &SpanCounters) -> Self {
         let mut m = Self::new();
         m.registry.register("spans_dropped", "Spans dropped because the export queue was full", spans.dropped.clone());
         m.registry.register("spans_exported", "Spans accepted by the OTLP collector", spans.exported.clone());

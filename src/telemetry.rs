@@ -15,6 +15,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter as _, SpanProcessor};
 use prometheus_client::metrics::counter::Counter;
+
+pub use crate::metrics::SpanCounters;
 use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -26,12 +28,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// Counters the span pipeline keeps; registered with the metrics.
-#[derive(Clone, Default)]
-pub struct SpanCounters {
-    pub dropped: Counter,
-    pub exported: Counter,
-}
+/// Target of request spans; only these go to the OTLP exporter.
+pub const SPAN_TARGET: &str = "otpgate::span";
 
 /// Keeps the tracer provider alive; `shutdown` flushes what is queued.
 pub struct Telemetry {
@@ -64,7 +62,7 @@ pub fn init(format: LogFormat) -> Telemetry {
     let otel_layer = provider.as_ref().map(|p| {
         tracing_opentelemetry::layer()
             .with_tracer(p.tracer("otpgate"))
-            .with_filter(tracing_subscriber::filter::filter_fn(|m| m.target() == crate::pipeline::SPAN_TARGET))
+            .with_filter(tracing_subscriber::filter::filter_fn(|m| m.target() == SPAN_TARGET))
     });
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false);
     let registry = tracing_subscriber::registry().with(otel_layer);

@@ -17,6 +17,7 @@ mod index;
 pub mod line;
 mod log;
 mod query;
+mod trail;
 mod verify;
 mod writer;
 
@@ -32,7 +33,8 @@ use serde::{Deserialize, Serialize};
 pub use hasher::Hasher;
 pub use index::{AccessEntry, AccessIndex};
 pub use log::{AuditLog, LogOptions};
-pub use query::{Filter, parse_duration, parse_rfc3339_ms, query, render_table};
+pub use query::{Filter, query, render_table};
+pub use trail::Trail;
 pub use verify::{Problem, VerifyError, VerifyReport, verify};
 
 /// The name of the file being appended to; rotated files are `audit.log.<first seq, 20 digits>`.

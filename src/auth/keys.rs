@@ -15,7 +15,6 @@ use std::fmt;
 use std::fs;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
 
@@ -279,6 +278,18 @@ pub fn load(dir: &Path) -> Result<Secrets, KeyError> {
     Ok(Secrets { sessions, otp_key, identity_key, audit_key, redact_key })
 }
 
+/// A full set of random in-memory secrets (`otpgate check` without a keys directory; tests).
+pub fn ephemeral() -> Result<Secrets, KeyError> {
+    let random = || rand::random::<[u8; 32]>().to_vec();
+    Ok(Secrets {
+        sessions: SessionKeys::generate_ephemeral()?,
+        otp_key: random(),
+        identity_key: random(),
+        audit_key: random(),
+        redact_key: random(),
+    })
+}
+
 /// The `session-<kid>.pem` files of `dir`, as `(kid, path)`, sorted by kid. A bad kid is an error.
 fn session_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, KeyError> {
     let dir_err = |source| KeyError::Dir { path: dir.to_owned(), source };
@@ -381,22 +392,14 @@ fn kid_for_day(day: i64) -> String {
 }
 
 fn today_days() -> i64 {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    i64::try_from(secs / 86_400).unwrap_or(0)
+    i64::try_from(crate::clock::system_now_ms() / 86_400_000).unwrap_or(0)
 }
 
-/// `YYYYMMDD` for a day count since 1970-01-01 (proleptic Gregorian; H. Hinnant's civil_from_days).
+/// `YYYYMMDD` for a day count since 1970-01-01.
 fn date_prefix(days: i64) -> String {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}{month:02}{day:02}")
+    let epoch = jiff::civil::date(1970, 1, 1);
+    let day = epoch.checked_add(jiff::SignedDuration::from_hours(days.saturating_mul(24))).unwrap_or(epoch);
+    day.strftime("%Y%m%d").to_string()
 }
 
 fn generate_session_pem() -> Result<String, KeyError> {

@@ -19,6 +19,7 @@ use subtle::ConstantTimeEq;
 
 use crate::error::GatewayError;
 use crate::policy::partners::{CertId, Partners, normalize_subject};
+use crate::redact::Profile;
 
 /// The client certificate of a connection, with what identification needs precomputed.
 pub struct ClientCert {
@@ -66,12 +67,33 @@ impl ClientCert {
     }
 }
 
-/// A verified partner.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A verified partner. Only [`identify`] builds one.
+#[derive(Debug, Clone)]
 pub struct PartnerCaller {
-    pub id: String,
-    pub scopes: Vec<String>,
-    pub profile: Option<String>,
+    id: String,
+    scopes: Vec<String>,
+    profile: Option<Arc<Profile>>,
+}
+
+impl PartnerCaller {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+
+    /// The partner's own redaction profile, when it has one.
+    pub fn profile(&self) -> Option<&Arc<Profile>> {
+        self.profile.as_ref()
+    }
+
+    /// A partner for unit tests of the stages after identification.
+    #[cfg(test)]
+    pub fn for_tests(id: &str, scopes: &[&str], profile: Option<Arc<Profile>>) -> PartnerCaller {
+        PartnerCaller { id: id.into(), scopes: scopes.iter().map(|s| s.to_string()).collect(), profile }
+    }
 }
 
 /// Identify the partner behind a request, or refuse: 401 when credentials are missing, 403 when
@@ -124,25 +146,4 @@ fn cert_matches(id: &CertId, cert: &ClientCert) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn cert(intermediates: usize) -> ClientCert {
-        ClientCert {
-            end_entity: CertificateDer::from(vec![1u8]),
-            intermediates: vec![CertificateDer::from(vec![2u8]); intermediates],
-            spki_sha256: [7; 32],
-            subject: "CN=icmr, O=ICMR".into(),
-            verified_under: Mutex::new(0),
-        }
-    }
-
-    #[test]
-    fn subjects_count_only_from_leaves_the_partner_ca_signed() {
-        let subject = CertId::Subject("CN=icmr, O=ICMR".into());
-        assert!(cert_matches(&subject, &cert(0)));
-        assert!(!cert_matches(&subject, &cert(1)), "a sub-CA could have issued this subject");
-        assert!(cert_matches(&CertId::Pin([7; 32]), &cert(1)), "pins hold through intermediates");
-        assert!(!cert_matches(&CertId::Pin([8; 32]), &cert(0)));
-    }
-}
+mod tests;

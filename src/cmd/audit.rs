@@ -69,12 +69,12 @@ pub fn run(cmd: AuditCommand) -> Result<(), String> {
                 None => None,
             };
             let since = match since {
-                Some(s) => Some(audit::parse_duration(&s).ok_or(format!("--since: `{s}` is not like 15m, 24h, 7d"))?),
+                Some(s) => Some(crate::config::units::parse_duration(&s).map_err(|e| format!("--since: {e}"))?),
                 None => None,
             };
             let decision = decision.map(|d| if d == "allow" { Decision::Allow } else { Decision::Deny });
             let filter = Filter { subject, client, record, since, decision };
-            let records = audit::query(&log, &filter, crate::clock::now_ms()).map_err(|e| e.to_string())?;
+            let records = audit::query(&log, &filter, crate::clock::system_now_ms()).map_err(|e| e.to_string())?;
             if format == "json" {
                 for r in &records {
                     println!("{}", serde_json::to_string(r).map_err(|e| e.to_string())?);

@@ -5,10 +5,10 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
-use crate::app::{App, Options, PolicySource};
 use crate::demo::{self, RegistryConfig};
 use crate::devcerts;
-use crate::server::tls::ServerIdentity;
+use crate::runtime::tls::ServerIdentity;
+use crate::runtime::{App, Options, PolicySource};
 use crate::server::{ListenerSpec, Role, Tls};
 use crate::store::Store;
 
@@ -86,6 +86,7 @@ pub async fn run(args: DemoArgs, telemetry: &crate::telemetry::Telemetry) -> Res
         server_identity: Some(identity),
         span_counters: telemetry.counters.clone(),
         audit: Some(audit),
+        clock: crate::clock::Clock::system(),
     };
     let app = App::new(source, overrides, options).map_err(super::serve::render_errors)?;
 
@@ -170,7 +171,7 @@ fn write_demo_partners(data_dir: &Path, certs: &devcerts::DevCerts) -> Result<Pa
             key
         }
     };
-    let pem = crate::server::tls::load_certs(&certs.partner).map_err(|e| e.to_string())?;
+    let pem = crate::runtime::tls::load_certs(&certs.partner).map_err(|e| e.to_string())?;
     let cert = crate::auth::partner::ClientCert::from_chain(&pem, 0)
         .ok_or_else(|| format!("{}: not a usable certificate", certs.partner.display()))?;
     let pin = base64::engine::general_purpose::STANDARD.encode(cert.spki_sha256);

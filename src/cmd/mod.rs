@@ -14,12 +14,9 @@ pub fn announce(name: &str, url: &str) {
     let _ = out.flush();
 }
 
-/// Open the durable audit log in `data_dir` and index it for citizens' access logs.
-pub async fn open_audit(data_dir: &std::path::Path, key: &[u8]) -> Result<crate::pipeline::audit::Audit, String> {
-    use crate::audit::{AccessIndex, AuditLog, Hasher, LogOptions};
-    let log = AuditLog::open(data_dir, LogOptions::default()).await.map_err(|e| e.to_string())?;
-    let index = AccessIndex::build(log.path()).map_err(|e| e.to_string())?;
-    Ok(crate::pipeline::audit::Audit { log, hasher: Hasher::new(key), index })
+/// Open the durable audit trail in `data_dir`.
+pub async fn open_audit(data_dir: &std::path::Path, key: &[u8]) -> Result<crate::audit::Trail, String> {
+    crate::audit::Trail::open(data_dir, key).await.map_err(|e| e.to_string())
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -3,10 +3,9 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
 
-use crate::app::{App, Options, PolicySource};
-use crate::server::tls::ServerIdentity;
+use crate::runtime::tls::ServerIdentity;
+use crate::runtime::{App, Options, PolicySource};
 use crate::server::{ListenerSpec, Role, Server, Tls};
 use crate::store::Store;
 
@@ -81,9 +80,10 @@ pub async fn run(args: ServeArgs, telemetry: &crate::telemetry::Telemetry) -> Re
         server_identity: identity,
         span_counters: telemetry.counters.clone(),
         audit: Some(audit),
+        clock: crate::clock::Clock::system(),
     };
     let app = App::new(PolicySource::Dir(args.config), args.upstreams, options).map_err(render_errors)?;
-    if args.listen_partner.is_some() && app.snapshot().tls_partner.is_none() {
+    if args.listen_partner.is_some() && app.snapshot().tls.partner.is_none() {
         return Err("--listen-partner needs a `partners` section in the policy".into());
     }
     run_gateway(app, specs, |_| {}).await
@@ -94,7 +94,8 @@ pub fn render_errors(errors: Vec<crate::config::ConfigError>) -> String {
     format!("the policy is invalid:\n{}", lines.join("\n"))
 }
 
-/// Bind, announce, watch for reloads (SIGHUP and file changes), serve until SIGTERM/SIGINT, drain.
+/// Bind, announce, start the background tasks (reloads, limiter eviction), serve until
+/// SIGTERM/SIGINT, drain.
 pub async fn run_gateway(
     app: Arc<App>,
     specs: Vec<ListenerSpec>,
@@ -107,30 +108,7 @@ pub async fn run_gateway(
     }
     tracing::info!(policy = %app.snapshot().policy.version, "otpgate started");
     after_bind(&urls);
-    tokio::spawn(app.clone().watch_files(Duration::from_secs(1)));
-    {
-        // Keys whose buckets are full again are dropped, so limiter memory stays bounded.
-        let app = app.clone();
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(30));
-            loop {
-                tick.tick().await;
-                app.limiters.evict();
-            }
-        });
-    }
-    #[cfg(unix)]
-    {
-        let app = app.clone();
-        if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            tokio::spawn(async move {
-                while hup.recv().await.is_some() {
-                    tracing::info!("SIGHUP: reloading policy");
-                    let _ = app.reload(true);
-                }
-            });
-        }
-    }
+    crate::server::reload::start(&app);
     server.run(super::shutdown_signal()).await;
     Ok(())
 }

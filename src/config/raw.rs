@@ -351,7 +351,7 @@ pub struct RawQuota {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimit {
-    pub key: crate::ratelimit::LimitKey,
+    pub key: LimitKey,
     pub rate: Vec<RawRate>,
 }
 
@@ -368,4 +368,42 @@ pub struct RawRedact {
     pub citizen: Option<String>,
     /// Default for partners without a `profile` of their own.
     pub partner: Option<String>,
+}
+
+/// The identity a limit counts against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitKey {
+    /// The client address (socket peer, or the rightmost untrusted forwarded hop).
+    Ip,
+    /// The mobile an OTP is requested for (`mobile` in the JSON body).
+    Mobile,
+    /// The citizen's session.
+    Session,
+    /// The verified person or partner: the citizen's mobile, or the partner id.
+    Subject,
+    /// Each beneficiary the request names (the route's beneficiary ownership parameters).
+    Beneficiary,
+    /// The partner.
+    Partner,
+}
+
+impl LimitKey {
+    /// Keyed on someone the request names (a mobile, beneficiaries) rather than on the caller:
+    /// charged only after the caller's own windows, and after an ownership check where there is
+    /// one, so a refused caller never spends another person's window.
+    pub fn names_others(self) -> bool {
+        matches!(self, LimitKey::Mobile | LimitKey::Beneficiary)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitKey::Ip => "ip",
+            LimitKey::Mobile => "mobile",
+            LimitKey::Session => "session",
+            LimitKey::Subject => "subject",
+            LimitKey::Beneficiary => "beneficiary",
+            LimitKey::Partner => "partner",
+        }
+    }
 }

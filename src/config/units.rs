@@ -9,7 +9,7 @@ use serde::de::{self, Deserializer, Visitor};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ByteSize(pub u64);
 
-/// A duration written with a unit: `250ms`, `10s`, `3m`, `12h`, `1d`.
+/// A duration written with a unit: `250ms`, `10s`, `3m`, `12h`, `1d`, `2w`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dur(pub Duration);
 
@@ -31,6 +31,7 @@ pub fn parse_bytes(s: &str) -> Result<u64, String> {
     n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too large"))
 }
 
+/// The one duration syntax of the policy files and the command line (`audit query --since`).
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
@@ -42,8 +43,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => Duration::from_secs(n.saturating_mul(60)),
         "h" => Duration::from_secs(n.saturating_mul(3600)),
         "d" => Duration::from_secs(n.saturating_mul(86_400)),
-        "" => return Err(format!("`{s}` needs a unit (ms, s, m, h, d)")),
-        other => return Err(format!("unknown duration unit `{other}` (use ms, s, m, h, d)")),
+        "w" => Duration::from_secs(n.saturating_mul(7 * 86_400)),
+        "" => return Err(format!("`{s}` needs a unit (ms, s, m, h, d, w)")),
+        other => return Err(format!("unknown duration unit `{other}` (use ms, s, m, h, d, w)")),
     };
     Ok(d)
 }
@@ -78,28 +80,4 @@ impl<'de> serde::Deserialize<'de> for Dur {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_bytes("64KiB"), Ok(65_536));
-        assert_eq!(parse_bytes("1MiB"), Ok(1_048_576));
-        assert_eq!(parse_bytes("10KB"), Ok(10_000));
-        assert_eq!(parse_bytes("512"), Ok(512));
-        assert!(parse_bytes("12 parsecs").is_err());
-        assert!(parse_bytes("KiB").is_err());
-        assert!(parse_bytes("99999999999999999999GiB").is_err());
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
-        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
-        assert_eq!(parse_duration("3m"), Ok(Duration::from_secs(180)));
-        assert_eq!(parse_duration("12h"), Ok(Duration::from_secs(43_200)));
-        assert_eq!(parse_duration("1d"), Ok(Duration::from_secs(86_400)));
-        assert!(parse_duration("10").is_err(), "a unit is required");
-        assert!(parse_duration("10 fortnights").is_err());
-    }
-}
+mod tests;

@@ -3,13 +3,13 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 
-use crate::app::{App, Runtime};
-use crate::auth::Caller;
+use super::context::RequestCtx;
 use crate::auth::otp::OtpFlow;
 use crate::authz::Permit;
 use crate::body::{Body, full};
-use crate::config::raw::Handler;
 use crate::error::GatewayError;
+use crate::policy::Handler;
+use crate::runtime::App;
 
 /// A JSON answer of the gateway's own.
 pub fn json(status: StatusCode, value: &serde_json::Value, request_id: &str) -> Response<Body> {
@@ -24,55 +24,53 @@ pub fn json(status: StatusCode, value: &serde_json::Value, request_id: &str) -> 
     resp
 }
 
+/// The gateway's own answer to `handler`.
 pub async fn answer(
     handler: Handler,
     permit: &Permit<'_>,
     app: &App,
-    rt: &Runtime,
     body: &[u8],
-    now_ms: u64,
-    request_id: &str,
+    cx: &RequestCtx,
 ) -> Result<Response<Body>, GatewayError> {
-    if handler == Handler::MyAccessLog {
-        return my_access_log(permit, app, request_id);
-    }
-    let (Some(citizens), Some(cr), Some(otp_key)) = (&rt.policy.citizens, &rt.citizens, app.otp_key()) else {
-        return Err(GatewayError::NotImplemented);
-    };
-    let flow = OtpFlow {
-        store: &app.store,
-        otp_key,
-        rules: &citizens.otp,
-        session: &citizens.session,
-        delivery: &cr.delivery,
-        tokens: &cr.tokens,
-    };
+    let (rt, request_id) = (&cx.rt, cx.request_id.as_str());
     let value = match handler {
-        Handler::OtpGenerate => flow.generate(body, now_ms).await?,
-        Handler::OtpConfirm => flow.confirm(body, now_ms).await?,
+        Handler::MyAccessLog => return my_access_log(permit, app, request_id),
         Handler::Logout => {
-            let Caller::Citizen(c) = permit.caller() else {
-                return Err(GatewayError::Unauthenticated);
-            };
-            app.store.session_revoke(&c.session_id).await.map_err(|_| GatewayError::StoreUnavailable)?;
+            let c = permit.citizen().ok_or(GatewayError::Unauthenticated)?;
+            app.store.session_revoke(c.session_id()).await.map_err(|_| GatewayError::StoreUnavailable)?;
             if let Some(a) = &app.assertions {
-                a.forget(&c.session_id);
+                a.forget(c.session_id());
             }
-            app.subjects.invalidate(&c.session_id).await;
+            app.subjects.invalidate(c.session_id()).await;
             serde_json::json!({ "message": "signed out" })
         }
-        Handler::MyAccessLog => return Err(GatewayError::Internal),
+        Handler::OtpGenerate | Handler::OtpConfirm => {
+            let (Some(citizens), Some(cr), Some(otp_key)) = (&rt.policy.citizens, &rt.citizens, app.otp_key()) else {
+                return Err(GatewayError::NotImplemented);
+            };
+            let flow = OtpFlow {
+                store: &app.store,
+                otp_key,
+                rules: &citizens.otp,
+                session: &citizens.session,
+                delivery: &cr.delivery,
+                tokens: &cr.tokens,
+            };
+            if handler == Handler::OtpGenerate {
+                flow.generate(body, cx.now_ms).await?
+            } else {
+                flow.confirm(body, cx.now_ms).await?
+            }
+        }
     };
     Ok(json(StatusCode::OK, &value, request_id))
 }
 
 /// Who accessed the caller's records: partners by id, the caller as "you"; newest first.
 fn my_access_log(permit: &Permit<'_>, app: &App, request_id: &str) -> Result<Response<Body>, GatewayError> {
-    let Caller::Citizen(c) = permit.caller() else {
-        return Err(GatewayError::Unauthenticated);
-    };
+    let c = permit.citizen().ok_or(GatewayError::Unauthenticated)?;
     let audit = app.audit.as_ref().ok_or(GatewayError::NotImplemented)?;
-    let me = audit.hasher.mobile(c.mobile.as_str());
+    let me = audit.hasher.mobile(c.mobile().as_str());
     let mut entries = audit.index.for_subject(&me);
     entries.reverse();
     let accesses: Vec<serde_json::Value> = entries

@@ -15,10 +15,11 @@ use http::{HeaderValue, Response, header};
 use http_body_util::BodyExt;
 use hyper::body::{Frame, Incoming};
 
-use crate::app::Runtime;
+use crate::authz::Plan;
 use crate::body::{Body, BoxError, full};
 use crate::error::GatewayError;
-use crate::redact::{DecodeLimits, Limits, Profile, Redactor, Report};
+use crate::metrics::Metrics;
+use crate::redact::{DecodeLimits, Limits, Redactor, Report};
 
 /// Largest body redacted whole; larger or unknown-length bodies stream.
 pub const MAX_BUFFERED: u64 = 8 << 20;
@@ -95,13 +96,24 @@ async fn read_json_now(resp: Response<Incoming>, max: u64) -> Result<(http::resp
     Ok((head, Bytes::from(out)))
 }
 
-/// Redact a whole document.
-pub fn redact_whole(profile: &Profile, doc: &[u8]) -> Result<(Vec<u8>, Report), GatewayError> {
-    crate::redact::redact(profile, doc).map_err(|_| bad_upstream("invalid JSON"))
+/// A whole document through a permit's redaction plan (`None`: passed as is): the response, and
+/// the fields the profile redacted.
+pub fn whole(
+    plan: Option<&Plan>,
+    head: http::response::Parts,
+    doc: Vec<u8>,
+    metrics: &Metrics,
+) -> Result<(Response<Body>, Vec<String>), GatewayError> {
+    let Some(profile) = plan.map(Plan::profile) else {
+        return Ok((with_body(head, doc), Vec::new()));
+    };
+    let (out, report) = crate::redact::redact(profile, &doc).map_err(|_| bad_upstream("invalid JSON"))?;
+    metrics.redacted(profile.name(), profile.dry_run(), report.redacted());
+    Ok((with_body(head, out), report.fields.into_keys().collect()))
 }
 
-/// A response with a redacted body of known length.
-pub fn with_body(mut head: http::response::Parts, body: Vec<u8>) -> Response<Body> {
+/// A response with a body of known length.
+fn with_body(mut head: http::response::Parts, body: Vec<u8>) -> Response<Body> {
     head.headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     head.headers.insert(header::CONTENT_LENGTH, HeaderValue::from(body.len()));
     Response::from_parts(head, full(body))
@@ -122,20 +134,20 @@ pub struct StreamEnd {
     pub report: Option<Report>,
 }
 
-/// Redact a body as it flows. `rt` keeps the profile alive for the task's whole life; `idle` is
-/// the longest the upstream may take to send its next piece, or the client to take the next
-/// piece of output. The receiver learns how the stream ended. The client's body ends cleanly only
-/// when the whole document was redacted; any other end (including a panic) aborts it.
+/// Redact a body as it flows, by a permit's plan. `idle` (the route's timeout) is the longest
+/// the upstream may take to send its next piece, or the client to take the next piece of output. The receiver learns how the stream ended. The client's body ends
+/// cleanly only when the whole document was redacted; any other end (including a panic) aborts
+/// it.
 pub fn streamed(
     resp: Response<Incoming>,
-    rt: Arc<Runtime>,
-    profile: String,
+    plan: &Plan,
     idle: std::time::Duration,
     counter: prometheus_client::metrics::family::Family<
         crate::metrics::RedactionLabels,
         prometheus_client::metrics::counter::Counter,
     >,
 ) -> Result<(Response<Body>, tokio::sync::oneshot::Receiver<StreamEnd>), GatewayError> {
+    let profile = plan.profile().clone();
     const ABORTED: &str = "stream_aborted";
     const CLIENT_CLOSED: &str = "client_closed";
     let (mut head, mut body) = resp.into_parts();
@@ -154,11 +166,7 @@ pub fn streamed(
     let complete = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let completed = complete.clone();
     tokio::spawn(async move {
-        let Some(profile) = rt.profiles.get(&profile) else {
-            let _ = done.send(StreamEnd { reason: ABORTED, report: None });
-            return;
-        };
-        let mut redactor = Redactor::new(profile, Limits::default());
+        let mut redactor = Redactor::new(&profile, Limits::default());
         let mut out = Vec::with_capacity(CHUNK * 2);
         let send = |chunk: Bytes| async {
             match tokio::time::timeout(idle, tx.send(Ok(chunk))).await {

@@ -1,17 +1,16 @@
 //! One span per request. Its trace continues a valid incoming `traceparent`, and the
 //! `traceparent` sent upstream names this span, so the registry's spans join the same trace.
-//! Attributes carry no personal data: the caller is a partner id or a keyed hash.
+//! The incoming header is read by OpenTelemetry's own propagator, the one parser of it.
 
 use http::HeaderMap;
 use opentelemetry::propagation::{Extractor, TextMapPropagator};
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{SpanContext, TraceContextExt};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use rand::Rng;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
+use crate::telemetry::SPAN_TARGET;
 use crate::upstream::headers::TraceContext;
-
-/// Target of request spans; only these go to the OTLP exporter.
-pub const SPAN_TARGET: &str = "otpgate::span";
 
 struct Headers<'a>(&'a HeaderMap);
 
@@ -23,6 +22,13 @@ impl Extractor for Headers<'_> {
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(|k| k.as_str()).collect()
     }
+}
+
+/// The caller's trace, when its `traceparent` is valid.
+fn incoming(headers: &HeaderMap) -> Option<SpanContext> {
+    let cx = TraceContextPropagator::new().extract(&Headers(headers));
+    let sc = cx.span().span_context().clone();
+    sc.is_valid().then_some(sc)
 }
 
 /// A new request span (continuing the caller's trace) and the trace context to forward.
@@ -46,20 +52,32 @@ pub fn start(headers: &HeaderMap, method: &http::Method) -> (tracing::Span, Trac
         otpgate.upstream_ms = tracing::field::Empty,
         client.address = tracing::field::Empty,
     );
-    let parent = TraceContextPropagator::new().extract(&Headers(headers));
-    if parent.span().span_context().is_valid() {
-        let _ = span.set_parent(parent);
+    let parent = incoming(headers);
+    if let Some(parent) = &parent {
+        let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(parent.clone()));
     }
-    let sc = span.context().span().span_context().clone();
-    let trace = if sc.is_valid() {
+    let ours = span.context().span().span_context().clone();
+    let trace = if ours.is_valid() {
         TraceContext {
-            trace_id: sc.trace_id().to_string(),
-            span_id: sc.span_id().to_string(),
-            flags: format!("{:02x}", sc.trace_flags().to_u8()),
+            trace_id: ours.trace_id().to_string(),
+            span_id: ours.span_id().to_string(),
+            flags: format!("{:02x}", ours.trace_flags().to_u8()),
         }
     } else {
-        // No exporter installed: still propagate a well-formed trace.
-        TraceContext::from_incoming(headers)
+        // No exporter installed: still propagate a well-formed trace, ours or the caller's.
+        let mut rng = rand::rng();
+        let span_id = hex::encode(rng.random::<[u8; 8]>());
+        match parent {
+            Some(p) => TraceContext {
+                trace_id: p.trace_id().to_string(),
+                span_id,
+                flags: format!("{:02x}", p.trace_flags().to_u8()),
+            },
+            None => TraceContext { trace_id: hex::encode(rng.random::<[u8; 16]>()), span_id, flags: "01".into() },
+        }
     };
     (span, trace)
 }
+
+#[cfg(test)]
+mod tests;

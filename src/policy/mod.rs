@@ -1,30 +1,29 @@
-//! The compiled, immutable policy: validated settings, upstreams, routes and the route trie.
+//! The compiled, immutable policy: validated settings, upstreams, routes, redaction profiles and
+//! the route trie.
 //!
-//! [`compile`] turns merged raw files into a [`Policy`] or into *every* error found. A policy is
-//! never changed after compilation; reload builds a new one and swaps the `Arc` (see `reload`).
+//! [`load`] turns policy files into a [`Policy`] or into *every* error found. A policy is never
+//! changed after compilation; a reload builds a new one and swaps the whole runtime snapshot
+//! (ARCHITECTURE.md, "Where state lives").
 
 pub mod cidr;
 pub mod citizens;
 pub mod partners;
+pub mod profiles;
 pub mod router;
+pub mod routes;
 
-use std::collections::HashSet;
 use std::time::Duration;
 
-use std::num::NonZeroU32;
-
 use http::Method;
-
-use crate::ratelimit::LimitKey;
 use http::uri::{Authority, Scheme};
 
-use crate::config::raw::{Access, Handler};
+pub use crate::config::raw::LimitKey;
 use crate::config::{ConfigError, Merged, Sources};
-use crate::ownership::{RequestRule, ResponseRule, SubjectKind};
 pub use cidr::Cidr;
 pub use citizens::Citizens;
 pub use partners::Partners;
 use router::{Match, Router};
+pub use routes::{Access, CitizenAccess, Handler, NO_REDACTION, Ownership, PartnerAccess, Redaction, Route, Target};
 
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -53,48 +52,6 @@ pub struct Upstream {
     pub authority: Authority,
 }
 
-#[derive(Debug, Clone)]
-pub struct Route {
-    pub name: String,
-    pub template: String,
-    pub methods: Vec<Method>,
-    pub access: Access,
-    pub target: Target,
-    pub personal: bool,
-    pub ownership: Option<Ownership>,
-    /// Partner routes: scopes required (all).
-    pub scopes: Vec<String>,
-    /// Partner routes: parameters naming looked-up people (distinct-subjects quota).
-    pub quota_subjects: Vec<String>,
-    /// Redaction profile names per caller kind (`none`: passed as is).
-    pub redact: crate::config::raw::RawRedact,
-    /// Rate limits: key and windows (limit per duration).
-    pub limits: Vec<(LimitKey, Vec<(NonZeroU32, Duration)>)>,
-    /// Parameter names of the template, in order.
-    pub params: Vec<String>,
-    pub body_limit: u64,
-    pub timeout: Duration,
-    /// Partner answers are redacted as they flow (see `RawRoute::stream`).
-    pub stream: bool,
-}
-
-/// Where a route's answer comes from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Target {
-    /// Index into `Policy::upstreams`.
-    Upstream(usize),
-    Handler(Handler),
-}
-
-/// Own-records-only rules of a citizen route.
-#[derive(Debug, Clone)]
-pub struct Ownership {
-    pub request: Vec<RequestRule>,
-    pub response: Option<ResponseRule>,
-    /// Some rule names an ID number or beneficiary: the caller's record list is needed.
-    pub needs_subjects: bool,
-}
-
 #[derive(Debug)]
 pub struct Policy {
     /// Fingerprint of the policy text (see `Sources::version`).
@@ -109,16 +66,7 @@ pub struct Policy {
     pub routes: Vec<Route>,
     pub citizens: Option<Citizens>,
     pub partners: Option<Partners>,
-    /// Redaction profiles as written (compiled with their keys when the runtime is built).
-    pub profiles: Vec<(String, crate::redact::RawProfile)>,
     router: Router,
-}
-
-/// A route matched for a request, with its parameter values.
-#[derive(Debug)]
-pub struct Matched<'p> {
-    pub index: usize,
-    pub params: Vec<(&'p str, &'p str)>,
 }
 
 impl Policy {
@@ -131,17 +79,14 @@ impl Policy {
     }
 }
 
-/// The reserved profile name of a route that releases a binary document unredacted (its
-/// ownership is checked on the request side).
-pub const NO_REDACTION: &str = "none";
-
 /// Upstream URL overrides given on the command line (`--upstream NAME=URL`), applied at compile.
 pub type Overrides = Vec<(String, String)>;
 
-/// Read, parse, validate and compile in one step.
-pub fn load(sources: &Sources, overrides: &Overrides) -> Result<Policy, Vec<ConfigError>> {
+/// Read, parse, validate and compile in one step. `redact_key` is the master key of the
+/// profiles' HMAC tokens (each profile derives its own).
+pub fn load(sources: &Sources, overrides: &Overrides, redact_key: &[u8]) -> Result<Policy, Vec<ConfigError>> {
     let (merged, mut errors) = crate::config::parse_all(sources);
-    match compile(merged, sources.version(), sources.base.as_deref(), overrides) {
+    match compile(merged, sources.version(), sources.base.as_deref(), overrides, redact_key) {
         Ok(policy) if errors.is_empty() => Ok(policy),
         Ok(_) => Err(errors),
         Err(more) => {
@@ -151,16 +96,18 @@ pub fn load(sources: &Sources, overrides: &Overrides) -> Result<Policy, Vec<Conf
     }
 }
 
-pub fn compile(
-    m: Merged,
+fn compile(
+    mut m: Merged,
     version: String,
     base: Option<&std::path::Path>,
     overrides: &Overrides,
+    redact_key: &[u8],
 ) -> Result<Policy, Vec<ConfigError>> {
     let mut errors = Vec::new();
+    let profiles = profiles::compile(&m, redact_key, &mut errors);
     let citizens = citizens::compile(&m, &mut errors);
-    let partners = partners::compile(&m, base, &mut errors);
-    let (g_at, g) = match m.gateway {
+    let partners = partners::compile(&m, base, &profiles, &mut errors);
+    let (g_at, g) = match m.gateway.take() {
         Some((at, g)) => (Some(at), g),
         None => (None, Default::default()),
     };
@@ -226,7 +173,7 @@ pub fn compile(
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
             errors.push(g_err(&format!("strip_headers[{i}]"), format!("`{s}` is not a header name")));
         } else {
-            strip_headers.push(crate::upstream::headers::normalize_name(s));
+            strip_headers.push(normalize_header_name(s));
         }
     }
 
@@ -244,230 +191,13 @@ pub fn compile(
         }
     }
 
-    let mut profiles = Vec::new();
-    for (at, name, raw) in &m.profiles {
-        if name == NO_REDACTION {
-            errors.push(at.err("", format!("`{NO_REDACTION}` is reserved")));
-            continue;
-        }
-        // Validated here with a placeholder key; the runtime compiles them with the real one.
-        match crate::redact::compile(name, raw, &[0u8; 32]) {
-            Ok(_) => profiles.push((name.clone(), raw.clone())),
-            Err(problems) => {
-                for (field, message) in problems {
-                    errors.push(at.err(&field, message));
-                }
-            }
-        }
-    }
-    if let Some(p) = &partners {
-        for c in &p.clients {
-            if let Some(profile) = &c.profile
-                && !m.profiles.iter().any(|(_, n, _)| n == profile)
-            {
-                errors.push(ConfigError::new(
-                    "<policy>",
-                    format!("partners.clients.{}.profile", c.id),
-                    format!("no profile named `{profile}`"),
-                ));
-            }
-        }
-    }
-    let mut routes = Vec::new();
-    let mut router = Router::default();
-    let mut names = HashSet::new();
-    for (at, r) in &m.routes {
-        let before = errors.len();
-        let valid_name = !r.name.is_empty()
-            && r.name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
-        if !valid_name {
-            errors.push(at.err("name", "route names use a-z, 0-9, '-' and '_'"));
-        } else if !names.insert(r.name.clone()) {
-            errors.push(at.err("name", format!("duplicate route name `{}`", r.name)));
-        }
-        let mut methods = Vec::new();
-        if r.methods.is_empty() {
-            errors.push(at.err("methods", "at least one method is required"));
-        }
-        for (i, s) in r.methods.iter().enumerate() {
-            match parse_method(s) {
-                Ok(mth) if methods.contains(&mth) => {
-                    errors.push(at.err(&format!("methods[{i}]"), format!("`{s}` is listed twice")))
-                }
-                Ok(mth) => methods.push(mth),
-                Err(e) => errors.push(at.err(&format!("methods[{i}]"), e)),
-            }
-        }
-        let segments = router::parse_template(&r.path).map_err(|e| errors.push(at.err("path", e))).ok();
-        let target = match (&r.upstream, r.handler) {
-            (Some(name), None) => match m.upstreams.iter().position(|(_, n, _)| n == name) {
-                Some(i) => Some(Target::Upstream(i)),
-                None => {
-                    errors.push(at.err("upstream", format!("no upstream named `{name}`")));
-                    None
-                }
-            },
-            (None, Some(h)) => Some(Target::Handler(h)),
-            _ => {
-                errors.push(at.err("upstream", "give exactly one of `upstream` and `handler`"));
-                None
-            }
-        };
-        let wanted_access = match r.handler {
-            Some(Handler::OtpGenerate | Handler::OtpConfirm) => Some(Access::Public),
-            Some(Handler::Logout | Handler::MyAccessLog) => Some(Access::Citizen),
-            None => None,
-        };
-        if wanted_access.is_some_and(|a| a != r.access) {
-            errors.push(at.err("access", format!("handler {:?} needs access {:?}", r.handler, wanted_access)));
-        }
-        if r.personal && r.access == Access::Public {
-            errors.push(at.err("personal", "a route that releases personal data cannot be public"));
-        }
-        if r.access == Access::Citizen && citizens.is_none() && m.citizens.is_none() {
-            errors.push(at.err("access", "citizen routes need a `citizens` section"));
-        }
-        if let Some(o) = &r.ownership {
-            let name_ok = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            for (i, rule) in o.request.iter().enumerate() {
-                if !name_ok(&rule.param) {
-                    errors.push(at.err(&format!("ownership.request[{i}].param"), "use letters, digits and '_'"));
-                }
-            }
-            if let Some(resp) = &o.response
-                && (!name_ok(&resp.records) || !name_ok(&resp.owner))
-            {
-                errors.push(at.err("ownership.response", "records and owner are field names (letters, digits, '_')"));
-            }
-        }
-        let ownership = r.ownership.as_ref().map(|o| Ownership {
-            request: o.request.clone(),
-            response: o.response.clone(),
-            needs_subjects: o.request.iter().any(|rule| rule.kind != SubjectKind::Mobile),
-        });
-        match (&ownership, r.access, r.personal) {
-            (None, Access::Citizen, true) if r.handler.is_none() => errors.push(
-                at.err("ownership", "a citizen route that releases personal data must declare its ownership rules"),
-            ),
-            (Some(_), access, _) if access != Access::Citizen => {
-                errors.push(at.err("ownership", "ownership rules apply to citizen routes"))
-            }
-            (Some(o), _, _) if o.request.is_empty() && o.response.is_none() => {
-                errors.push(at.err("ownership", "give request rules, a response rule, or both"))
-            }
-            (Some(o), _, _) if o.needs_subjects && citizens.as_ref().is_some_and(|c| c.subjects.is_none()) => {
-                errors.push(at.err("ownership", "ID-number and beneficiary rules need `citizens.subjects`"))
-            }
-            _ => {}
-        }
-        match r.access {
-            Access::Partner if r.scopes.is_empty() => {
-                errors.push(at.err("scopes", "partner routes name the scopes they need"))
-            }
-            Access::Public | Access::Citizen if !r.scopes.is_empty() || !r.quota_subjects.is_empty() => {
-                errors.push(at.err("scopes", "scopes and quota_subjects apply to partner routes"))
-            }
-            _ => {}
-        }
-        let mut rate_limits = Vec::new();
-        for (i, l) in r.limits.iter().enumerate() {
-            let mut windows = Vec::new();
-            if l.rate.is_empty() {
-                errors.push(at.err(&format!("limits[{i}].rate"), "at least one {limit, per} is required"));
-            }
-            for (j, rate) in l.rate.iter().enumerate() {
-                match NonZeroU32::new(rate.limit) {
-                    Some(n) if rate.per.0 >= Duration::from_millis(1) && rate.per.0 / rate.limit > Duration::ZERO => {
-                        windows.push((n, rate.per.0))
-                    }
-                    _ => errors
-                        .push(at.err(&format!("limits[{i}].rate[{j}]"), "limit and per must be greater than zero")),
-                }
-            }
-            let fits = match l.key {
-                LimitKey::Ip | LimitKey::Mobile => true,
-                LimitKey::Session => r.access == Access::Citizen,
-                LimitKey::Subject => r.access != Access::Public,
-                LimitKey::Partner => r.access == Access::Partner,
-                LimitKey::Beneficiary => r.ownership.as_ref().is_some_and(|o| {
-                    o.request.iter().any(|rule| rule.kind == crate::ownership::SubjectKind::Beneficiary)
-                }),
-            };
-            if !fits {
-                errors.push(at.err(
-                    &format!("limits[{i}].key"),
-                    format!("`{}` cannot be known on this route (access or ownership rules)", l.key.as_str()),
-                ));
-            }
-            rate_limits.push((l.key, windows));
-        }
-        let redact = r.redact.clone().unwrap_or_default();
-        let known = |name: &str| name == NO_REDACTION || m.profiles.iter().any(|(_, n, _)| n == name);
-        for (field, name) in [("redact.citizen", &redact.citizen), ("redact.partner", &redact.partner)] {
-            if let Some(n) = name
-                && !known(n)
-            {
-                errors.push(at.err(field, format!("no profile named `{n}`")));
-            }
-        }
-        if r.personal && r.handler.is_none() {
-            match r.access {
-                Access::Citizen if redact.citizen.is_none() => errors.push(at.err(
-                    "redact.citizen",
-                    "a personal-data route needs a redaction profile (or `none` for a binary document)",
-                )),
-                Access::Partner if redact.partner.is_none() => errors
-                    .push(at.err("redact.partner", "a personal-data route needs a redaction profile for partners")),
-                _ => {}
-            }
-        }
-        if r.stream && (r.access != Access::Partner || redact.partner.as_deref().is_none_or(|n| n == NO_REDACTION)) {
-            errors.push(at.err("stream", "streaming applies to partner routes with a JSON redaction profile"));
-        }
-        let default_body = match r.access {
-            Access::Partner => limits.partner_body,
-            Access::Public | Access::Citizen => limits.citizen_body,
-        };
-        let (Some(segments), Some(target), true) = (segments, target, errors.len() == before) else {
-            continue;
-        };
-        let index = routes.len();
-        if let Err(other) = router.insert(&segments, &methods, index) {
-            let other: &Route = &routes[other];
-            errors.push(at.err(
-                "path",
-                format!("`{}` overlaps route `{}` ({}) for the same method", r.path, other.name, other.template),
-            ));
-            continue;
-        }
-        let params = segments
-            .iter()
-            .filter_map(|s| match s {
-                router::Segment::Param(p) => Some(p.clone()),
-                router::Segment::Literal(_) => None,
-            })
-            .collect();
-        routes.push(Route {
-            name: r.name.clone(),
-            template: r.path.clone(),
-            methods,
-            access: r.access,
-            target,
-            personal: r.personal,
-            ownership,
-            scopes: r.scopes.clone(),
-            quota_subjects: r.quota_subjects.clone(),
-            limits: rate_limits,
-            redact,
-            params,
-            body_limit: r.body_limit.map_or(default_body, |b| b.0),
-            timeout: r.timeout.map_or(timeouts.route, |d| d.0),
-            stream: r.stream,
-        });
-    }
-    if m.routes.is_empty() {
-        errors.push(ConfigError::new("<policy>", "routes", "no routes are defined"));
-    }
+    let cx = routes::Context {
+        limits: &limits,
+        route_timeout: timeouts.route,
+        citizens: citizens.as_ref(),
+        profiles: &profiles,
+    };
+    let (routes, router) = routes::compile(&m, &cx, &mut errors);
 
     if !errors.is_empty() {
         return Err(errors);
@@ -483,18 +213,8 @@ pub fn compile(
         routes,
         citizens,
         partners,
-        profiles,
         router,
     })
-}
-
-fn parse_method(s: &str) -> Result<Method, String> {
-    const KNOWN: [&str; 7] = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"];
-    if KNOWN.contains(&s) {
-        Method::from_bytes(s.as_bytes()).map_err(|e| e.to_string())
-    } else {
-        Err(format!("`{s}` is not one of {}", KNOWN.join(", ")))
-    }
 }
 
 fn parse_upstream_url(url: &str) -> Result<(Scheme, Authority), String> {
@@ -511,6 +231,17 @@ fn parse_upstream_url(url: &str) -> Result<(Scheme, Authority), String> {
         return Err(format!("`{url}`: an upstream URL has no path or query (paths are forwarded as sent)"));
     }
     Ok((scheme, authority))
+}
+
+/// Lowercase, with `_` and `.` read as `-`: `X_OTPGATE.Mobile` → `x-otpgate-mobile`. Header
+/// names are compared in this form wherever a spelling could matter.
+pub fn normalize_header_name(name: &str) -> String {
+    name.bytes()
+        .map(|b| match b {
+            b'_' | b'.' => '-',
+            b => char::from(b.to_ascii_lowercase()),
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The compiled `partners` section: trust anchors and CRLs for client certificates, and each
 //! partner's certificate identity, API-key hash, source CIDRs, scopes, profile and quotas.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +14,7 @@ use rustls_pki_types::pem::PemObject;
 use super::Cidr;
 use super::citizens::WindowLimit;
 use crate::config::{At, ConfigError, Merged};
+use crate::redact::Profile;
 
 /// How a partner's certificate is recognised.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,7 +39,8 @@ pub struct Partner {
     pub key_hash: [u8; 32],
     pub source: Vec<Cidr>,
     pub scopes: Vec<String>,
-    pub profile: Option<String>,
+    /// The partner's own redaction profile (else the route's).
+    pub profile: Option<Arc<Profile>>,
     pub quota: Quota,
 }
 
@@ -74,7 +77,12 @@ fn valid_scope(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b":_-.".contains(&b))
 }
 
-pub fn compile(m: &Merged, base: Option<&Path>, errors: &mut Vec<ConfigError>) -> Option<Partners> {
+pub fn compile(
+    m: &Merged,
+    base: Option<&Path>,
+    profiles: &HashMap<String, Arc<Profile>>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<Partners> {
     let (at, raw): (&At, _) = m.partners.as_ref().map(|(a, p)| (a, p))?;
     let before = errors.len();
     let mut roots = RootCertStore::empty();
@@ -184,6 +192,18 @@ pub fn compile(m: &Merged, base: Option<&Path>, errors: &mut Vec<ConfigError>) -
             }),
             subjects_per_day: q.subjects_per_day,
         });
+        let profile = match &p.profile {
+            None => None,
+            Some(name) => match profiles.get(name) {
+                Some(profile) => Some(profile.clone()),
+                None => {
+                    if !m.profiles.iter().any(|(_, known, _)| known == name) {
+                        errors.push(at.err(&f("profile"), format!("no profile named `{name}`")));
+                    }
+                    None
+                }
+            },
+        };
         if let (Some(cert), Some(key_hash)) = (cert, key_hash) {
             clients.push(Partner {
                 id: id.clone(),
@@ -192,7 +212,7 @@ pub fn compile(m: &Merged, base: Option<&Path>, errors: &mut Vec<ConfigError>) -
                 key_hash,
                 source,
                 scopes: p.scopes.clone(),
-                profile: p.profile.clone(),
+                profile,
                 quota,
             });
         }
@@ -228,20 +248,4 @@ pub fn ist_day(now_ms: u64) -> u64 {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn subjects_normalize() {
-        assert_eq!(normalize_subject("cn=icmr,O= ICMR "), "CN=icmr, O=ICMR");
-        assert_eq!(normalize_subject("CN=icmr, O=ICMR"), "CN=icmr, O=ICMR");
-    }
-
-    #[test]
-    fn ist_day_boundaries() {
-        // 2026-11-23T18:29:59.999Z is 23:59:59.999 IST.
-        let before = 1_795_458_599_999;
-        assert_eq!(until_ist_midnight(before), Duration::from_millis(1));
-        assert_eq!(ist_day(before) + 1, ist_day(before + 1));
-    }
-}
+mod tests;

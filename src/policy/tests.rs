@@ -5,7 +5,7 @@ const UPSTREAM: &str = "upstreams:\n  reg: {url: 'http://127.0.0.1:8000'}\n";
 
 fn load_files(files: &[(&str, &str)]) -> Result<Policy, Vec<ConfigError>> {
     let s = Sources { files: files.iter().map(|(n, c)| (n.to_string(), c.to_string())).collect(), base: None };
-    load(&s, &Vec::new())
+    load(&s, &Vec::new(), &[0; 32])
 }
 
 fn route(name: &str, path: &str, extra: &str) -> String {
@@ -14,14 +14,14 @@ fn route(name: &str, path: &str, extra: &str) -> String {
 
 #[test]
 fn shipped_policy_compiles() {
-    let p = load(&Sources::embedded(), &Vec::new()).expect("shipped policy is valid");
+    let p = load(&Sources::embedded(), &Vec::new(), &[0; 32]).expect("shipped policy is valid");
     assert_eq!(p.limits.max_headers, 100);
     assert_eq!(p.limits.citizen_body, 64 << 10);
     assert_eq!(p.timeouts.route, Duration::from_secs(15));
     let export = p.routes.iter().find(|r| r.name == "partner-export").unwrap();
     assert_eq!(export.body_limit, 1 << 20, "partner routes get the partner body limit");
     assert_eq!(export.timeout, Duration::from_secs(60));
-    assert!(p.routes.iter().filter(|r| r.personal).all(|r| r.access != Access::Public));
+    assert!(p.routes.iter().filter(|r| r.personal).all(|r| !matches!(r.access, Access::Public)));
 }
 
 #[test]
@@ -64,9 +64,9 @@ fn upstream_urls_are_checked_and_overridable() {
     }
     let f = format!("{UPSTREAM}routes:\n{}", route("a", "/a", ""));
     let s = Sources { files: vec![("p.yaml".into(), f)], base: None };
-    let p = load(&s, &vec![("reg".into(), "http://127.0.0.1:9".into())]).unwrap();
+    let p = load(&s, &vec![("reg".into(), "http://127.0.0.1:9".into())], &[0; 32]).unwrap();
     assert_eq!(p.upstreams[0].authority.as_str(), "127.0.0.1:9");
-    let errors = load(&s, &vec![("other".into(), "http://127.0.0.1:9".into())]).unwrap_err();
+    let errors = load(&s, &vec![("other".into(), "http://127.0.0.1:9".into())], &[0; 32]).unwrap_err();
     assert!(errors[0].message.contains("other"));
 }
 
@@ -123,8 +123,13 @@ fn citizen_rules_are_validated_with_paths() {
 
 #[test]
 fn streaming_is_for_partner_routes_with_a_json_profile() {
-    let shipped = load(&Sources::embedded(), &Vec::new()).expect("shipped policy is valid");
-    let streamed: Vec<&str> = shipped.routes.iter().filter(|r| r.stream).map(|r| r.name.as_str()).collect();
+    let shipped = load(&Sources::embedded(), &Vec::new(), &[0; 32]).expect("shipped policy is valid");
+    let streamed: Vec<&str> = shipped
+        .routes
+        .iter()
+        .filter(|r| matches!(&r.access, Access::Partner(p) if p.stream))
+        .map(|r| r.name.as_str())
+        .collect();
     assert_eq!(streamed, ["partner-export"], "only the bulk export streams; searches are itemised");
     let profiles = "profiles:\n  p: {default: allow}\n";
     for (extra, ok) in [

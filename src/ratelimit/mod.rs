@@ -66,7 +66,7 @@ pub struct Limiters {
 
 impl Default for Limiters {
     fn default() -> Self {
-        Limiters::with_store(Box::new(LocalStore))
+        Limiters::with_store(Box::new(LocalStore::<governor::clock::DefaultClock>::default()))
     }
 }
 

@@ -39,25 +39,42 @@ pub trait WindowState: Send + Sync {
     fn evict(&self);
 }
 
-/// Governor's keyed limiters, in process.
-pub struct LocalStore;
-
-type Keyed = RateLimiter<u64, DashMapStateStore<u64>, DefaultClock, StateInformationMiddleware>;
-
-struct Local {
-    limiter: Keyed,
-    clock: DefaultClock,
+/// Governor's keyed limiters, in process, on the monotonic clock `C` (the system's; governor's
+/// `FakeRelativeClock` in tests, so no test waits for a bucket to refill).
+#[derive(Default)]
+pub struct LocalStore<C = DefaultClock> {
+    clock: C,
 }
 
-impl LimitStore for LocalStore {
-    fn window(&self, _signature: &str, limit: NonZeroU32, per: Duration) -> Option<Box<dyn WindowState>> {
-        let quota = Quota::with_period(per / limit.get())?.allow_burst(limit);
-        let limiter = RateLimiter::dashmap(quota).with_middleware::<StateInformationMiddleware>();
-        Some(Box::new(Local { limiter, clock: DefaultClock::default() }))
+impl<C> LocalStore<C> {
+    pub fn with_clock(clock: C) -> LocalStore<C> {
+        LocalStore { clock }
     }
 }
 
-impl WindowState for Local {
+struct Local<C: Clock> {
+    limiter: RateLimiter<u64, DashMapStateStore<u64>, C, StateInformationMiddleware>,
+    clock: C,
+}
+
+impl<C> LimitStore for LocalStore<C>
+where
+    C: Clock + Clone + Send + Sync + 'static,
+    C::Instant: Send + Sync,
+{
+    fn window(&self, _signature: &str, limit: NonZeroU32, per: Duration) -> Option<Box<dyn WindowState>> {
+        let quota = Quota::with_period(per / limit.get())?.allow_burst(limit);
+        let limiter =
+            RateLimiter::dashmap_with_clock(quota, self.clock.clone()).with_middleware::<StateInformationMiddleware>();
+        Some(Box::new(Local { limiter, clock: self.clock.clone() }))
+    }
+}
+
+impl<C> WindowState for Local<C>
+where
+    C: Clock + Send + Sync,
+    C::Instant: Send + Sync,
+{
     fn charge(&self, key: u64) -> ChargeFuture<'_> {
         let charge = match self.limiter.check_key(&key) {
             Ok(snapshot) => Charge::Allowed { remaining: snapshot.remaining_burst_capacity() },

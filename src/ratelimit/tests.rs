@@ -63,13 +63,16 @@ async fn values_missing_for_a_key_charge_nothing_and_every_value_is_charged() {
 
 #[tokio::test]
 async fn eviction_drops_replenished_keys_and_unused_limiters() {
-    let l = Limiters::default();
+    let clock = governor::clock::FakeRelativeClock::default();
+    let l = Limiters::with_store(Box::new(store::LocalStore::with_clock(clock.clone())));
     let r = l.for_route("fast", &[(LimitKey::Ip, vec![(nz(1), Duration::from_millis(20))])]);
     for i in 0..100 {
         l.check(&r, &[(LimitKey::Ip, vec![format!("10.0.0.{i}")])]).await.unwrap();
     }
     assert_eq!(r.windows[0].len(), 100);
-    tokio::time::sleep(Duration::from_millis(60)).await;
+    l.evict();
+    assert_eq!(r.windows[0].len(), 100, "buckets still filling are kept");
+    clock.advance(Duration::from_millis(60));
     l.evict();
     assert_eq!(r.windows[0].len(), 0, "replenished keys are gone");
     drop(r);

@@ -4,7 +4,7 @@
 
 use hmac::Mac;
 
-use super::profile::{Action, HmacSha256, Rule};
+use super::rule::{Action, HmacSha256, Rule};
 
 /// What kind of scalar the buffered token is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -67,6 +67,7 @@ mod dfa;
 pub mod fuzzing;
 mod pattern;
 mod profile;
+mod rule;
 mod scan;
 mod walker;
 
@@ -76,7 +77,8 @@ mod tests;
 use std::collections::BTreeMap;
 
 pub use decode::{DecodeLimits, Decoder, decoder};
-pub use profile::{Action, DefaultPolicy, Profile, RawProfile, RawRule, compile, derive_key};
+pub use profile::{Profile, compile, derive_key};
+pub use rule::{Action, DefaultPolicy, RawProfile, RawRule};
 
 use walker::Walker;
 

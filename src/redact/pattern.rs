@@ -6,7 +6,7 @@
 
 use std::hash::{BuildHasherDefault, Hasher};
 
-use super::profile::Action;
+use super::rule::Action;
 
 /// Longest rule path, in segments.
 pub(crate) const MAX_SEGMENTS: usize = 32;

@@ -1,23 +1,11 @@
 //! Header hygiene between client and upstream: hop-by-hop removal (RFC 9110 §7.6.1, including
 //! names listed in `Connection`), removal of client-sent identity and credential headers in every
-//! spelling, forwarding headers, client-address resolution and W3C `traceparent`.
+//! spelling, forwarding headers, client-address resolution and the W3C `traceparent` sent on.
 
 use std::net::IpAddr;
 
+use crate::policy::{Policy, normalize_header_name as normalize_name};
 use http::{HeaderMap, HeaderName, HeaderValue, header};
-use rand::Rng;
-
-use crate::policy::Policy;
-
-/// Lowercase, with `_` and `.` read as `-`: `X_OTPGATE.Mobile` → `x-otpgate-mobile`.
-pub fn normalize_name(name: &str) -> String {
-    name.bytes()
-        .map(|b| match b {
-            b'_' | b'.' => '-',
-            b => char::from(b.to_ascii_lowercase()),
-        })
-        .collect()
-}
 
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
@@ -102,7 +90,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, policy: &Policy) -> IpAddr {
     current
 }
 
-/// A W3C trace context for the upstream hop.
+/// A W3C trace context for the upstream hop (built by the pipeline's trace stage).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceContext {
     pub trace_id: String,
@@ -111,37 +99,10 @@ pub struct TraceContext {
 }
 
 impl TraceContext {
-    /// Continue a valid incoming `traceparent` (new span, same trace) or start a new trace.
-    pub fn from_incoming(headers: &HeaderMap) -> Self {
-        let parsed = headers.get("traceparent").and_then(|v| v.to_str().ok()).and_then(parse_traceparent);
-        let mut rng = rand::rng();
-        let span_id = hex::encode(rng.random::<[u8; 8]>());
-        match parsed {
-            Some((trace_id, flags)) => TraceContext { trace_id, span_id, flags },
-            None => TraceContext { trace_id: hex::encode(rng.random::<[u8; 16]>()), span_id, flags: "01".into() },
-        }
-    }
-
+    /// The `traceparent` header naming this hop.
     pub fn header(&self) -> String {
         format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)
     }
-}
-
-fn parse_traceparent(v: &str) -> Option<(String, String)> {
-    let parts: Vec<&str> = v.trim().split('-').collect();
-    let [version, trace, parent, flags] = parts.as_slice() else {
-        return None;
-    };
-    let lower_hex =
-        |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    let ok = lower_hex(version, 2)
-        && *version != "ff"
-        && lower_hex(trace, 32)
-        && trace.bytes().any(|b| b != b'0')
-        && lower_hex(parent, 16)
-        && parent.bytes().any(|b| b != b'0')
-        && lower_hex(flags, 2);
-    ok.then(|| (trace.to_string(), flags.to_string()))
 }
 
 /// What the gateway adds on the way upstream.

@@ -7,6 +7,10 @@ use std::time::Duration;
 use moka::sync::Cache;
 
 use super::assertion::{AssertionSigner, IdentityClaims};
+use crate::authz::{Identity, Permit};
+
+/// Lifetime of a partner's assertion.
+const PARTNER_TTL: Duration = Duration::from_secs(300);
 
 /// Reuse an assertion while it has at least this long to live.
 const MIN_LEFT_SECS: u64 = 60;
@@ -24,8 +28,17 @@ impl Assertions {
         }
     }
 
+    /// The assertion of the permit's identity at `now` (unix seconds): a citizen's lives
+    /// `citizen_ttl`, a partner's five minutes. `None` for a public route, or when signing failed.
+    pub fn mint(&self, permit: &Permit<'_>, now: u64, citizen_ttl: Duration) -> Option<Arc<str>> {
+        match permit.identity()? {
+            Identity::Citizen { session_id, mobile } => self.citizen(session_id, mobile.as_str(), now, citizen_ttl),
+            Identity::Partner { id, scopes } => self.partner(id, scopes, now, PARTNER_TTL),
+        }
+    }
+
     /// The assertion for citizen session `session_id` (subject `mobile`), at `now` (unix seconds).
-    pub fn citizen(&self, session_id: &str, mobile: &str, now: u64, ttl: Duration) -> Option<Arc<str>> {
+    fn citizen(&self, session_id: &str, mobile: &str, now: u64, ttl: Duration) -> Option<Arc<str>> {
         if let Some((token, exp)) = self.cache.get(session_id)
             && exp >= now + MIN_LEFT_SECS
         {
@@ -44,7 +57,7 @@ impl Assertions {
     }
 
     /// The assertion for partner `id` with its scopes.
-    pub fn partner(&self, id: &str, scopes: &[String], now: u64, ttl: Duration) -> Option<Arc<str>> {
+    fn partner(&self, id: &str, scopes: &[String], now: u64, ttl: Duration) -> Option<Arc<str>> {
         let key = format!("partner:{id}");
         if let Some((token, exp)) = self.cache.get(&key)
             && exp >= now + MIN_LEFT_SECS
@@ -58,11 +71,6 @@ impl Assertions {
         Some(token)
     }
 
-    /// Forget a partner's cached assertion (its scopes may have changed).
-    pub fn forget_partner(&self, id: &str) {
-        self.cache.invalidate(&format!("partner:{id}"));
-    }
-
     /// Forget a session's assertion (logout).
     pub fn forget(&self, session_id: &str) {
         self.cache.invalidate(session_id);
@@ -70,23 +78,4 @@ impl Assertions {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::upstream::assertion::verify_assertion;
-
-    #[test]
-    fn cached_until_close_to_expiry_and_verifiable() {
-        let a = Assertions::new(b"k3y-k3y-k3y-k3y-k3y-k3y-k3y-k3y!");
-        let now = 2_000_000_000;
-        let ttl = Duration::from_secs(300);
-        let t1 = a.citizen("s1", "9000000001", now, ttl).unwrap();
-        assert_eq!(a.citizen("s1", "9000000001", now + 200, ttl).unwrap(), t1, "reused");
-        let t2 = a.citizen("s1", "9000000001", now + 241, ttl).unwrap();
-        assert_ne!(t1, t2, "re-signed when under a minute is left");
-        a.forget("s1");
-        assert_ne!(a.citizen("s1", "9000000001", now + 242, ttl).unwrap(), t2);
-        let claims = verify_assertion(b"k3y-k3y-k3y-k3y-k3y-k3y-k3y-k3y!", &t1);
-        // Verification uses the wall clock; an assertion from 2033 is valid today.
-        assert_eq!(claims.unwrap().sub, "9000000001");
-    }
-}
+mod tests;

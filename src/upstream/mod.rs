@@ -1,7 +1,9 @@
 //! Forwarding to the upstream: a pooled hyper-util client (keep-alive, HTTP or HTTPS), connect and
 //! route timeouts, and the exact request bytes that authorization looked at.
 //!
-//! `forward` takes a [`Permit`]: a request that was not authorized cannot be sent.
+//! Every way out takes a [`Permit`]: [`UpstreamClient::forward`] sends the authorized request,
+//! [`UpstreamClient::subjects`] asks the registry for a signed-in citizen's own records. The raw
+//! client is private, so nothing reaches the upstream without authorization.
 
 pub mod assertion;
 pub mod headers;
@@ -112,12 +114,35 @@ impl UpstreamClient {
         self.send(req, route.timeout).await
     }
 
-    /// Send one request and wait at most `timeout` for the response head.
-    pub async fn send(
+    /// The registry's list of the permit's citizen's own records (`citizens.subjects`), asked
+    /// with the citizen's identity assertion. `None` when the permit is not a citizen's.
+    pub async fn subjects(
         &self,
-        req: Request<Full<Bytes>>,
-        timeout: Duration,
+        permit: &Permit<'_>,
+        policy: &Policy,
+        source: &crate::policy::citizens::SubjectSource,
+        assertion: &str,
+        request_id: &str,
     ) -> Result<Response<Incoming>, UpstreamFailure> {
+        permit.citizen().ok_or(UpstreamFailure::Protocol)?;
+        let up = &policy.upstreams[source.upstream];
+        let uri = Uri::builder()
+            .scheme(up.scheme.clone())
+            .authority(up.authority.clone())
+            .path_and_query(source.path.as_str())
+            .build()
+            .map_err(|_| UpstreamFailure::Protocol)?;
+        let req = Request::get(uri)
+            .header(assertion::IDENTITY_HEADER, assertion)
+            .header("x-request-id", request_id)
+            .header(http::header::ACCEPT_ENCODING, "identity")
+            .body(Full::new(Bytes::new()))
+            .map_err(|_| UpstreamFailure::Protocol)?;
+        self.send(req, policy.timeouts.route).await
+    }
+
+    /// Send one request and wait at most `timeout` for the response head.
+    async fn send(&self, req: Request<Full<Bytes>>, timeout: Duration) -> Result<Response<Incoming>, UpstreamFailure> {
         match tokio::time::timeout(timeout, self.client.request(req)).await {
             Err(_) => Err(UpstreamFailure::RouteTimeout),
             Ok(Ok(resp)) => Ok(resp),

@@ -1,4 +1,4 @@
-//! Calendar dates (proleptic Gregorian, days since 1970-01-01) in CoWIN's `dd-mm-yyyy` form.
+//! Calendar dates (days since 1970-01-01, converted with jiff) in CoWIN's `dd-mm-yyyy` form.
 
 use std::fmt;
 
@@ -12,10 +12,8 @@ pub const YEARS: std::ops::RangeInclusive<i32> = 2000..=2099;
 impl Date {
     /// The day `y-m-d`, or `None` when it does not exist.
     pub fn from_ymd(y: i32, m: u32, d: u32) -> Option<Date> {
-        if !(1..=12).contains(&m) || d == 0 || d > days_in_month(y, m) {
-            return None;
-        }
-        Some(Date(days_from_civil(y, m, d)))
+        let day = jiff::civil::Date::new(i16::try_from(y).ok()?, i8::try_from(m).ok()?, i8::try_from(d).ok()?).ok()?;
+        Some(Date((day.duration_since(EPOCH).as_secs() / 86_400) as i32))
     }
 
     /// The day `days` after 1970-01-01.
@@ -79,39 +77,9 @@ impl serde::Serialize for Date {
     }
 }
 
-fn is_leap(y: i32) -> bool {
-    (y % 4 == 0 && y % 100 != 0) || y % 400 == 0
-}
-
-fn days_in_month(y: i32, m: u32) -> u32 {
-    match m {
-        2 if is_leap(y) => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-// Howard Hinnant's `days_from_civil` / `civil_from_days`.
-fn days_from_civil(y: i32, m: u32, d: u32) -> i32 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (m as i32 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i32 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+const EPOCH: jiff::civil::Date = jiff::civil::date(1970, 1, 1);
 
 fn civil_from_days(z: i32) -> (i32, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400;
-    (if m <= 2 { y + 1 } else { y }, m, d)
+    let date = EPOCH.checked_add(jiff::SignedDuration::from_hours(i64::from(z) * 24)).unwrap_or(EPOCH);
+    (i32::from(date.year()), date.month() as u32, date.day() as u32)
 }

@@ -9,8 +9,8 @@ use std::collections::HashSet;
 use super::super::actions::{self, Kind};
 use super::super::dfa::{DEAD, Dfa};
 use super::super::pattern::{self, IdBuild};
-use super::super::profile::Action;
 use super::super::profile::Profile;
+use super::super::rule::Action;
 use super::super::scan::{self, Num};
 use super::{RedactError, Sink, St, Walker};
 

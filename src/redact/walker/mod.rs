@@ -10,7 +10,8 @@ mod fate;
 
 use super::actions::{Kind, Memo};
 use super::dfa::Dfa;
-use super::profile::{DefaultPolicy, Profile};
+use super::profile::Profile;
+use super::rule::DefaultPolicy;
 use super::scan::{self, Num, StrScan, StrStep};
 use super::{Limits, RedactError};
 

@@ -8,7 +8,7 @@ fn policy(trusted: &[&str], strip: &[&str]) -> Policy {
         trusted.iter().map(|t| format!("'{t}'")).collect::<Vec<_>>().join(", "),
         strip.join(", ")
     );
-    policy::load(&Sources { files: vec![("p.yaml".into(), gateway)], base: None }, &Vec::new()).unwrap()
+    policy::load(&Sources { files: vec![("p.yaml".into(), gateway)], base: None }, &Vec::new(), &[0; 32]).unwrap()
 }
 
 fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
@@ -17,6 +17,14 @@ fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         h.append(HeaderName::from_bytes(n.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
     }
     h
+}
+
+fn trace() -> TraceContext {
+    TraceContext {
+        trace_id: "0af7651916cd43dd8448eb211c80319c".into(),
+        span_id: "b7ad6b7169203331".into(),
+        flags: "01".into(),
+    }
 }
 
 fn ip(s: &str) -> IpAddr {
@@ -45,7 +53,7 @@ fn hop_by_hop_and_connection_listed_names_are_removed() {
 #[test]
 fn identity_headers_are_stripped_in_every_spelling() {
     let p = policy(&[], &["x-tenant_id"]);
-    let trace = TraceContext::from_incoming(&HeaderMap::new());
+    let trace = trace();
     let fwd = Forwarding {
         peer: ip("203.0.113.9"),
         peer_trusted: false,
@@ -98,7 +106,7 @@ fn identity_headers_are_stripped_in_every_spelling() {
 #[test]
 fn trusted_proxy_chain_is_kept_and_extended() {
     let p = policy(&["10.0.0.0/8"], &[]);
-    let trace = TraceContext::from_incoming(&HeaderMap::new());
+    let trace = trace();
     let fwd = Forwarding {
         peer: ip("10.1.1.1"),
         peer_trusted: true,
@@ -126,28 +134,6 @@ fn client_ip_is_rightmost_untrusted_hop() {
     let h = headers(&[("x-forwarded-for", "10.0.0.5")]);
     assert_eq!(client_ip(ip("10.0.0.1"), &h, &p), ip("10.0.0.5"));
     assert_eq!(client_ip(ip("10.0.0.1"), &HeaderMap::new(), &p), ip("10.0.0.1"));
-}
-
-#[test]
-fn traceparent_is_continued_only_when_valid() {
-    let good = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
-    let t = TraceContext::from_incoming(&headers(&[("traceparent", good)]));
-    assert_eq!(t.trace_id, "0af7651916cd43dd8448eb211c80319c");
-    assert_ne!(t.span_id, "b7ad6b7169203331", "a new span for our hop");
-    for bad in [
-        "00-00000000000000000000000000000000-b7ad6b7169203331-01",
-        "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
-        "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
-        "00-0AF7651916CD43DD8448EB211C80319C-b7ad6b7169203331-01",
-        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
-        "garbage",
-    ] {
-        let t = TraceContext::from_incoming(&headers(&[("traceparent", bad)]));
-        assert_ne!(t.trace_id, "0af7651916cd43dd8448eb211c80319c", "{bad}");
-        assert_eq!(t.trace_id.len(), 32);
-    }
-    let h = TraceContext::from_incoming(&HeaderMap::new()).header();
-    assert!(parse_traceparent(&h).is_some(), "our own header is valid: {h}");
 }
 
 #[test]

@@ -11,7 +11,7 @@ use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::policy::Partners;
+use crate::policy::{Partners, Policy};
 
 /// A TLS setup problem, with the file it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -81,4 +81,37 @@ pub fn partner_verifier(partners: &Partners, optional: bool) -> Result<Arc<dyn C
         builder = builder.allow_unauthenticated();
     }
     builder.build().map_err(|e| e.to_string())
+}
+
+/// The TLS side of one runtime, built from its policy: the server configs of shared and
+/// partner-only listeners, and the verifier that checks partner certificates of open connections
+/// again after a reload.
+#[derive(Default)]
+pub struct TlsConfigs {
+    /// Shared listeners: client certificates optional (citizens present none; partners do).
+    pub shared: Option<Arc<ServerConfig>>,
+    /// Partner-only listeners: client certificates required.
+    pub partner: Option<Arc<ServerConfig>>,
+    pub partner_verifier: Option<Arc<dyn ClientCertVerifier>>,
+}
+
+impl TlsConfigs {
+    /// The configs for `policy`'s partners and the gateway's own certificate, if any.
+    pub fn build(policy: &Policy, identity: Option<&ServerIdentity>) -> Result<TlsConfigs, String> {
+        let mut tls = TlsConfigs::default();
+        if let Some(partners) = &policy.partners {
+            tls.partner_verifier = Some(partner_verifier(partners, false)?);
+        }
+        if let Some(identity) = identity {
+            let optional = match &policy.partners {
+                Some(p) => Some(partner_verifier(p, true)?),
+                None => None,
+            };
+            tls.shared = Some(identity.config(optional).map_err(|e| e.to_string())?);
+            if let Some(v) = &tls.partner_verifier {
+                tls.partner = Some(identity.config(Some(v.clone())).map_err(|e| e.to_string())?);
+            }
+        }
+        Ok(tls)
+    }
 }

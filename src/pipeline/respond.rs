@@ -1,0 +1,162 @@
+//! The `respond` phase: the upstream's answer through the response side of the permit — the
+//! citizen's own records only (the ownership filter reads the owner field, so it runs first),
+//! then the permit's redaction plan, fail-closed — and the headers a client may see. Upstream
+//! error bodies on personal routes are reduced to a code and the gateway's own message.
+
+use bytes::Bytes;
+use http::Response;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+
+use super::context::RequestCtx;
+use super::handlers::json;
+use super::redaction;
+use super::subjects::ownership_error;
+use crate::authz::{Grant, Permit, Plan};
+use crate::body::{Body, BoxError};
+use crate::error::GatewayError;
+use crate::ownership;
+use crate::runtime::App;
+use crate::upstream::headers;
+
+pub async fn answer(
+    upstream: Response<Incoming>,
+    deadline: tokio::time::Instant,
+    permit: &Permit<'_>,
+    app: &App,
+    cx: &mut RequestCtx,
+) -> Result<Response<Body>, GatewayError> {
+    let route = permit.route();
+    if route.personal && !upstream.status().is_success() {
+        return Ok(sanitized_error(upstream, &cx.request_id).await);
+    }
+    let plan = permit.plan();
+    let response_rule = permit.ownership().and_then(|o| o.response.as_ref());
+    let mut resp = match (permit.grant(), response_rule, &plan) {
+        (Grant::Citizen { citizen, .. }, Some(rule), _) => {
+            let (head, doc) = redaction::read_json(upstream, redaction::MAX_BUFFERED, deadline).await?;
+            let own = ownership::filter_response(&doc, rule, citizen.mobile().as_str()).map_err(ownership_error)?;
+            note_released(&own.body, &rule.records, &rule.owner, cx);
+            whole(plan.as_ref(), head, own.body, app, cx)?
+        }
+        (Grant::Partner { rules, .. }, _, Some(plan)) if rules.stream => {
+            // A bulk export: redacted as it flows, audited by count when it ends.
+            cx.outcome.record_count = None;
+            cx.outcome.fields_redacted = vec![format!("profile:{}", plan.profile().name())];
+            let counter = app.metrics.redactions.clone();
+            let (resp, ended) = redaction::streamed(upstream, plan, route.timeout, counter)?;
+            cx.outcome.stream_end = Some(ended);
+            resp
+        }
+        (grant, _, Some(_)) => {
+            let (head, doc) = redaction::read_json(upstream, redaction::MAX_BUFFERED, deadline).await?;
+            if let Grant::Partner { .. } = grant {
+                let rt = cx.rt.clone();
+                let subjects = rt.policy.citizens.as_ref().and_then(|c| c.subjects.as_ref());
+                let (records, owner) =
+                    subjects.map_or(("beneficiaries", "mobile_number"), |s| (s.records.as_str(), s.owner.as_str()));
+                note_released(&doc, records, owner, cx);
+            }
+            whole(plan.as_ref(), head, doc.to_vec(), app, cx)?
+        }
+        (_, _, None) => {
+            let (head, body) = upstream.into_parts();
+            Response::from_parts(head, body.map_err(|e| Box::new(e) as BoxError).boxed_unsync())
+        }
+    };
+    if route.personal {
+        headers::personal_response_headers(resp.headers_mut(), plan.is_none());
+    }
+    headers::client_response_headers(resp.headers_mut(), &cx.request_id);
+    Ok(resp)
+}
+
+fn whole(
+    plan: Option<&Plan>,
+    head: http::response::Parts,
+    doc: Vec<u8>,
+    app: &App,
+    cx: &mut RequestCtx,
+) -> Result<Response<Body>, GatewayError> {
+    let (resp, fields) = redaction::whole(plan, head, doc, &app.metrics)?;
+    if plan.is_some() {
+        cx.outcome.fields_redacted = fields;
+    }
+    Ok(resp)
+}
+
+/// Note the references and owners of the records under `records` in a released document.
+fn note_released(doc: &[u8], records: &str, owner: &str, cx: &mut RequestCtx) {
+    let reference = cx.rt.policy.citizens.as_ref().and_then(|c| c.subjects.as_ref());
+    let reference = reference.map_or("beneficiary_reference_id", |s| s.reference.as_str()).to_string();
+    let released = released(doc, records, owner, &reference);
+    cx.outcome.released_refs = released.refs;
+    cx.outcome.released_owners = released.owners;
+    cx.outcome.record_count = Some(released.count);
+}
+
+/// What a response released: the references of its records and their owners.
+#[derive(Default)]
+pub struct Released {
+    pub refs: Vec<String>,
+    pub owners: Vec<String>,
+    pub count: u64,
+}
+
+/// The references and owners of the records under `records` in a JSON document.
+pub fn released(doc: &[u8], records: &str, owner: &str, reference: &str) -> Released {
+    let Ok(v) = serde_json::from_slice::<serde_json::Value>(doc) else { return Released::default() };
+    // Keys as the redaction profile matches them: decoded (serde did that) and case-insensitive.
+    fn get<'v>(v: &'v serde_json::Value, key: &str) -> Option<&'v serde_json::Value> {
+        v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
+    }
+    let list: &[serde_json::Value] = get(&v, records).and_then(|r| r.as_array()).map_or(&[], Vec::as_slice);
+    let text = |r: &serde_json::Value, f: &str| match get(r, f) {
+        Some(serde_json::Value::String(s)) => Some(s.clone()),
+        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+        _ => None,
+    };
+    Released {
+        refs: list.iter().filter_map(|r| text(r, reference)).collect(),
+        owners: list.iter().filter_map(|r| text(r, owner)).filter_map(|m| ownership::canonical_mobile(&m)).collect(),
+        count: list.len() as u64,
+    }
+}
+
+/// An upstream error on a personal route: keep its status and its code (a short registry code
+/// such as `APPOIN0040`), never its text: a message can name a person in any words, so the
+/// message is the gateway's own, by status.
+pub async fn sanitized_error(resp: Response<Incoming>, request_id: &str) -> Response<Body> {
+    let status = resp.status();
+    // Only the code is kept: read at most 64 KiB, for at most 5 s.
+    let read = Limited::new(resp.into_body(), 64 << 10).collect();
+    let bytes = match tokio::time::timeout(std::time::Duration::from_secs(5), read).await {
+        Ok(Ok(collected)) => collected.to_bytes(),
+        Ok(Err(_)) | Err(_) => Bytes::new(),
+    };
+    let parsed: serde_json::Value = serde_json::from_slice(&bytes).unwrap_or_default();
+    let code = parsed.get("errorCode").and_then(|c| c.as_str()).filter(|c| registry_code(c)).unwrap_or("UPSTREAM");
+    let message = match status.as_u16() {
+        400 | 422 => "the registry refused the request",
+        401 | 403 => "the registry refused access",
+        404 | 410 => "the registry has no such record",
+        409 => "the registry reports a conflict (for a booking: the session may be full)",
+        429 => "the registry is limiting requests; try again later",
+        503 | 504 => "the registry is unavailable; try again later",
+        _ => "the registry could not complete the request",
+    };
+    let body = serde_json::json!({ "errorCode": code, "error": message, "requestId": request_id });
+    json(status, &body, request_id)
+}
+
+/// A registry error code: ≤ 16 characters of `A-Z`, `0-9`, `_`, at most 4 of them digits (so no
+/// mobile, ID or reference number fits in one).
+fn registry_code(c: &str) -> bool {
+    !c.is_empty()
+        && c.len() <= 16
+        && c.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_')
+        && c.bytes().filter(u8::is_ascii_digit).count() <= 4
+}
+
+#[cfg(test)]
+mod tests;

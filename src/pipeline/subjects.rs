@@ -1,0 +1,122 @@
+//! The `ownership` phase, request side: every parameter of a citizen's request that names a
+//! subject must be the caller's (see `ownership`). ID numbers and beneficiary references are
+//! checked against the caller's own record list, fetched from the registry with the caller's
+//! identity assertion and cached briefly per session.
+
+use std::sync::Arc;
+
+use http::{StatusCode, header};
+
+use super::context::RequestCtx;
+use super::limits::beneficiary_values;
+use super::redaction;
+use crate::authz::Permit;
+use crate::error::GatewayError;
+use crate::ownership::{self, OwnershipError, ResponseRule, Subjects};
+use crate::policy::citizens::SubjectSource;
+use crate::runtime::App;
+
+pub fn ownership_error(e: OwnershipError) -> GatewayError {
+    match e {
+        OwnershipError::Ambiguous(why) => GatewayError::AmbiguousSubject(why),
+        OwnershipError::NotOwned => GatewayError::NotOwned,
+        OwnershipError::NothingLeft => GatewayError::NoRecords,
+        OwnershipError::BadUpstream(why) => {
+            tracing::warn!(reason = why, "upstream response refused by the ownership filter");
+            GatewayError::UpstreamBadResponse
+        }
+    }
+}
+
+/// Check that the request names only the caller's own subjects (a no-op for routes without
+/// request-side rules), and note what a personal citizen request asks for, for the audit record.
+pub async fn check(
+    app: &App,
+    permit: &Permit<'_>,
+    head: &http::request::Parts,
+    body: &[u8],
+    assertion: Option<&str>,
+    cx: &mut RequestCtx,
+) -> Result<(), GatewayError> {
+    let Some(citizen) = permit.citizen() else { return Ok(()) };
+    let route = permit.route();
+    if route.personal {
+        cx.outcome.released_refs = beneficiary_values(route, head.uri.query(), body);
+        cx.outcome.released_owners = vec![citizen.mobile().as_str().to_string()];
+    }
+    let Some(own) = permit.ownership().filter(|o| o.checks_request()) else { return Ok(()) };
+    let subjects = subjects(app, permit, assertion.unwrap_or_default(), own.needs_subjects, cx).await?;
+    let content_type = head.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
+    ownership::check_request(head.uri.query(), body, content_type, &own.request, &subjects)
+        .map(drop)
+        .map_err(ownership_error)
+}
+
+/// The caller's own subjects: just the mobile, or with their records when a rule needs them.
+async fn subjects(
+    app: &App,
+    permit: &Permit<'_>,
+    assertion: &str,
+    with_records: bool,
+    cx: &RequestCtx,
+) -> Result<Arc<Subjects>, GatewayError> {
+    let citizen = permit.citizen().ok_or(GatewayError::Unauthenticated)?;
+    let mobile_only = || Arc::new(Subjects { mobile: citizen.mobile().as_str().to_string(), ..Subjects::default() });
+    if !with_records {
+        return Ok(mobile_only());
+    }
+    // Compilation refuses record-naming rules without `citizens.subjects`.
+    let Some(source) = cx.rt.policy.citizens.as_ref().and_then(|c| c.subjects.as_ref()) else {
+        return Ok(mobile_only());
+    };
+    app.subjects.try_get_with(citizen.session_id().to_string(), fetch(permit, source, assertion, cx)).await.map_err(
+        |e: Arc<GatewayError>| match *e {
+            GatewayError::UpstreamTimeout => GatewayError::UpstreamTimeout,
+            GatewayError::UpstreamUnavailable => GatewayError::UpstreamUnavailable,
+            _ => GatewayError::UpstreamBadResponse,
+        },
+    )
+}
+
+async fn fetch(
+    permit: &Permit<'_>,
+    source: &SubjectSource,
+    assertion: &str,
+    cx: &RequestCtx,
+) -> Result<Arc<Subjects>, GatewayError> {
+    let citizen = permit.citizen().ok_or(GatewayError::Unauthenticated)?;
+    let mobile = citizen.mobile().as_str();
+    let rt = &cx.rt;
+    let deadline = tokio::time::Instant::now() + rt.policy.timeouts.route;
+    let resp =
+        rt.client.subjects(permit, &rt.policy, source, assertion, &cx.request_id).await.map_err(|f| f.error())?;
+    let status = resp.status();
+    let mut subjects = Subjects { mobile: mobile.to_string(), ..Subjects::default() };
+    if status == StatusCode::NOT_FOUND {
+        return Ok(Arc::new(subjects));
+    }
+    let (_, body) = redaction::read_json(resp, redaction::MAX_BUFFERED, deadline).await?;
+    if !status.is_success() {
+        return Err(GatewayError::UpstreamBadResponse);
+    }
+    let rule = ResponseRule { records: source.records.clone(), owner: source.owner.clone() };
+    let own = match ownership::filter_response(&body, &rule, mobile) {
+        Ok(f) => ownership::parse_strict(&f.body).map_err(ownership_error)?,
+        Err(OwnershipError::NothingLeft) => return Ok(Arc::new(subjects)),
+        Err(e) => return Err(ownership_error(e)),
+    };
+    for record in own.get(&source.records).and_then(|r| r.as_array()).into_iter().flatten() {
+        let text = |field: &str| match record.get(field) {
+            Some(serde_json::Value::String(s)) => Some(s.clone()),
+            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
+            _ => None,
+        };
+        if let Some(r) = text(&source.reference) {
+            subjects.beneficiary_refs.insert(r);
+        }
+        if let Some(p) = text(&source.photo_id) {
+            subjects.photo_ids.insert(p);
+        }
+    }
+    Ok(Arc::new(subjects))
+}

@@ -1,0 +1,227 @@
+//! One listener's accept loop and each connection's life: TLS handshake (bounded by the header
+//! read timeout), HTTP/1.1 or HTTP/2 with the current policy's limits, the idle timer, and a
+//! graceful close when the gateway drains.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{Bound, Role, Tls, admin};
+use crate::auth::partner::ClientCert;
+use crate::body::Body;
+use crate::pipeline::{self, ConnInfo};
+use crate::runtime::App;
+
+/// Accept until `stop`; gateway connections are spawned on `tracked` (the drain waits for them).
+pub(super) async fn accept_loop(app: Arc<App>, b: Bound, stop: CancellationToken, tracked: Option<TaskTracker>) {
+    // Open connections of this listener: each listener has its own cap, so a flood on the public
+    // port does not lock partners out of theirs. At the cap, nothing is accepted: new clients
+    // wait in the listen backlog (and the kernel refuses them once it is full) instead of
+    // costing memory here.
+    let cap = app.snapshot().policy.limits.max_connections;
+    let open = Arc::new(Semaphore::new(cap));
+    let mut granted = cap;
+    loop {
+        // A reload may change the cap; the semaphore follows (shrinking takes effect as
+        // connections close).
+        let wanted = app.snapshot().policy.limits.max_connections;
+        if wanted > granted {
+            open.add_permits(wanted - granted);
+            granted = wanted;
+        } else if wanted < granted {
+            granted -= open.forget_permits(granted - wanted);
+        }
+        let permit = match b.role {
+            Role::Admin => None,
+            Role::Gateway => tokio::select! {
+                p = open.clone().acquire_owned() => p.ok(),
+                _ = stop.cancelled() => break,
+            },
+        };
+        let accepted = tokio::select! {
+            a = b.listener.accept() => a,
+            _ = stop.cancelled() => break,
+        };
+        let (tcp, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) => {
+                // Out of descriptors and similar: back off instead of spinning.
+                tracing::warn!(listener = b.name, error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = tcp.set_nodelay(true);
+        let served = connection(app.clone(), tcp, peer, b.tls, b.role, stop.clone());
+        let served = async move {
+            served.await;
+            drop(permit);
+        };
+        match &tracked {
+            Some(t) => {
+                t.spawn(served);
+            }
+            None => {
+                tokio::spawn(served);
+            }
+        }
+    }
+    // Dropping the listener here refuses new connections.
+}
+
+async fn connection(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, tls: Tls, role: Role, stop: CancellationToken) {
+    app.metrics.connections.inc();
+    let rt = app.snapshot();
+    let header_read = rt.policy.timeouts.header_read;
+    let config = match tls {
+        Tls::None => None,
+        Tls::Shared => rt.tls.shared.clone(),
+        Tls::PartnerOnly => rt.tls.partner.clone(),
+    };
+    let generation = rt.generation;
+    drop(rt);
+    match (tls, config) {
+        (Tls::None, _) => serve(app.clone(), tcp, ConnInfo { peer, tls: false, client_cert: None }, role, stop).await,
+        (_, None) => tracing::error!("TLS listener without a TLS configuration; connection closed"),
+        (_, Some(config)) => match tokio::time::timeout(header_read, TlsAcceptor::from(config).accept(tcp)).await {
+            Ok(Ok(stream)) => {
+                let client_cert = stream
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|chain| ClientCert::from_chain(chain, generation))
+                    .map(Arc::new);
+                serve(app.clone(), stream, ConnInfo { peer, tls: true, client_cert }, role, stop).await
+            }
+            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+            Err(_) => tracing::debug!("TLS handshake timed out"),
+        },
+    }
+    app.metrics.connections.dec();
+}
+
+/// Requests in flight on one connection and when the last one started (for the idle timeout).
+struct Activity {
+    opened: Instant,
+    in_flight: AtomicUsize,
+    last_ms: AtomicU64,
+}
+
+impl Activity {
+    fn touch(&self) {
+        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
+        self.last_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// A request starts; it ends when the returned guard drops (also when hyper drops the
+    /// request's future: a client's RST_STREAM or a closed connection).
+    fn start(self: &Arc<Self>) -> InFlight {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.touch();
+        InFlight(self.clone())
+    }
+
+    fn idle_for(&self) -> Option<Duration> {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return None;
+        }
+        let last = Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+        Some(self.opened.elapsed().saturating_sub(last))
+    }
+}
+
+/// One request in flight (see [`Activity::start`]).
+struct InFlight(Arc<Activity>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+async fn serve<IO>(app: Arc<App>, io: IO, info: ConnInfo, role: Role, stop: CancellationToken)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let rt = app.snapshot();
+    let p = &rt.policy;
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    // hyper's own limits sit above the policy's so that the pipeline answers an excess with the
+    // JSON error shape; only grossly oversized heads meet hyper's bare 431.
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(p.timeouts.header_read)
+        .max_headers(p.limits.max_headers.saturating_mul(2).max(100))
+        .max_buf_size(p.limits.max_header_bytes.saturating_mul(2).max(16 << 10))
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(p.h2_max_streams)
+        .max_header_list_size(u32::try_from(p.limits.max_header_bytes.saturating_mul(2)).unwrap_or(u32::MAX))
+        .keep_alive_interval(Some(Duration::from_secs(20)))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let keep_alive = p.timeouts.keep_alive;
+    drop(rt);
+
+    let activity =
+        Arc::new(Activity { opened: Instant::now(), in_flight: AtomicUsize::new(0), last_ms: AtomicU64::new(0) });
+    let info = Arc::new(info);
+    let svc = {
+        let activity = activity.clone();
+        service_fn(move |req: Request<Incoming>| {
+            let app = app.clone();
+            let info = info.clone();
+            let in_flight = activity.start();
+            async move {
+                let resp: Response<Body> = match role {
+                    Role::Gateway => pipeline::handle(app, info, req).await,
+                    Role::Admin => admin::handle(app, req).await,
+                };
+                drop(in_flight);
+                Ok::<_, Infallible>(resp)
+            }
+        })
+    };
+    let conn = builder.serve_connection(TokioIo::new(io), svc);
+    tokio::pin!(conn);
+    let mut closing = false;
+    let mut idle_tick = tokio::time::interval(keep_alive.min(Duration::from_secs(1)));
+    loop {
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(e) = res {
+                    tracing::debug!(error = %e, "connection ended with an error");
+                }
+                break;
+            }
+            _ = stop.cancelled(), if !closing => {
+                closing = true;
+                conn.as_mut().graceful_shutdown();
+            }
+            _ = idle_tick.tick(), if !closing => {
+                if activity.idle_for().is_some_and(|idle| idle >= keep_alive) {
+                    closing = true;
+                    conn.as_mut().graceful_shutdown();
+                }
+            }
+        }
+    }
+}

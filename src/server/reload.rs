@@ -1,0 +1,68 @@
+//! The serving gateway's background work: reload the policy when its files change (polled) or on
+//! SIGHUP, and drop rate-limit keys whose buckets are full again. Each task ends when the
+//! gateway starts to drain.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::runtime::App;
+
+/// Start the background tasks of `app`.
+pub fn start(app: &Arc<App>) {
+    tokio::spawn(watch_files(app.clone(), Duration::from_secs(1)));
+    tokio::spawn(evict_limiters(app.clone(), Duration::from_secs(30)));
+    #[cfg(unix)]
+    tokio::spawn(on_sighup(app.clone()));
+}
+
+/// Reload whenever the policy directory's content changes, until the app drains.
+async fn watch_files(app: Arc<App>, every: Duration) {
+    if !app.source().can_change() {
+        return;
+    }
+    let mut last_failed: Option<String> = None;
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = app.shutdown.cancelled() => return,
+        }
+        let Ok(sources) = app.source().read() else { continue };
+        let version = sources.version();
+        // A rejected edit is reported once, not every tick.
+        if version == app.snapshot().policy.version || last_failed.as_deref() == Some(&version) {
+            continue;
+        }
+        last_failed = app.reload(false).is_err().then_some(version);
+    }
+}
+
+/// Keys whose buckets are full again are dropped, so limiter memory stays bounded.
+async fn evict_limiters(app: Arc<App>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => app.limiters.evict(),
+            _ = app.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// SIGHUP forces a reload (CA and CRL files the policy names may have changed).
+#[cfg(unix)]
+async fn on_sighup(app: Arc<App>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+    loop {
+        tokio::select! {
+            got = hup.recv() => {
+                if got.is_none() {
+                    return;
+                }
+                tracing::info!("SIGHUP: reloading policy");
+                let _ = app.reload(true);
+            }
+            _ = app.shutdown.cancelled() => return,
+        }
+    }
+}
