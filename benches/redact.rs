@@ -111,7 +111,7 @@ fn cpu_time_report(profiles: &[(&str, Profile)]) {
     for (name, profile) in profiles {
         // The schedstat clock ticks coarsely: time whole batches of runs.
         let (Some(t0), mut runs) = (cpu_ns(), 0u64) else { return };
-        let wall = std::time::Instant::now();
+        let wall = otpgate::clock::monotonic();
         while wall.elapsed() < std::time::Duration::from_secs(2) {
             black_box(run(profile, black_box(&doc), &mut out));
             runs += 1;

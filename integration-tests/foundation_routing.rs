@@ -88,8 +88,42 @@ async fn citizen_routes_are_closed_without_a_session() {
 }
 
 fn check(dir: &std::path::Path) -> (bool, String, String) {
-    let out = Command::new(BIN).args(["check", "--config"]).arg(dir).output().unwrap();
+    check_with(dir, &[])
+}
+
+fn check_with(dir: &std::path::Path, extra: &[&std::ffi::OsStr]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(["check", "--config"]).arg(dir).args(extra).output().unwrap();
     (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+/// `check` compiles the policy exactly as `serve` does, keys and server certificate included, so a
+/// policy it accepts with the same flags is one `serve` starts with.
+#[test]
+fn check_runs_the_key_and_tls_checks_that_serve_runs() {
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let (ok, stdout, _) = check(&shipped);
+    assert!(ok && stdout.contains("note: keys not checked"), "without --keys-dir it says so: {stdout}");
+
+    let keys = tempfile::tempdir().unwrap();
+    let flag = |s: &'static str| std::ffi::OsStr::new(s);
+    let (ok, _, stderr) = check_with(&shipped, &[flag("--keys-dir"), keys.path().as_os_str()]);
+    assert!(!ok, "an empty keys directory is refused, as serve refuses it");
+    assert!(stderr.contains(&keys.path().display().to_string()), "{stderr}");
+    let made = Command::new(BIN).args(["keys", "generate", "--dir"]).arg(keys.path()).output().unwrap();
+    assert!(made.status.success());
+    let (ok, stdout, stderr) = check_with(&shipped, &[flag("--keys-dir"), keys.path().as_os_str()]);
+    assert!(ok, "{stderr}");
+    assert!(!stdout.contains("keys not checked"), "{stdout}");
+
+    // A server certificate with another pair's key: serve would not start, so check fails too.
+    let ca = pki::Ca::new("check-ca");
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, _) = ca.leaf("localhost", true, (2020, 2090), 1).write(certs.path(), "a");
+    let (_, other_key) = ca.leaf("localhost", true, (2020, 2090), 2).write(certs.path(), "b");
+    let tls = [flag("--tls-cert"), cert.as_os_str(), flag("--tls-key"), other_key.as_os_str()];
+    let (ok, _, stderr) = check_with(&shipped, &tls);
+    assert!(!ok, "a key that does not match the certificate is refused");
+    assert!(stderr.contains(&cert.display().to_string()), "{stderr}");
 }
 
 #[test]

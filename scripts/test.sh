@@ -4,12 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Real components the tests talk to (DESIGN §5). Redis backs the distributed store's tests.
+# Real components the tests talk to. Redis backs the distributed store's tests.
 if command -v redis-cli >/dev/null 2>&1 && ! redis-cli -h 127.0.0.1 -p 6379 ping >/dev/null 2>&1; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no >/dev/null 2>&1 || true
 fi
 
-# A real OpenTelemetry collector for the OTLP export tests (DESIGN §5).
+# A real OpenTelemetry collector for the OTLP export tests.
 if ! python3 -c "import rotel" >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check rotel
 fi

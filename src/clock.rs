@@ -49,6 +49,13 @@ pub fn system_now_ms() -> u64 {
     u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A reading of the monotonic clock for code that must wait on a standard `Instant` (the audit
+/// writer's thread); async code uses `tokio::time::Instant`.
+#[allow(clippy::disallowed_methods)] // the one reading of std's monotonic clock
+pub fn monotonic() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
 /// `2026-11-23T03:19:12.345Z` for a unix time in milliseconds.
 pub fn rfc3339(ms: u64) -> String {
     let ts = jiff::Timestamp::from_millisecond(i64::try_from(ms).unwrap_or(i64::MAX)).unwrap_or(jiff::Timestamp::MAX);

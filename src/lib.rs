@@ -1,15 +1,12 @@
 //! otpgate: an OTP-gated personal-data API gateway.
 //!
-//! The request path is one fixed sequence of typed stages (see [`pipeline`]); every other module
-//! owns one piece of that sequence or the state it reads:
-//!
-//! - [`config`]: policy files → raw structs with file/field provenance;
-//! - [`policy`]: the compiled, immutable policy and its route trie;
-//! - [`server`]: listeners, TLS, connection limits, draining, the admin listener;
-//! - [`auth`] and [`authz`]: who is calling, and the `Permit` that says they may;
-//! - [`upstream`]: header hygiene and the pooled client;
-//! - [`demo`]: the synthetic CoWIN-shaped registry.
+//! The request path is one fixed sequence of typed phases (see [`pipeline`]); every other module
+//! owns one piece of that sequence or the state it reads. ARCHITECTURE.md (in the repository) is
+//! the map: the stage order, the one-way order of the modules (checked by `tests`), where state
+//! lives and the invariants.
 #![forbid(unsafe_code)]
+// No panics on request paths: `unwrap`/`expect` only in tests (see .clippy.toml).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod audit;
 pub mod auth;
@@ -32,3 +29,6 @@ pub mod server;
 pub mod store;
 pub mod telemetry;
 pub mod upstream;
+
+#[cfg(test)]
+mod tests;

@@ -13,7 +13,7 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::{Semaphore, oneshot};
@@ -123,7 +123,7 @@ impl Writer {
                 break;
             }
             queue.space.add_permits(batch.len());
-            let started = Instant::now();
+            let started = crate::clock::monotonic();
             match self.write_batch(&batch) {
                 Ok(first_seq) => {
                     last_sync = started.elapsed();
@@ -176,7 +176,7 @@ impl Writer {
         let target = prev_batch.min(self.max_batch);
         let window = self.gather.min(last_sync);
         if st.items.len() < target && !window.is_zero() {
-            let deadline = Instant::now() + window;
+            let deadline = crate::clock::monotonic() + window;
             st.wanted = target;
             while st.items.len() < target && !st.closed {
                 if queue.ready.wait_until(&mut st, deadline).timed_out() {

@@ -1,4 +1,4 @@
-//! The citizen OTP flow (DESIGN §6): `generate` → txnId, `confirm` (SHA-256 of the OTP) → token.
+//! The citizen OTP flow (ARCHITECTURE.md, "Defaults and their sources"): `generate` → txnId, `confirm` (SHA-256 of the OTP) → token.
 //!
 //! - 6 digits from a CSPRNG; stored only as `HMAC(otp_key, txnId ":" sha256hex(otp))`; compared in
 //!   constant time; single use, atomically, even when two confirms race (see `store`).

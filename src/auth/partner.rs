@@ -54,17 +54,21 @@ impl ClientCert {
     }
 
     /// Is the certificate still acceptable under the current policy's trust anchors and CRLs?
-    fn still_valid(&self, verifier: &dyn ClientCertVerifier, generation: u64) -> bool {
+    fn still_valid(&self, verifier: &dyn ClientCertVerifier, generation: u64, now_ms: u64) -> bool {
         let mut under = self.verified_under.lock();
         if *under == generation {
             return true;
         }
-        let ok = verifier.verify_client_cert(&self.end_entity, &self.intermediates, UnixTime::now()).is_ok();
+        let ok = verifier.verify_client_cert(&self.end_entity, &self.intermediates, at(now_ms)).is_ok();
         if ok {
             *under = generation;
         }
         ok
     }
+}
+
+fn at(now_ms: u64) -> UnixTime {
+    UnixTime::since_unix_epoch(std::time::Duration::from_millis(now_ms))
 }
 
 /// A verified partner. Only [`identify`] builds one.
@@ -105,6 +109,7 @@ pub fn identify(
     partners: &Partners,
     verifier: &dyn ClientCertVerifier,
     generation: u64,
+    now_ms: u64,
 ) -> Result<PartnerCaller, GatewayError> {
     let cert = cert.ok_or(GatewayError::Unauthenticated)?;
     let mut keys = headers.get_all("x-api-key").iter();
@@ -112,7 +117,7 @@ pub fn identify(
     if keys.next().is_some() {
         return Err(GatewayError::Forbidden);
     }
-    if !cert.still_valid(verifier, generation) {
+    if !cert.still_valid(verifier, generation, now_ms) {
         return Err(GatewayError::Forbidden);
     }
     let key_hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();

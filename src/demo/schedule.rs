@@ -3,8 +3,8 @@
 //! Generated capacities never change; [`Bookings`] records seats taken per session, under one lock, so
 //! a check-and-take is atomic and a seat is never given twice, whatever the concurrency.
 
+use parking_lot::{Mutex, MutexGuard};
 use std::collections::HashMap;
-use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use http::{Response, StatusCode};
 use serde::Deserialize;
@@ -23,8 +23,7 @@ pub struct Bookings {
 
 impl Bookings {
     fn lock(&self) -> MutexGuard<'_, HashMap<SessionKey, u32>> {
-        // The map stays consistent even if a holder panicked (each update is one insert).
-        self.booked.lock().unwrap_or_else(PoisonError::into_inner)
+        self.booked.lock()
     }
 
     /// Take `seats` of `session` if that many are still free; all or nothing.

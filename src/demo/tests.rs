@@ -2,7 +2,6 @@
 //! export stream and `serve` on a real socket.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderMap, Method, Request, StatusCode};
@@ -15,7 +14,7 @@ use super::*;
 const KEY: &[u8] = b"registry-test-key";
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    crate::clock::system_now_ms() / 1000
 }
 
 fn registry(n: u64) -> Arc<Registry> {

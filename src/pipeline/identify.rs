@@ -26,7 +26,7 @@ pub async fn caller(
                 return Err(GatewayError::Unauthenticated);
             };
             let cert = conn.client_cert.as_ref();
-            auth::partner::identify(cert, headers, cx.client, partners, verifier.as_ref(), rt.generation)
+            auth::partner::identify(cert, headers, cx.client, partners, verifier.as_ref(), rt.generation, cx.now_ms)
                 .map(Caller::Partner)
         }
         Access::Citizen(_) => {

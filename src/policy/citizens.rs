@@ -62,7 +62,7 @@ pub struct Citizens {
     pub assertion_ttl: Duration,
 }
 
-/// Longest OTP validity DESIGN §6 allows.
+/// Longest OTP validity ARCHITECTURE.md ("Defaults and their sources") allows.
 const MAX_OTP_VALIDITY: Duration = Duration::from_secs(600);
 const MAX_LEEWAY: Duration = Duration::from_secs(30);
 

@@ -30,7 +30,7 @@ impl Default for MemoryStore {
 impl MemoryStore {
     pub fn new() -> Self {
         MemoryStore {
-            // OTPs live at most 10 minutes (DESIGN §6).
+            // OTPs live at most 10 minutes (ARCHITECTURE.md, "Defaults and their sources").
             txns: Cache::builder().max_capacity(1_000_000).time_to_live(Duration::from_secs(600)).build(),
             windows: Cache::builder().max_capacity(2_000_000).time_to_idle(MAX_WINDOW).build(),
             sessions: Cache::builder().max_capacity(2_000_000).time_to_live(Duration::from_secs(86_400)).build(),

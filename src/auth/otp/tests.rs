@@ -1,4 +1,4 @@
-use std::sync::Mutex;
+use parking_lot::Mutex;
 use std::time::Duration;
 
 use super::*;
@@ -42,7 +42,7 @@ struct Recorder {
 
 impl Delivery for Recorder {
     fn deliver<'a>(&'a self, msg: &'a OtpMessage) -> DeliveryFuture<'a> {
-        self.sent.lock().unwrap().push((msg.txn_id.clone(), msg.otp.clone()));
+        self.sent.lock().push((msg.txn_id.clone(), msg.otp.clone()));
         let fail = self.fail;
         Box::pin(async move { if fail { Err(DeliveryError::Status(500)) } else { Ok(()) } })
     }
@@ -88,7 +88,7 @@ impl Fixture {
     }
 
     fn otp_of(&self, txn: &str) -> String {
-        self.recorder.sent.lock().unwrap().iter().find(|(t, _)| t == txn).unwrap().1.clone()
+        self.recorder.sent.lock().iter().find(|(t, _)| t == txn).unwrap().1.clone()
     }
 
     async fn confirm(&self, txn: &str, otp: &str, now: u64) -> Result<String, GatewayError> {
@@ -122,7 +122,7 @@ async fn registered_and_unregistered_numbers_get_the_same_answer() {
     let b = f.flow().generate(br#"{"mobile":"9100000000"}"#, T0).await.unwrap();
     let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&a), keys(&b));
-    assert_eq!(f.recorder.sent.lock().unwrap().len(), 2, "both get an OTP");
+    assert_eq!(f.recorder.sent.lock().len(), 2, "both get an OTP");
 }
 
 #[tokio::test]
@@ -215,7 +215,7 @@ async fn racing_confirms_give_exactly_one_token() {
 async fn failed_delivery_is_503_and_the_transaction_is_unusable() {
     let f = Fixture::new(rules(), true);
     assert!(matches!(f.generate("9000000008", T0).await, Err(GatewayError::OtpDeliveryFailed)));
-    let (txn, otp) = f.recorder.sent.lock().unwrap()[0].clone();
+    let (txn, otp) = f.recorder.sent.lock()[0].clone();
     assert!(matches!(f.confirm(&txn, &otp, T0).await, Err(GatewayError::OtpTransactionInvalid)));
 }
 
