@@ -55,6 +55,30 @@ pub struct SpanCounters {
     pub exported: Counter,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct StoreOpLabels {
+    pub op: String,
+}
+
+/// Counters the shared store keeps (see `store::redis`), exposed here.
+#[derive(Clone, Default)]
+pub struct StoreCounters {
+    errors: Family<StoreOpLabels, Counter>,
+    fallbacks: Counter,
+}
+
+impl StoreCounters {
+    /// A call to the shared store failed or timed out.
+    pub fn error(&self, op: &str) {
+        self.errors.get_or_create(&StoreOpLabels { op: op.to_string() }).inc();
+    }
+
+    /// A rate-limit check used local windows because the shared store did not answer.
+    pub fn fallback(&self) {
+        self.fallbacks.inc();
+    }
+}
+
 fn latency_histogram() -> Histogram {
     // 0.25 ms … ~8 s.
     Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
@@ -71,6 +95,8 @@ pub struct Metrics {
     /// Values redacted (or, in dry run, that would have been), by profile.
     pub redactions: Family<RedactionLabels, Counter>,
     pub connections: Gauge,
+    /// 1 while the shared store answers (always 1 without one).
+    pub store_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -80,9 +106,25 @@ impl Default for Metrics {
 }
 
 impl Metrics {
-    /// Metrics including the span exporter's counters.
-    pub fn with_spans(spans: &SpanCounters) -> Self {
+    /// Metrics including the span exporter's and the shared store's counters.
+    pub fn with(spans: &SpanCounters, store: &StoreCounters) -> Self {
         let mut m = Self::new();
+        m.registry.register(
+            "store_errors",
+            "Calls to the shared state store that failed or timed out, by operation",
+            store.errors.clone(),
+        );
+        m.registry.register(
+            "store_fallbacks",
+            "Rate-limit checks answered from local windows because the shared store was unreachable",
+            store.fallbacks.clone(),
+        );
+        m.store_up.set(1);
+        m.registry.register(
+            "store_up",
+            "1 when the shared state store answers (or none is configured), else 0",
+            m.store_up.clone(),
+        );
         m.registry.register("spans_dropped", "Spans dropped because the export queue was full", spans.dropped.clone());
         m.registry.register("spans_exported", "Spans accepted by the OTLP collector", spans.exported.clone());
         m
@@ -132,6 +174,7 @@ impl Metrics {
             audit_failures,
             redactions,
             connections,
+            store_up: Gauge::default(),
         }
     }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use moka::sync::Cache;
 use parking_lot::Mutex;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::files::scan_records;
 use super::{AuditError, AuditRecord, Decision};
@@ -19,7 +19,7 @@ pub const DEFAULT_PER_SUBJECT: usize = 1000;
 pub const DEFAULT_MAX_ENTRIES: u64 = 200_000;
 
 /// One access to a citizen's records.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AccessEntry {
     pub time: String,
     /// `citizen`, `partner` or `anonymous`.
@@ -34,6 +34,30 @@ pub struct AccessEntry {
 }
 
 type List = Arc<Mutex<VecDeque<AccessEntry>>>;
+
+/// What `record` adds to the index: one entry per distinct subject of an allowed release (denied
+/// requests released nothing, so they are not accesses).
+pub fn entries(record: &AuditRecord) -> Vec<(&str, AccessEntry)> {
+    if record.decision != Decision::Allow {
+        return Vec::new();
+    }
+    let mut out: Vec<(&str, AccessEntry)> = Vec::new();
+    for subject in &record.subjects {
+        if out.iter().any(|(s, _)| s == subject) {
+            continue;
+        }
+        let entry = AccessEntry {
+            time: record.time.clone(),
+            caller_kind: record.caller_kind.clone(),
+            caller_id: record.caller_id.clone(),
+            route: record.route.clone(),
+            fields: record.fields_redacted.clone(),
+            record_count: record.record_count,
+        };
+        out.push((subject.as_str(), entry));
+    }
+    out
+}
 
 /// Subject token → its most recent accesses. Thread-safe and cheap to clone (shared inside).
 #[derive(Clone)]
@@ -81,22 +105,8 @@ impl AccessIndex {
     /// Records `record` under each of its subjects, if it allowed a release (denied requests released
     /// nothing, so they are not accesses). Call it after the record was appended.
     pub fn add(&self, record: &AuditRecord) {
-        if record.decision != Decision::Allow {
-            return;
-        }
-        for (i, subject) in record.subjects.iter().enumerate() {
-            if record.subjects[..i].contains(subject) {
-                continue;
-            }
-            let entry = AccessEntry {
-                time: record.time.clone(),
-                caller_kind: record.caller_kind.clone(),
-                caller_id: record.caller_id.clone(),
-                route: record.route.clone(),
-                fields: record.fields_redacted.clone(),
-                record_count: record.record_count,
-            };
-            let list = self.lists.get_with_by_ref(subject.as_str(), List::default);
+        for (subject, entry) in entries(record) {
+            let list = self.lists.get_with_by_ref(subject, List::default);
             let grew = {
                 let mut l = list.lock();
                 let full = l.len() >= self.per_subject;
@@ -108,7 +118,7 @@ impl AccessIndex {
             };
             if grew {
                 // Re-insert so the cache re-weighs the longer list.
-                self.lists.insert(subject.clone(), list);
+                self.lists.insert(subject.to_string(), list);
             }
         }
     }

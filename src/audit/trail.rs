@@ -1,15 +1,27 @@
 //! The audit trail as the gateway holds it: the durable log, the identifier hasher and the
 //! citizens' access index, opened together and written together.
+//!
+//! With a shared store the access index lives there (a capped list per subject), so a citizen's
+//! `my-access-log` lists accesses served by any replica; each replica's log stays its own file
+//! (ARCHITECTURE.md, "Where state lives"). The log is the record of truth: an entry the shared
+//! index misses while the store is away is still in the log, verifiable and queryable.
 
 use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
 
-use super::{AccessIndex, AuditError, AuditLog, AuditRecord, Hasher, LogOptions};
+use super::index::{DEFAULT_PER_SUBJECT, entries};
+use super::{AccessEntry, AccessIndex, AuditError, AuditLog, AuditRecord, Hasher, LogOptions};
+use crate::store::{RedisStore, StoreError};
 
-/// The durable log, the identifier hasher and the citizens' access index.
+/// How long a subject's shared access list lives after its last entry.
+const SHARED_INDEX_TTL: Duration = Duration::from_secs(400 * 86_400);
+
 pub struct Trail {
     pub log: AuditLog,
     pub hasher: Hasher,
-    pub index: AccessIndex,
+    index: AccessIndex,
+    shared: Option<Arc<RedisStore>>,
 }
 
 impl Trail {
@@ -17,13 +29,37 @@ impl Trail {
     pub async fn open(dir: &Path, key: &[u8]) -> Result<Trail, AuditError> {
         let log = AuditLog::open(dir, LogOptions::default()).await?;
         let index = AccessIndex::build(log.path())?;
-        Ok(Trail { log, hasher: Hasher::new(key), index })
+        Ok(Trail { log, hasher: Hasher::new(key), index, shared: None })
     }
 
-    /// Append durably; index it for citizens' access logs.
+    /// Keep the access index in the shared store.
+    pub fn sharing(mut self, store: Arc<RedisStore>) -> Trail {
+        self.shared = Some(store);
+        self
+    }
+
+    /// Append durably, then index it for citizens' access logs.
     pub async fn write(&self, record: &AuditRecord) -> Result<(), AuditError> {
         self.log.append(record).await?;
-        self.index.add(record);
+        let Some(store) = &self.shared else {
+            self.index.add(record);
+            return Ok(());
+        };
+        for (subject, entry) in entries(record) {
+            let Ok(json) = serde_json::to_string(&entry) else { continue };
+            if let Err(e) = store.list_push(subject, &json, DEFAULT_PER_SUBJECT, SHARED_INDEX_TTL).await {
+                tracing::warn!(error = %e, request_id = record.request_id, "access index entry not shared");
+            }
+        }
         Ok(())
+    }
+
+    /// The accesses to `subject`'s records (a keyed hash of the mobile), newest first.
+    pub async fn accesses(&self, subject: &str) -> Result<Vec<AccessEntry>, StoreError> {
+        let Some(store) = &self.shared else {
+            return Ok(self.index.for_subject(subject));
+        };
+        let raw = store.list(subject, DEFAULT_PER_SUBJECT).await?;
+        Ok(raw.iter().filter_map(|j| serde_json::from_str(j).ok()).collect())
     }
 }

@@ -120,7 +120,7 @@ impl OtpFlow<'_> {
             expires_at_ms: now_ms + u64::try_from(r.validity.as_millis()).unwrap_or(u64::MAX),
             attempts: 0,
         };
-        s.txn_put(&txn_id, txn).await.map_err(store_err)?;
+        s.txn_put(&txn_id, txn, r.validity).await.map_err(store_err)?;
 
         // Deliver on its own task: a client that hangs up does not cancel the send, and the wait
         // is bounded by the delivery's own timeout.

@@ -10,7 +10,6 @@ use crate::devcerts;
 use crate::runtime::tls::ServerIdentity;
 use crate::runtime::{App, Options, PolicySource};
 use crate::server::{ListenerSpec, Role, Tls};
-use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
@@ -34,6 +33,8 @@ pub struct DemoArgs {
     /// Use this policy directory instead of the embedded one.
     #[arg(long)]
     pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub state: super::StoreArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -56,7 +57,7 @@ pub async fn run(args: DemoArgs, telemetry: &crate::telemetry::Telemetry) -> Res
     crate::auth::keys::generate(&args.data_dir).map_err(|e| e.to_string())?;
     let secrets = crate::auth::keys::load(&args.data_dir).map_err(|e| e.to_string())?;
     let identity_key = secrets.identity_key.clone();
-    let audit = super::open_audit(&args.data_dir, &secrets.audit_key).await?;
+    let audit = super::open_audit(&args.state.audit_dir(&args.data_dir)?, &secrets.audit_key).await?;
 
     let registry = demo::Registry::new(RegistryConfig {
         seed: args.seed,
@@ -81,7 +82,7 @@ pub async fn run(args: DemoArgs, telemetry: &crate::telemetry::Telemetry) -> Res
     let options = Options {
         data_dir: args.data_dir.clone(),
         secrets: Some(secrets),
-        store: Store::memory(),
+        store: args.state.open()?,
         otp_console: true,
         server_identity: Some(identity),
         span_counters: telemetry.counters.clone(),

@@ -14,9 +14,56 @@ pub fn announce(name: &str, url: &str) {
     let _ = out.flush();
 }
 
-/// Open the durable audit trail in `data_dir`.
-pub async fn open_audit(data_dir: &std::path::Path, key: &[u8]) -> Result<crate::audit::Trail, String> {
-    crate::audit::Trail::open(data_dir, key).await.map_err(|e| e.to_string())
+/// Where state lives and which replica this is: the flags `serve` and `demo` share.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// Shared state store: `memory` (one replica), `redis://host:port/db`, `rediss://…` (TLS), or
+    /// a Redis Cluster as `redis+cluster://host:port,host:port` (`rediss+cluster://…`).
+    #[arg(long, env = "OTPGATE_STORE", default_value = "memory")]
+    pub store: String,
+    /// Namespace of every key in the shared store (several gateways can share one Redis).
+    #[arg(long, env = "OTPGATE_STORE_PREFIX", default_value = "otpgate:")]
+    pub store_prefix: String,
+    /// This replica's name: its audit log is DATA_DIR/audit/<ID>/. Default with a shared store:
+    /// the host name (a pod's name on Kubernetes); without one, the log is DATA_DIR/audit.log.
+    #[arg(long, env = "OTPGATE_REPLICA_ID")]
+    pub replica_id: Option<String>,
+}
+
+impl StoreArgs {
+    /// The store the flags name (connected lazily).
+    pub fn open(&self) -> Result<crate::store::Store, String> {
+        crate::store::Store::open(&self.store, &self.store_prefix, Default::default())
+            .map_err(|e| format!("--store: {}", e.0))
+    }
+
+    /// The directory of this replica's audit log.
+    pub fn audit_dir(&self, data_dir: &std::path::Path) -> Result<std::path::PathBuf, String> {
+        let id = match &self.replica_id {
+            Some(id) => id.clone(),
+            None if self.store == "memory" => return Ok(data_dir.to_path_buf()),
+            None => host_name().ok_or("--replica-id: give one (the host name is unknown)")?,
+        };
+        let valid = (1..=64).contains(&id.len())
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            && !id.starts_with('.');
+        if !valid {
+            return Err(format!("--replica-id: `{id}` is not 1-64 of A-Z a-z 0-9 . _ - (not starting with .)"));
+        }
+        Ok(data_dir.join("audit").join(id))
+    }
+}
+
+fn host_name() -> Option<String> {
+    let name = std::env::var("HOSTNAME").ok().filter(|h| !h.trim().is_empty());
+    let name = name.or_else(|| std::fs::read_to_string("/proc/sys/kernel/hostname").ok());
+    name.map(|h| h.trim().to_string()).filter(|h| !h.is_empty())
+}
+
+/// Open the durable audit trail in `dir`.
+pub async fn open_audit(dir: &std::path::Path, key: &[u8]) -> Result<crate::audit::Trail, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    crate::audit::Trail::open(dir, key).await.map_err(|e| e.to_string())
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use crate::runtime::tls::ServerIdentity;
 use crate::runtime::{App, Options, PolicySource};
 use crate::server::{ListenerSpec, Role, Server, Tls};
-use crate::store::Store;
 
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -37,6 +36,8 @@ pub struct ServeArgs {
     /// Where the OTP outbox (when configured) and the audit log are written.
     #[arg(long, env = "OTPGATE_DATA_DIR", default_value = "otpgate-data")]
     pub data_dir: PathBuf,
+    #[command(flatten)]
+    pub state: super::StoreArgs,
     /// Override an upstream's URL: NAME=URL (repeatable).
     #[arg(long = "upstream", value_parser = parse_override)]
     pub upstreams: Vec<(String, String)>,
@@ -71,11 +72,11 @@ pub async fn run(args: ServeArgs, telemetry: &crate::telemetry::Telemetry) -> Re
     specs.push(ListenerSpec { name: "admin", addr: args.admin, tls: Tls::None, role: Role::Admin });
     let secrets = crate::auth::keys::load(&args.keys_dir).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
-    let audit = super::open_audit(&args.data_dir, &secrets.audit_key).await?;
+    let audit = super::open_audit(&args.state.audit_dir(&args.data_dir)?, &secrets.audit_key).await?;
     let options = Options {
         data_dir: args.data_dir,
         secrets: Some(secrets),
-        store: Store::memory(),
+        store: args.state.open()?,
         otp_console: false,
         server_identity: identity,
         span_counters: telemetry.counters.clone(),

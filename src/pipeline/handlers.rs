@@ -34,7 +34,7 @@ pub async fn answer(
 ) -> Result<Response<Body>, GatewayError> {
     let (rt, request_id) = (&cx.rt, cx.request_id.as_str());
     let value = match handler {
-        Handler::MyAccessLog => return my_access_log(permit, app, request_id),
+        Handler::MyAccessLog => return my_access_log(permit, app, request_id).await,
         Handler::Logout => {
             let c = permit.citizen().ok_or(GatewayError::Unauthenticated)?;
             app.store.session_revoke(c.session_id()).await.map_err(|_| GatewayError::StoreUnavailable)?;
@@ -67,12 +67,14 @@ pub async fn answer(
 }
 
 /// Who accessed the caller's records: partners by id, the caller as "you"; newest first.
-fn my_access_log(permit: &Permit<'_>, app: &App, request_id: &str) -> Result<Response<Body>, GatewayError> {
+async fn my_access_log(permit: &Permit<'_>, app: &App, request_id: &str) -> Result<Response<Body>, GatewayError> {
     let c = permit.citizen().ok_or(GatewayError::Unauthenticated)?;
     let audit = app.audit.as_ref().ok_or(GatewayError::NotImplemented)?;
     let me = audit.hasher.mobile(c.mobile().as_str());
-    let mut entries = audit.index.for_subject(&me);
-    entries.reverse();
+    let entries = audit.accesses(&me).await.map_err(|e| {
+        tracing::error!(error = %e, "access index unavailable; failing closed");
+        GatewayError::StoreUnavailable
+    })?;
     let accesses: Vec<serde_json::Value> = entries
         .into_iter()
         .map(|e| {

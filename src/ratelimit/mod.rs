@@ -12,6 +12,7 @@
 //! again are evicted periodically (`evict`), so memory stays bounded under key flooding.
 
 pub mod keys;
+pub mod shared;
 pub mod store;
 
 use std::collections::HashMap;
@@ -29,6 +30,8 @@ pub use store::{Charge, LimitStore, LocalStore, WindowState};
 pub struct Window {
     /// Shown in `RateLimit` headers: `session-15m`.
     pub name: String,
+    /// Route, key kind and quota: names the window stably (across replicas, for the shared store).
+    pub signature: String,
     pub key: LimitKey,
     pub limit: u32,
     pub per: Duration,
@@ -60,6 +63,9 @@ fn human(d: Duration) -> String {
 /// Every limiter of the process, by (route, key, quota), surviving policy reloads.
 pub struct Limiters {
     store: Box<dyn LimitStore>,
+    /// The shared store's windows, when replicas share one; the local ones answer when it does not.
+    shared: Option<shared::Shared>,
+    fallbacks: crate::metrics::StoreCounters,
     windows: Mutex<HashMap<String, Arc<Window>>>,
     hasher: std::hash::RandomState,
 }
@@ -105,7 +111,21 @@ pub struct Throttled {
 impl Limiters {
     /// Limiters whose state lives in `store`.
     pub fn with_store(store: Box<dyn LimitStore>) -> Limiters {
-        Limiters { store, windows: Mutex::new(HashMap::new()), hasher: std::hash::RandomState::new() }
+        Limiters {
+            store,
+            shared: None,
+            fallbacks: Default::default(),
+            windows: Mutex::new(HashMap::new()),
+            hasher: std::hash::RandomState::new(),
+        }
+    }
+
+    /// Keep the windows in the shared store (local windows answer while it is unreachable; each
+    /// such answer is counted in `counters`).
+    pub fn sharing(mut self, shared: shared::Shared, counters: crate::metrics::StoreCounters) -> Limiters {
+        self.shared = Some(shared);
+        self.fallbacks = counters;
+        self
     }
 
     /// The windows for a route's limits, reusing existing limiters with the same signature.
@@ -119,7 +139,14 @@ impl Limiters {
                     Some(w) => Some(w.clone()),
                     None => self.store.window(&sig, *limit, *per).map(|state| {
                         let name = format!("{}-{}", key.as_str(), human(*per));
-                        Arc::new(Window { name, key: *key, limit: limit.get(), per: *per, state })
+                        Arc::new(Window {
+                            name,
+                            signature: sig.clone(),
+                            key: *key,
+                            limit: limit.get(),
+                            per: *per,
+                            state,
+                        })
                     }),
                 };
                 if let Some(w) = window {
@@ -152,6 +179,10 @@ impl Limiters {
 
     /// Check every window of a route against the request's identities (`values` per key kind;
     /// a window whose key has no value — e.g. no beneficiary named — is not charged).
+    ///
+    /// Windows keyed on the caller come first. In the shared store a request is charged to all
+    /// its windows or to none; in local windows it is charged up to the first that refuses (so a
+    /// caller refused on its own window has not spent the windows of the people it names).
     pub async fn check(
         &self,
         limits: &RouteLimits,
@@ -160,33 +191,68 @@ impl Limiters {
         if limits.windows.is_empty() {
             return Ok(None);
         }
+        let ordered = limits.windows.iter().filter(|w| !w.key.names_others());
+        let cells: Vec<(&Window, &str)> = ordered
+            .chain(limits.windows.iter().filter(|w| w.key.names_others()))
+            .flat_map(|w| {
+                let vals = values.iter().find(|(k, _)| *k == w.key).map_or(&[][..], |(_, v)| v.as_slice());
+                vals.iter().map(move |v| (w.as_ref(), v.as_str()))
+            })
+            .collect();
+        let charges = match &self.shared {
+            Some(shared) if !cells.is_empty() => {
+                let shared_cells: Vec<shared::Cell<'_>> =
+                    cells.iter().map(|(window, value)| shared::Cell { window, value }).collect();
+                match shared.charge(&shared_cells).await {
+                    Ok(out) => out
+                        .into_iter()
+                        .map(|r| match r {
+                            Ok(remaining) => Charge::Allowed { remaining },
+                            Err(us) => Charge::Denied { retry_after: Duration::from_micros(us) },
+                        })
+                        .collect(),
+                    Err(_) => {
+                        self.fallbacks.fallback();
+                        self.charge_local(&cells).await
+                    }
+                }
+            }
+            _ => self.charge_local(&cells).await,
+        };
         let policy = limits.policy.clone();
         let mut tightest: Option<(u32, u64, &str)> = None;
-        // Windows keyed on the caller first: a caller refused there has not yet spent the
-        // windows of the people it names (a mobile it asks OTPs for, beneficiaries).
-        let ordered = limits.windows.iter().filter(|w| !w.key.names_others());
-        for w in ordered.chain(limits.windows.iter().filter(|w| w.key.names_others())) {
-            let Some((_, vals)) = values.iter().find(|(k, _)| *k == w.key) else { continue };
-            for v in vals {
-                match w.state.charge(self.hash(w.key, v)).await {
-                    Charge::Allowed { remaining } => {
-                        let per_cell = w.per.as_secs_f64() / f64::from(w.limit);
-                        let reset = (f64::from(w.limit - remaining.min(w.limit)) * per_cell).ceil() as u64;
-                        if tightest.is_none_or(|(r, _, _)| remaining < r) {
-                            tightest = Some((remaining, reset, &w.name));
-                        }
+        for ((w, _), charge) in cells.iter().zip(charges) {
+            match charge {
+                Charge::Allowed { remaining } => {
+                    let per_cell = w.per.as_secs_f64() / f64::from(w.limit);
+                    let reset = (f64::from(w.limit - remaining.min(w.limit)) * per_cell).ceil() as u64;
+                    if tightest.is_none_or(|(r, _, _)| remaining < r) {
+                        tightest = Some((remaining, reset, &w.name));
                     }
-                    Charge::Denied { retry_after } => {
-                        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-                        let state = format!("\"{}\";r=0;t={}", w.name, secs.max(1));
-                        let headers = Headers { policy, state, remaining: 0 };
-                        return Err(Throttled { retry_after, headers, key: w.key });
-                    }
+                }
+                Charge::Denied { retry_after } => {
+                    let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+                    let state = format!("\"{}\";r=0;t={}", w.name, secs.max(1));
+                    let headers = Headers { policy, state, remaining: 0 };
+                    return Err(Throttled { retry_after, headers, key: w.key });
                 }
             }
         }
         let state = tightest.map(|(r, t, name)| format!("\"{name}\";r={r};t={t}")).unwrap_or_default();
         Ok(Some(Headers { policy, state, remaining: tightest.map_or(u32::MAX, |(r, _, _)| r) }))
+    }
+
+    /// Charge the local windows in order, up to and including the first that refuses.
+    async fn charge_local(&self, cells: &[(&Window, &str)]) -> Vec<Charge> {
+        let mut out = Vec::with_capacity(cells.len());
+        for (w, v) in cells {
+            let charge = w.state.charge(self.hash(w.key, v)).await;
+            out.push(charge);
+            if matches!(charge, Charge::Denied { .. }) {
+                break;
+            }
+        }
+        out
     }
 }
 

@@ -20,6 +20,7 @@ use crate::metrics::{Metrics, SpanCounters};
 use crate::ownership::Subjects;
 use crate::policy::Overrides;
 use crate::ratelimit::Limiters;
+use crate::ratelimit::shared::Shared;
 use crate::runtime::tls::ServerIdentity;
 use crate::store::Store;
 use crate::upstream::identity::Assertions;
@@ -75,7 +76,17 @@ impl App {
             otp_console: options.otp_console,
             server_identity: options.server_identity,
         };
-        let limiters = Limiters::default();
+        let store_counters = options.store.counters();
+        let mut limiters = Limiters::default();
+        let mut audit = options.audit;
+        if let Some(shared) = options.store.shared() {
+            let fail = |why: String| vec![ConfigError::new("<command line>", "--store", why)];
+            let key = settings.keys.as_ref().map(|k| k.otp.as_slice()).ok_or_else(|| {
+                fail("a shared store needs the keys directory (--keys-dir): its keys name identities".into())
+            })?;
+            limiters = limiters.sharing(Shared::new(shared.clone(), key).map_err(fail)?, store_counters.clone());
+            audit = audit.map(|a| a.sharing(shared.clone()));
+        }
         let runtime = compile(&source.read()?, &settings, &limiters, 1)?;
         let (runtime, _) = watch::channel(Arc::new(runtime));
         Ok(Arc::new(App {
@@ -90,8 +101,8 @@ impl App {
                 .time_to_live(Duration::from_secs(60))
                 .build(),
             limiters,
-            audit: options.audit,
-            metrics: Metrics::with_spans(&options.span_counters),
+            audit,
+            metrics: Metrics::with(&options.span_counters, &store_counters),
             clock: options.clock,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),

@@ -1,5 +1,6 @@
 //! The admin listener: `/healthz` (the process is up), `/readyz` (it takes traffic: false while
-//! draining) and `/metrics` (Prometheus text).
+//! draining; degraded, with the reason, while the shared state store does not answer) and
+//! `/metrics` (Prometheus text).
 
 use std::sync::Arc;
 
@@ -21,6 +22,13 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         "/readyz" if app.is_draining() => {
             json(StatusCode::SERVICE_UNAVAILABLE, r#"{"ready":false,"reason":"draining"}"#)
         }
+        // Still ready: every replica shares the store, so turning them all unready would empty
+        // the Service and take the public routes down with sign-in (ARCHITECTURE.md, "Failure
+        // policy"). The reason is said, and `otpgate_store_up` is 0 for the alert.
+        "/readyz" if app.store.shared().is_some_and(|s| !s.is_healthy()) => json(
+            StatusCode::OK,
+            r#"{"ready":true,"degraded":"state store unreachable: sign-in, sessions and partner quotas answer 503; public routes serve"}"#,
+        ),
         "/readyz" => json(StatusCode::OK, r#"{"ready":true}"#),
         "/metrics" => {
             let mut resp = Response::new(full(Bytes::from(app.metrics.encode())));

@@ -1,5 +1,6 @@
 //! The serving gateway's background work: reload the policy when its files change (polled) or on
-//! SIGHUP, and drop rate-limit keys whose buckets are full again. Each task ends when the
+//! SIGHUP, drop rate-limit keys whose buckets are full again, and watch the shared store's health
+//! (for `/readyz` and `otpgate_store_up`). Each task ends when the
 //! gateway starts to drain.
 
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use crate::runtime::App;
 pub fn start(app: &Arc<App>) {
     tokio::spawn(watch_files(app.clone(), Duration::from_secs(1)));
     tokio::spawn(evict_limiters(app.clone(), Duration::from_secs(30)));
+    tokio::spawn(watch_store(app.clone(), Duration::from_secs(1)));
     #[cfg(unix)]
     tokio::spawn(on_sighup(app.clone()));
 }
@@ -46,6 +48,29 @@ async fn evict_limiters(app: Arc<App>, every: Duration) {
             _ = tick.tick() => app.limiters.evict(),
             _ = app.shutdown.cancelled() => return,
         }
+    }
+}
+
+/// Ask the shared store every `every` whether it answers; log when that changes.
+async fn watch_store(app: Arc<App>, every: Duration) {
+    let Some(store) = app.store.shared().cloned() else { return };
+    let mut tick = tokio::time::interval(every);
+    let mut was_up: Option<bool> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = app.shutdown.cancelled() => return,
+        }
+        let up = store.ping().await.is_ok();
+        app.metrics.store_up.set(i64::from(up));
+        match (was_up, up) {
+            (Some(true) | None, false) => {
+                tracing::error!("state store unreachable: sign-in, sessions and quotas fail closed")
+            }
+            (Some(false), true) => tracing::info!("state store reachable again"),
+            _ => {}
+        }
+        was_up = Some(up);
     }
 }
 

@@ -1,15 +1,21 @@
 //! Shared state behind one interface: OTP transactions, sliding-window counters (OTP send caps,
 //! resend cooldown, failures per mobile) and server-side sessions.
 //!
-//! `Store` is an enum rather than a trait object so that its async methods stay plain `async fn`;
-//! the in-memory variant (moka) serves one replica, and a Redis variant (scale-out) slots in beside
-//! it with the same operations. Keys never contain raw personal data: callers pass keyed hashes.
+//! `Store` is an enum rather than a trait object so that its async methods stay plain `async fn`:
+//! the in-memory variant serves one replica; the Redis variant (Redis or Redis Cluster) lets many
+//! replicas behave as one gateway, with the same operations, each atomic on the server. Keys never
+//! contain raw personal data: callers pass keyed hashes or opaque ids.
 
 pub mod memory;
+pub mod redis;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use memory::MemoryStore;
+pub use redis::{RedisStore, RedisTarget};
+
+use crate::metrics::StoreCounters;
 
 /// A stored OTP transaction. The OTP itself is never stored, only a keyed MAC of its SHA-256.
 #[derive(Clone)]
@@ -72,22 +78,54 @@ pub struct SessionLimits {
 #[error("state store unavailable: {0}")]
 pub struct StoreError(pub String);
 
+/// The state store: in process (one replica), or shared through Redis (many replicas).
+#[derive(Clone)]
 pub enum Store {
-    Memory(MemoryStore),
+    Memory(Arc<MemoryStore>),
+    Redis(Arc<RedisStore>),
 }
+
+/// Each call to a shared store gives up after this long (the request then fails closed, or a
+/// rate limit falls back to local windows).
+pub const STORE_TIMEOUT: Duration = Duration::from_millis(500);
 
 impl Store {
     pub fn memory() -> Store {
-        Store::Memory(MemoryStore::new())
+        Store::Memory(Arc::new(MemoryStore::new()))
     }
 
-    /// Create a transaction that lives until its `expires_at_ms`.
-    pub async fn txn_put(&self, id: &str, txn: OtpTxn) -> Result<(), StoreError> {
+    /// The store `url` names: `memory`, `redis://host:port/db`, `rediss://…` (TLS), or a Redis
+    /// Cluster as `redis+cluster://host:port,host:port…` (`rediss+cluster://…`). Keys go under
+    /// `prefix`. A shared store connects lazily: the gateway starts while it is away.
+    pub fn open(url: &str, prefix: &str, counters: StoreCounters) -> Result<Store, StoreError> {
+        if url == "memory" {
+            return Ok(Store::memory());
+        }
+        let target = RedisTarget::parse(url).map_err(StoreError)?;
+        Ok(Store::Redis(Arc::new(RedisStore::new(&target, prefix, STORE_TIMEOUT, counters)?)))
+    }
+
+    /// The counters of the shared store (fresh ones for the memory store).
+    pub fn counters(&self) -> StoreCounters {
+        self.shared().map(|r| r.counters().clone()).unwrap_or_default()
+    }
+
+    /// The shared store, when there is one.
+    pub fn shared(&self) -> Option<&Arc<RedisStore>> {
+        match self {
+            Store::Memory(_) => None,
+            Store::Redis(r) => Some(r),
+        }
+    }
+
+    /// Create a transaction that lives `ttl` (until its `expires_at_ms`).
+    pub async fn txn_put(&self, id: &str, txn: OtpTxn, ttl: Duration) -> Result<(), StoreError> {
         match self {
             Store::Memory(m) => {
                 m.txn_put(id, txn);
                 Ok(())
             }
+            Store::Redis(r) => r.txn_put(id, &txn, ttl).await,
         }
     }
 
@@ -95,6 +133,7 @@ impl Store {
     pub async fn txn_mobile(&self, id: &str, now_ms: u64) -> Result<Option<String>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.txn_mobile(id, now_ms)),
+            Store::Redis(r) => r.txn_mobile(id, now_ms).await,
         }
     }
 
@@ -109,6 +148,7 @@ impl Store {
     ) -> Result<Attempt, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.txn_attempt(id, candidate, max_attempts, now_ms)),
+            Store::Redis(r) => r.txn_attempt(id, candidate, max_attempts, now_ms).await,
         }
     }
 
@@ -119,15 +159,14 @@ impl Store {
                 m.txn_burn(id);
                 Ok(())
             }
+            Store::Redis(r) => r.txn_burn(id).await,
         }
     }
 
     /// Sliding window: record one event at `now_ms` if fewer than `limit` happened in the last
     /// `window`; otherwise say when the oldest one leaves the window.
     pub async fn window_hit(&self, key: &str, now_ms: u64, window: Duration, limit: u32) -> Result<Window, StoreError> {
-        match self {
-            Store::Memory(m) => Ok(m.window(key, now_ms, window, limit, true)),
-        }
+        self.window(key, now_ms, window, limit, true).await
     }
 
     /// Like `window_hit` without recording anything.
@@ -138,18 +177,25 @@ impl Store {
         window: Duration,
         limit: u32,
     ) -> Result<Window, StoreError> {
-        match self {
-            Store::Memory(m) => Ok(m.window(key, now_ms, window, limit, false)),
-        }
+        self.window(key, now_ms, window, limit, false).await
     }
 
     /// Record one event unconditionally (e.g. a failed OTP).
     pub async fn window_record(&self, key: &str, now_ms: u64, window: Duration) -> Result<(), StoreError> {
+        self.window(key, now_ms, window, u32::MAX, true).await.map(drop)
+    }
+
+    async fn window(
+        &self,
+        key: &str,
+        now_ms: u64,
+        window: Duration,
+        limit: u32,
+        record: bool,
+    ) -> Result<Window, StoreError> {
         match self {
-            Store::Memory(m) => {
-                m.window(key, now_ms, window, u32::MAX, true);
-                Ok(())
-            }
+            Store::Memory(m) => Ok(m.window(key, now_ms, window, limit, record)),
+            Store::Redis(r) => r.window(key, now_ms, window, limit, record).await,
         }
     }
 
@@ -158,6 +204,7 @@ impl Store {
     pub async fn distinct_add(&self, key: &str, member: &str, limit: u32, ttl: Duration) -> Result<bool, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.distinct_add(key, member, limit, ttl)),
+            Store::Redis(r) => r.distinct_add(key, member, limit, ttl).await,
         }
     }
 
@@ -167,6 +214,7 @@ impl Store {
                 m.session_put(id, session, limits);
                 Ok(())
             }
+            Store::Redis(r) => r.session_put(id, &session, limits).await,
         }
     }
 
@@ -180,6 +228,7 @@ impl Store {
     ) -> Result<Option<Session>, StoreError> {
         match self {
             Store::Memory(m) => Ok(m.session_touch(id, now_ms, limits)),
+            Store::Redis(r) => r.session_touch(id, now_ms, limits).await,
         }
     }
 
@@ -189,6 +238,7 @@ impl Store {
                 m.session_revoke(id);
                 Ok(())
             }
+            Store::Redis(r) => r.session_revoke(id).await,
         }
     }
 }
