@@ -14,5 +14,6 @@ mod foundation_routing;
 mod partner;
 mod ratelimit;
 mod redaction;
+mod scaleout;
 mod telemetry;
 mod trail;

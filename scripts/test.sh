@@ -15,3 +15,14 @@ if ! python3 -c "import rotel" >/dev/null 2>&1; then
 fi
 
 cargo test --locked --all-targets "$@"
+
+# --- Helm chart tests (helm/otpgate; owner: helm-tests/) ------------------------------------
+# The real Helm SDK from PyPI: helm-python-sdk's wheel bundles libhelm_c (Helm's Go SDK behind a
+# C ABI, loaded with ctypes), so no helm binary, Go toolchain or network is needed after install.
+# The rendered policy files are checked with the otpgate binary built above.
+if ! python3 -c "import helm_python, sys; sys.exit(helm_python.__version__ != '0.2.2')" >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "helm-python-sdk==0.2.2"
+fi
+[ -x target/debug/otpgate ] || cargo build --locked --bin otpgate
+OTPGATE_BIN=target/debug/otpgate python3 helm-tests/test_chart.py
+# --- end of Helm chart tests -------------------------------------------------------------------

@@ -61,16 +61,30 @@ pub struct StoreOpLabels {
 }
 
 /// Counters the shared store keeps (see `store::redis`), exposed here.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct StoreCounters {
     errors: Family<StoreOpLabels, Counter>,
     fallbacks: Counter,
+    up: Gauge,
+}
+
+impl Default for StoreCounters {
+    fn default() -> Self {
+        let up = Gauge::default();
+        up.set(1);
+        StoreCounters { errors: Family::default(), fallbacks: Counter::default(), up }
+    }
 }
 
 impl StoreCounters {
     /// A call to the shared store failed or timed out.
     pub fn error(&self, op: &str) {
         self.errors.get_or_create(&StoreOpLabels { op: op.to_string() }).inc();
+    }
+
+    /// Whether the last call reached the store.
+    pub fn set_up(&self, up: bool) {
+        self.up.set(i64::from(up));
     }
 
     /// A rate-limit check used local windows because the shared store did not answer.
@@ -95,8 +109,6 @@ pub struct Metrics {
     /// Values redacted (or, in dry run, that would have been), by profile.
     pub redactions: Family<RedactionLabels, Counter>,
     pub connections: Gauge,
-    /// 1 while the shared store answers (always 1 without one).
-    pub store_up: Gauge,
 }
 
 impl Default for Metrics {
@@ -119,11 +131,10 @@ impl Metrics {
             "Rate-limit checks answered from local windows because the shared store was unreachable",
             store.fallbacks.clone(),
         );
-        m.store_up.set(1);
         m.registry.register(
             "store_up",
             "1 when the shared state store answers (or none is configured), else 0",
-            m.store_up.clone(),
+            store.up.clone(),
         );
         m.registry.register("spans_dropped", "Spans dropped because the export queue was full", spans.dropped.clone());
         m.registry.register("spans_exported", "Spans accepted by the OTLP collector", spans.exported.clone());
@@ -174,7 +185,6 @@ impl Metrics {
             audit_failures,
             redactions,
             connections,
-            store_up: Gauge::default(),
         }
     }
 

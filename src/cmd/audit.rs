@@ -6,16 +6,19 @@ use crate::audit::{self, Decision, Filter, Hasher};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
-    /// Verify the hash chain of every file of the log; report the first broken record; exit 1.
+    /// Verify the hash chain of every log given; report each log's first broken record; exit 1
+    /// if any is broken.
     Verify {
-        /// `audit.log` (rotated files beside it are found) or its directory.
-        #[arg(long)]
-        log: PathBuf,
+        /// `audit.log` (rotated files beside it are found), its directory, or a directory of
+        /// replicas' logs (`DATA_DIR/audit/`); repeatable.
+        #[arg(long, required = true)]
+        log: Vec<PathBuf>,
     },
-    /// Records matching every filter given, oldest first.
+    /// Records matching every filter given, from every log given, merged by time, oldest first.
     Query {
-        #[arg(long)]
-        log: PathBuf,
+        /// As for `verify`; repeatable.
+        #[arg(long, required = true)]
+        log: Vec<PathBuf>,
         /// Keys directory holding `audit.key` (needed for --subject and --record).
         #[arg(long, env = "OTPGATE_KEYS_DIR")]
         keys_dir: Option<PathBuf>,
@@ -40,18 +43,29 @@ pub enum AuditCommand {
 
 pub fn run(cmd: AuditCommand) -> Result<(), String> {
     match cmd {
-        AuditCommand::Verify { log } => match audit::verify(&log) {
-            Ok(report) => {
-                println!(
-                    "ok: {} records in {} file(s), chain intact (last seq {})",
-                    report.records,
-                    report.files,
-                    report.last_seq.map_or("-".to_string(), |s| s.to_string())
-                );
-                Ok(())
+        AuditCommand::Verify { log } => {
+            let logs = audit::find_logs(&log).map_err(|e| e.to_string())?;
+            let mut broken = 0;
+            for log in &logs {
+                match audit::verify(log) {
+                    Ok(report) => println!(
+                        "ok: {}: {} records in {} file(s), chain intact (last seq {})",
+                        log.display(),
+                        report.records,
+                        report.files,
+                        report.last_seq.map_or("-".to_string(), |s| s.to_string())
+                    ),
+                    Err(e) => {
+                        broken += 1;
+                        eprintln!("broken: {}: {e}", log.display());
+                    }
+                }
             }
-            Err(e) => Err(format!("audit log broken: {e}")),
-        },
+            match broken {
+                0 => Ok(()),
+                n => Err(format!("{n} of {} audit log(s) broken", logs.len())),
+            }
+        }
         AuditCommand::Query { log, keys_dir, subject, client, record, since, decision, format } => {
             let hasher = || -> Result<Hasher, String> {
                 let dir = keys_dir.as_deref().ok_or("--subject and --record need --keys-dir (for audit.key)")?;
@@ -74,7 +88,9 @@ pub fn run(cmd: AuditCommand) -> Result<(), String> {
             };
             let decision = decision.map(|d| if d == "allow" { Decision::Allow } else { Decision::Deny });
             let filter = Filter { subject, client, record, since, decision };
-            let records = audit::query(&log, &filter, crate::clock::system_now_ms()).map_err(|e| e.to_string())?;
+            let logs = audit::find_logs(&log).map_err(|e| e.to_string())?;
+            let records =
+                audit::query_many(&logs, &filter, crate::clock::system_now_ms()).map_err(|e| e.to_string())?;
             if format == "json" {
                 for r in &records {
                     println!("{}", serde_json::to_string(r).map_err(|e| e.to_string())?);

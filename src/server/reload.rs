@@ -62,7 +62,6 @@ async fn watch_store(app: Arc<App>, every: Duration) {
             _ = app.shutdown.cancelled() => return,
         }
         let up = store.ping().await.is_ok();
-        app.metrics.store_up.set(i64::from(up));
         match (was_up, up) {
             (Some(true) | None, false) => {
                 tracing::error!("state store unreachable: sign-in, sessions and quotas fail closed")

@@ -110,7 +110,7 @@ impl RedisStore {
             conn,
             prefix: prefix.to_string(),
             timeout,
-            healthy: Arc::new(AtomicBool::new(false)),
+            healthy: Arc::new(AtomicBool::new(true)),
             counters,
         })
     }
@@ -162,6 +162,7 @@ impl RedisStore {
             Err(_) => Err(StoreError(format!("{op}: no answer within {:?}", self.timeout))),
         };
         self.healthy.store(result.is_ok(), Ordering::Relaxed);
+        self.counters.set_up(result.is_ok());
         if result.is_err() {
             self.counters.error(op);
         }
