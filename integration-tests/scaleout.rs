@@ -304,3 +304,88 @@ async fn a_store_that_goes_away_fails_closed_and_comes_back() {
     assert_eq!(get_auth(http, BENEFICIARIES, &token).await.status, 200);
     assert!(get_h1(admin, "/readyz").await.text().contains("\"ready\":true"));
 }
+
+/// A Kubernetes ConfigMap volume: the files live in a timestamped directory, `..data` points at
+/// it, each file is a link through `..data`, and an update swaps `..data` atomically. The gateway
+/// reloads on that swap, as on any edit.
+#[tokio::test]
+async fn a_configmap_symlink_swap_reloads_the_policy() {
+    use crate::foundation::{GATEWAY, routes};
+    use std::os::unix::fs::symlink;
+    let echo = crate::harness::upstream::Echo::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let version = |name: &str, extra: &str| {
+        let v = dir.path().join(name);
+        std::fs::create_dir(&v).unwrap();
+        std::fs::write(v.join("gateway.yaml"), GATEWAY).unwrap();
+        std::fs::write(v.join("routes.yaml"), routes(extra)).unwrap();
+    };
+    version("..2026_11_30_00_00_00.1", "");
+    symlink("..2026_11_30_00_00_00.1", dir.path().join("..data")).unwrap();
+    for file in ["gateway.yaml", "routes.yaml"] {
+        symlink(format!("..data/{file}"), dir.path().join(file)).unwrap();
+    }
+    let test = format!("test={}", echo.url());
+    let gw = Gateway::serve(dir.path(), &["--upstream", &test]);
+    assert_eq!(get_h1(gw.addr("http"), "/added").await.status, 404);
+
+    // The kubelet's update: a new directory, a new link, renamed over `..data`.
+    let added = "  - {name: added, methods: [GET], path: /added, access: public, upstream: test}\n";
+    version("..2026_11_30_00_01_00.2", added);
+    symlink("..2026_11_30_00_01_00.2", dir.path().join("..data_tmp")).unwrap();
+    std::fs::rename(dir.path().join("..data_tmp"), dir.path().join("..data")).unwrap();
+    std::fs::remove_dir_all(dir.path().join("..2026_11_30_00_00_00.1")).unwrap();
+    let http = gw.addr("http");
+    assert!(
+        eventually(Duration::from_secs(5), || async move { get_h1(http, "/added").await.status == 200 }).await,
+        "the swapped policy is served: {}",
+        gw.stderr()
+    );
+}
+
+/// What the shared store costs per request, counted by Redis itself (`INFO commandstats`) on a
+/// server of the test's own: printed for the README, and bounded so a change that adds round
+/// trips fails here. Run with `-- --nocapture` to see the figures.
+#[tokio::test]
+async fn store_round_trips_per_request_are_few_and_counted() {
+    let redis = RedisServer::start(free_port(), false);
+    let store = format!("redis://127.0.0.1:{}/0", redis.port);
+    let d = Deployment::new();
+    let gw = d.replica("cost", &store);
+    let http = gw.addr("http");
+    let token = sign_in(http, &outbox(&gw), "9000000007").await;
+    let calls = |r: &RedisServer| -> u64 {
+        r.cli(&["info", "commandstats"])
+            .lines()
+            .filter(|l| l.starts_with("cmdstat_evalsha:") || l.starts_with("cmdstat_eval:"))
+            .filter_map(|l| l.split("calls=").nth(1)?.split(',').next()?.parse::<u64>().ok())
+            .sum()
+    };
+    const N: u64 = 20;
+    let public = "/api/v2/appointment/sessions/public/calendarByDistrict?district_id=1&date=01-06-2021";
+    let mut per_request = Vec::new();
+    for (name, path, authed) in
+        [("public, ip-limited", public, false), ("citizen read (beneficiaries)", BENEFICIARIES, true)]
+    {
+        // One request first: the server learns each script once (EVAL after a NOSCRIPT).
+        let warm = if authed { get_auth(http, path, &token).await } else { get_h1(http, path).await };
+        assert_eq!(warm.status, 200);
+        let before = calls(&redis);
+        for _ in 0..N {
+            let r = if authed { get_auth(http, path, &token).await } else { get_h1(http, path).await };
+            assert_eq!(r.status, 200, "{name}: {}", r.text());
+        }
+        let each = (calls(&redis) - before) as f64 / N as f64;
+        println!("store round trips per request, {name}: {each}");
+        per_request.push(each);
+    }
+    assert!(per_request[0] <= 1.0, "a public request: one GCRA call for all its windows");
+    // Session touch, the caller's windows, the audit's shared access entry.
+    assert!(per_request[1] <= 3.0, "a citizen read: {}", per_request[1]);
+    for key in ["s", "rl"] {
+        let found = redis.cli(&["--scan", "--pattern", &format!("{}{{{key}:*", d.prefix)]);
+        if let Some(k) = found.lines().next() {
+            println!("memory of one `{key}` key: {} bytes", redis.cli(&["memory", "usage", k]).trim());
+        }
+    }
+}

@@ -60,10 +60,15 @@ impl Sources {
     }
 
     /// Every `*.yaml` / `*.yml` file directly in `dir`, in name order.
+    ///
+    /// A Kubernetes ConfigMap volume keeps its files in a timestamped directory that `..data`
+    /// points to, and swaps that link atomically on an update; the files are read from the
+    /// directory it names at that moment, so one read never mixes two versions of the policy.
     pub fn from_dir(dir: &Path) -> Result<Self, ConfigError> {
         let shown = dir.display().to_string();
-        let entries =
-            std::fs::read_dir(dir).map_err(|e| ConfigError::new(&shown, "", format!("cannot read directory: {e}")))?;
+        let snapshot = std::fs::canonicalize(dir.join("..data")).ok().filter(|d| d.is_dir());
+        let entries = std::fs::read_dir(snapshot.as_deref().unwrap_or(dir))
+            .map_err(|e| ConfigError::new(&shown, "", format!("cannot read directory: {e}")))?;
         let mut files = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| ConfigError::new(&shown, "", e.to_string()))?;
