@@ -98,6 +98,8 @@ fn start_cluster() -> Vec<RedisServer> {
 /// The shipped policy, a keys directory and the synthetic registry that trusts its assertions.
 struct Deployment {
     keys: tempfile::TempDir,
+    /// The shipped policy, with a 2 s resend cooldown so the send caps can be reached in a test.
+    policies: tempfile::TempDir,
     _registry: Gateway,
     registry_url: String,
     prefix: String,
@@ -116,13 +118,23 @@ impl Deployment {
                 .collect();
         let registry = Gateway::spawn(&args, &["registry"]);
         let registry_url = registry.url("registry").to_string();
-        Deployment { keys, _registry: registry, registry_url, prefix: format!("otpgate-it:{}:", uuid::Uuid::new_v4()) }
+        let policies = tempfile::tempdir().unwrap();
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        for entry in std::fs::read_dir(&shipped).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yaml") {
+                let text = std::fs::read_to_string(&path).unwrap().replace("resend_after: 60s", "resend_after: 2s");
+                std::fs::write(policies.path().join(path.file_name().unwrap()), text).unwrap();
+            }
+        }
+        let prefix = format!("otpgate-it:{}:", uuid::Uuid::new_v4());
+        Deployment { keys, policies, _registry: registry, registry_url, prefix }
     }
 
     /// A replica of the gateway on `store`, with its own data dir.
     fn replica(&self, id: &str, store: &str) -> Gateway {
         let data = tempfile::tempdir().unwrap();
-        let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        let policies = self.policies.path();
         let args: Vec<String> = [
             "serve",
             "--config",
@@ -178,6 +190,13 @@ async fn two_replicas_behave_as_one(store: &str) {
     // The resend cooldown holds across both: a second send from B is refused.
     let cool = generate(hb, "9000000001").await;
     assert_eq!(cool.status, 429, "cooldown across replicas: {}", cool.text());
+    // So do the send caps (3 per mobile per 15 min): sends alternate, the fourth is refused.
+    for (i, at) in [ha, hb, ha, hb].into_iter().enumerate() {
+        tokio::time::sleep(Duration::from_millis(2_100)).await;
+        let g = generate(at, "9000000008").await;
+        let want = if i < 3 { 200 } else { 429 };
+        assert_eq!(g.status, want, "send {} of a mobile across both replicas: {}", i + 1, g.text());
+    }
 
     // A limit is one budget across both: my-access-log allows 30 per session per 15 min.
     let mut allowed = 0;
