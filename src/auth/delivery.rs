@@ -84,9 +84,11 @@ impl Delivery for Outbox {
             .to_string()
                 + "\n";
             let _guard = self.lock.lock().await;
+            // Plain-text OTPs: readable by the gateway's user only.
             let mut f = tokio::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
+                .mode(0o600)
                 .open(&self.path)
                 .await
                 .map_err(DeliveryError::Outbox)?;

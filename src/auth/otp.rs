@@ -2,8 +2,14 @@
 //!
 //! - 6 digits from a CSPRNG; stored only as `HMAC(otp_key, txnId ":" sha256hex(otp))`; compared in
 //!   constant time; single use, atomically, even when two confirms race (see `store`).
-//! - Expiry, `max_attempts` wrong tries burn the transaction, resend cooldown and send caps per
-//!   mobile, and wrong OTPs counted per mobile across resends.
+//! - Expiry; `max_attempts` wrong tries burn the transaction.
+//! - No stranger can lock the owner out: the resend cooldown, the send caps and the wrong-OTP
+//!   count are kept per mobile **and source address** (an IPv4 address or an IPv6 /64), so an
+//!   attacker's sends and wrong guesses spend only their own budget for that number. Two ceilings
+//!   per mobile, all sources together, bound the rest: sends (SMS cost) and wrong OTPs (guessing:
+//!   at most 1,000 a day keeps anyone's chance of guessing one person's OTP under 10⁻³ a day; the
+//!   policy refuses a higher ceiling). OTPs one source may ask for, all mobiles together, are
+//!   limited too (SMS pumping).
 //! - Every valid +91 number gets the same answer: the gateway never asks whether a number is
 //!   registered, so neither the body, the status, the headers nor the timing can tell.
 //! - Store keys hold a keyed hash of the mobile, never the number.
@@ -49,6 +55,40 @@ pub fn mobile_key(otp_key: &[u8], mobile: &str) -> String {
     hex::encode(&mac(otp_key, &[b"mobile", mobile.as_bytes()])[..16])
 }
 
+/// The store key part for a source address (see `ratelimit::keys::ip_key`): a keyed hash too.
+fn source_key(otp_key: &[u8], source: &str) -> String {
+    hex::encode(&mac(otp_key, &[b"source", source.as_bytes()])[..16])
+}
+
+/// The store keys of one mobile asked from one source.
+struct Keys {
+    /// Wrong OTPs for this mobile from this source.
+    fail: String,
+    /// Wrong OTPs for this mobile from every source (the guessing ceiling).
+    fail_all: String,
+    /// Sends of this mobile from this source, per cap; and the resend cooldown.
+    sends: Vec<String>,
+    cool: String,
+    /// Sends of this mobile from every source (the SMS ceiling).
+    send_all: String,
+    /// Sends from this source, to every mobile (SMS pumping).
+    source: String,
+}
+
+impl Keys {
+    fn new(otp_key: &[u8], mobile: &str, source: &str, caps: usize) -> Keys {
+        let (mk, sk) = (mobile_key(otp_key, mobile), source_key(otp_key, source));
+        Keys {
+            fail: format!("otp:fail:{mk}:{sk}"),
+            fail_all: format!("otp:failall:{mk}"),
+            sends: (0..caps).map(|i| format!("otp:send{i}:{mk}:{sk}")).collect(),
+            cool: format!("otp:cool:{mk}:{sk}"),
+            send_all: format!("otp:sendall:{mk}"),
+            source: format!("otp:src:{sk}"),
+        }
+    }
+}
+
 pub fn session_limits(rules: &SessionRules) -> SessionLimits {
     SessionLimits { idle: rules.idle, absolute: rules.absolute }
 }
@@ -78,8 +118,9 @@ struct ConfirmBody {
 }
 
 impl OtpFlow<'_> {
-    /// `{"mobile": "9XXXXXXXXX"}` → `{"txnId": uuid}`.
-    pub async fn generate(&self, body: &[u8], now_ms: u64) -> Result<serde_json::Value, GatewayError> {
+    /// `{"mobile": "9XXXXXXXXX"}` → `{"txnId": uuid}`, asked from `source` (the client's
+    /// address key).
+    pub async fn generate(&self, body: &[u8], now_ms: u64, source: &str) -> Result<serde_json::Value, GatewayError> {
         let parsed: GenerateBody = crate::ownership::parse_strict(body)
             .ok()
             .and_then(|v| serde_json::from_value(v).ok())
@@ -90,25 +131,22 @@ impl OtpFlow<'_> {
             _ => return Err(GatewayError::InvalidMobile),
         };
         let mobile = crate::ownership::canonical_mobile(&raw).ok_or(GatewayError::InvalidMobile)?;
-        let mk = mobile_key(self.otp_key, &mobile);
+        let k = Keys::new(self.otp_key, &mobile, source, self.rules.send_limits.len());
         let r = self.rules;
         let s = self.store;
 
         // Check every cap first, then take the cooldown slot (the atomic gate against racing
         // sends), then count the send in each cap.
-        let fail_key = format!("otp:fail:{mk}");
-        throttled(
-            s.window_check(&fail_key, now_ms, r.failure_limit.window, r.failure_limit.limit)
-                .await
-                .map_err(store_err)?,
-        )?;
-        for (i, cap) in r.send_limits.iter().enumerate() {
-            let key = format!("otp:send{i}:{mk}");
-            throttled(s.window_check(&key, now_ms, cap.window, cap.limit).await.map_err(store_err)?)?;
+        let caps = [(&k.fail, r.failure_limit), (&k.fail_all, r.mobile_failure_ceiling)].into_iter();
+        let caps = caps.chain(k.sends.iter().zip(r.send_limits.iter().copied()));
+        for (key, cap) in caps.chain([(&k.send_all, r.mobile_send_ceiling), (&k.source, r.source_send_limit)]) {
+            throttled(s.window_check(key, now_ms, cap.window, cap.limit).await.map_err(store_err)?)?;
         }
-        throttled(s.window_hit(&format!("otp:cool:{mk}"), now_ms, r.resend_after, 1).await.map_err(store_err)?)?;
-        for (i, cap) in r.send_limits.iter().enumerate() {
-            s.window_record(&format!("otp:send{i}:{mk}"), now_ms, cap.window).await.map_err(store_err)?;
+        throttled(s.window_hit(&k.cool, now_ms, r.resend_after, 1).await.map_err(store_err)?)?;
+        let counted = k.sends.iter().zip(r.send_limits.iter().copied());
+        let counted = counted.chain([(&k.send_all, r.mobile_send_ceiling), (&k.source, r.source_send_limit)]);
+        for (key, cap) in counted {
+            s.window_record(key, now_ms, cap.window).await.map_err(store_err)?;
         }
 
         let otp = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
@@ -141,8 +179,9 @@ impl OtpFlow<'_> {
         }
     }
 
-    /// `{"otp": sha256hex(otp), "txnId"}` → `{"token"}` and a new server-side session.
-    pub async fn confirm(&self, body: &[u8], now_ms: u64) -> Result<serde_json::Value, GatewayError> {
+    /// `{"otp": sha256hex(otp), "txnId"}` → `{"token"}` and a new server-side session; `source`
+    /// is the client's address key.
+    pub async fn confirm(&self, body: &[u8], now_ms: u64, source: &str) -> Result<serde_json::Value, GatewayError> {
         let parsed: ConfirmBody = crate::ownership::parse_strict(body)
             .ok()
             .and_then(|v| serde_json::from_value(v).ok())
@@ -159,12 +198,14 @@ impl OtpFlow<'_> {
         let r = self.rules;
         let mobile =
             s.txn_mobile(&txn_id, now_ms).await.map_err(store_err)?.ok_or(GatewayError::OtpTransactionInvalid)?;
-        let fail_key = format!("otp:fail:{}", mobile_key(self.otp_key, &mobile));
-        if let Window::Denied { retry_after } =
-            s.window_check(&fail_key, now_ms, r.failure_limit.window, r.failure_limit.limit).await.map_err(store_err)?
-        {
-            s.txn_burn(&txn_id).await.map_err(store_err)?;
-            return Err(GatewayError::OtpThrottled { retry_after });
+        let k = Keys::new(self.otp_key, &mobile, source, 0);
+        for (key, cap) in [(&k.fail, r.failure_limit), (&k.fail_all, r.mobile_failure_ceiling)] {
+            if let Window::Denied { retry_after } =
+                s.window_check(key, now_ms, cap.window, cap.limit).await.map_err(store_err)?
+            {
+                s.txn_burn(&txn_id).await.map_err(store_err)?;
+                return Err(GatewayError::OtpThrottled { retry_after });
+            }
         }
         let candidate = mac(self.otp_key, &[txn_id.as_bytes(), otp_hash.as_bytes()]);
         match s.txn_attempt(&txn_id, &candidate, r.max_attempts, now_ms).await.map_err(store_err)? {
@@ -179,7 +220,8 @@ impl OtpFlow<'_> {
                 Ok(serde_json::json!({ "token": token }))
             }
             Attempt::Wrong { .. } => {
-                s.window_record(&fail_key, now_ms, r.failure_limit.window).await.map_err(store_err)?;
+                s.window_record(&k.fail, now_ms, r.failure_limit.window).await.map_err(store_err)?;
+                s.window_record(&k.fail_all, now_ms, r.mobile_failure_ceiling.window).await.map_err(store_err)?;
                 Err(GatewayError::InvalidOtp)
             }
             Attempt::Invalid => Err(GatewayError::OtpTransactionInvalid),

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use crate::config::ConfigError;
 use crate::ratelimit::Limiters;
 use crate::runtime::tls::ServerIdentity;
-use crate::runtime::{Keys, PolicySource, Settings, compile};
+use crate::runtime::{Keys, Outbox, PolicySource, Settings, compile};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -24,6 +24,9 @@ pub struct CheckArgs {
     pub tls_cert: Option<PathBuf>,
     #[arg(long, requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// As `serve --insecure-otp-outbox`: accept a plain-text OTP outbox.
+    #[arg(long)]
+    pub insecure_otp_outbox: bool,
     /// Upstream URL overrides, as `serve` takes them: NAME=URL (repeatable).
     #[arg(long = "upstream", value_parser = super::serve::parse_override)]
     pub upstreams: Vec<(String, String)>,
@@ -79,6 +82,7 @@ fn settings(args: &CheckArgs, notes: &mut Vec<&'static str>) -> Result<Settings,
         overrides: args.upstreams.clone(),
         data_dir: PathBuf::from("."),
         otp_console: false,
+        outbox: if args.insecure_otp_outbox { Outbox::Allow } else { Outbox::Refuse },
         server_identity,
     })
 }

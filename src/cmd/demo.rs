@@ -84,6 +84,7 @@ pub async fn run(args: DemoArgs, telemetry: &crate::telemetry::Telemetry) -> Res
         secrets: Some(secrets),
         store: args.state.open()?,
         otp_console: true,
+        outbox: crate::runtime::Outbox::Demo,
         server_identity: Some(identity),
         span_counters: telemetry.counters.clone(),
         audit: Some(audit),

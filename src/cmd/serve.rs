@@ -38,6 +38,10 @@ pub struct ServeArgs {
     pub data_dir: PathBuf,
     #[command(flatten)]
     pub state: super::StoreArgs,
+    /// Accept a policy that delivers OTPs to an outbox file in plain text (tests and local trials
+    /// only: anyone who can read the file can sign in as anyone).
+    #[arg(long, env = "OTPGATE_INSECURE_OTP_OUTBOX")]
+    pub insecure_otp_outbox: bool,
     /// Override an upstream's URL: NAME=URL (repeatable).
     #[arg(long = "upstream", value_parser = parse_override)]
     pub upstreams: Vec<(String, String)>,
@@ -78,6 +82,7 @@ pub async fn run(args: ServeArgs, telemetry: &crate::telemetry::Telemetry) -> Re
         secrets: Some(secrets),
         store: args.state.open()?,
         otp_console: false,
+        outbox: if args.insecure_otp_outbox { crate::runtime::Outbox::Allow } else { crate::runtime::Outbox::Refuse },
         server_identity: identity,
         span_counters: telemetry.counters.clone(),
         audit: Some(audit),

@@ -208,9 +208,16 @@ pub struct RawOtp {
     pub validity: Dur,
     pub max_attempts: u32,
     pub resend_after: Dur,
+    /// OTP sends per mobile and source address.
     pub send_limits: Vec<RawWindow>,
-    /// Wrong OTPs per mobile, counted across resends.
+    /// Wrong OTPs per mobile and source address, counted across resends.
     pub failure_limit: RawWindow,
+    /// OTP sends per mobile from every source together (SMS cost).
+    pub mobile_send_ceiling: RawWindow,
+    /// Wrong OTPs per mobile from every source together (the guessing bound).
+    pub mobile_failure_ceiling: RawWindow,
+    /// OTP sends one source address may ask for, to every mobile together (SMS pumping).
+    pub source_send_limit: RawWindow,
     pub delivery: RawDelivery,
     /// Also print each OTP on the console (demo only).
     pub console: bool,
@@ -228,6 +235,9 @@ impl Default for RawOtp {
                 RawWindow { limit: 10, window: Dur(D::from_secs(24 * 3600)) },
             ],
             failure_limit: RawWindow { limit: 10, window: Dur(D::from_secs(24 * 3600)) },
+            mobile_send_ceiling: RawWindow { limit: 50, window: Dur(D::from_secs(24 * 3600)) },
+            mobile_failure_ceiling: RawWindow { limit: 1000, window: Dur(D::from_secs(24 * 3600)) },
+            source_send_limit: RawWindow { limit: 20, window: Dur(D::from_secs(3600)) },
             delivery: RawDelivery { outbox: Some(RawOutbox { path: "otp-outbox.jsonl".into() }), webhook: None },
             console: false,
         }

@@ -56,10 +56,11 @@ pub async fn answer(
                 delivery: &cr.delivery,
                 tokens: &cr.tokens,
             };
+            let source = crate::ratelimit::keys::ip_key(cx.client);
             if handler == Handler::OtpGenerate {
-                flow.generate(body, cx.now_ms).await?
+                flow.generate(body, cx.now_ms, &source).await?
             } else {
-                flow.confirm(body, cx.now_ms).await?
+                flow.confirm(body, cx.now_ms, &source).await?
             }
         }
     };

@@ -28,8 +28,16 @@ pub struct OtpRules {
     pub validity: Duration,
     pub max_attempts: u32,
     pub resend_after: Duration,
+    /// Per mobile and source address.
     pub send_limits: Vec<WindowLimit>,
+    /// Per mobile and source address.
     pub failure_limit: WindowLimit,
+    /// Per mobile, every source together.
+    pub mobile_send_ceiling: WindowLimit,
+    /// Per mobile, every source together: at most [`MAX_WRONG_OTPS_PER_DAY`] a day.
+    pub mobile_failure_ceiling: WindowLimit,
+    /// Per source address, every mobile together.
+    pub source_send_limit: WindowLimit,
     pub delivery: Delivery,
     pub console: bool,
 }
@@ -65,6 +73,10 @@ pub struct Citizens {
 /// Longest OTP validity ARCHITECTURE.md ("Defaults and their sources") allows.
 const MAX_OTP_VALIDITY: Duration = Duration::from_secs(600);
 const MAX_LEEWAY: Duration = Duration::from_secs(30);
+/// Wrong OTPs a day, per mobile, that keep a stranger's chance of guessing one person's 6-digit
+/// OTP at most 10⁻³ a day: each wrong try is a fresh 10⁻⁶ chance, so 1,000 tries are ≤ 10⁻³,
+/// however many addresses the stranger has (README, "Abuse resistance").
+pub const MAX_WRONG_OTPS_PER_DAY: u64 = 1000;
 
 pub fn compile(m: &Merged, errors: &mut Vec<ConfigError>) -> Option<Citizens> {
     let (at, c): (&At, &RawCitizens) = m.citizens.as_ref().map(|(a, c)| (a, c))?;
@@ -85,6 +97,23 @@ pub fn compile(m: &Merged, errors: &mut Vec<ConfigError>) -> Option<Citizens> {
     let send_limits: Vec<WindowLimit> =
         o.send_limits.iter().enumerate().map(|(i, w)| window(format!("otp.send_limits[{i}]"), w, errors)).collect();
     let failure_limit = window("otp.failure_limit".into(), &o.failure_limit, errors);
+    let mobile_send_ceiling = window("otp.mobile_send_ceiling".into(), &o.mobile_send_ceiling, errors);
+    let mobile_failure_ceiling = window("otp.mobile_failure_ceiling".into(), &o.mobile_failure_ceiling, errors);
+    let source_send_limit = window("otp.source_send_limit".into(), &o.source_send_limit, errors);
+    // Wrong tries a day the ceiling allows, a window at a time (a window shorter than a day
+    // refills several times in it).
+    let day = Duration::from_secs(86_400);
+    let windows_a_day = day.as_millis().div_ceil(mobile_failure_ceiling.window.as_millis().max(1));
+    let per_day = u128::from(mobile_failure_ceiling.limit) * windows_a_day;
+    if per_day > u128::from(MAX_WRONG_OTPS_PER_DAY) {
+        errors.push(at.err(
+            "otp.mobile_failure_ceiling",
+            format!(
+                "allows {per_day} wrong OTPs a day per mobile; more than {MAX_WRONG_OTPS_PER_DAY} gives a stranger \
+                 more than a 10^-3 chance a day of guessing one person's OTP"
+            ),
+        ));
+    }
     let delivery = match (&o.delivery.outbox, &o.delivery.webhook) {
         (Some(outbox), None) if outbox.path.is_empty() => {
             errors.push(at.err("otp.delivery.outbox.path", "must not be empty"));
@@ -155,6 +184,9 @@ pub fn compile(m: &Merged, errors: &mut Vec<ConfigError>) -> Option<Citizens> {
             resend_after: o.resend_after.0,
             send_limits,
             failure_limit,
+            mobile_send_ceiling,
+            mobile_failure_ceiling,
+            source_send_limit,
             delivery: delivery?,
             console: o.console,
         },

@@ -34,6 +34,8 @@ pub struct Options {
     pub store: Store,
     /// Also print each OTP on the console (`demo` only; never from a shipped policy).
     pub otp_console: bool,
+    /// Where plain-text OTPs may go.
+    pub outbox: super::Outbox,
     /// The gateway's TLS certificate and key, when any listener speaks TLS.
     pub server_identity: Option<ServerIdentity>,
     /// Counters of the span exporter, exposed on /metrics.
@@ -74,6 +76,7 @@ impl App {
             overrides,
             data_dir: options.data_dir,
             otp_console: options.otp_console,
+            outbox: options.outbox,
             server_identity: options.server_identity,
         };
         let store_counters = options.store.counters();

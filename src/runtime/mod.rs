@@ -17,6 +17,7 @@ use crate::auth::delivery::{self, Delivery};
 use crate::auth::jwt::{TokenConfig, Tokens};
 use crate::auth::keys::{Secrets, SessionKeys};
 use crate::config::{ConfigError, Sources};
+use crate::policy::citizens::Delivery as OtpDelivery;
 use crate::policy::{self, Overrides, Policy};
 use crate::ratelimit::{Limiters, RouteLimits};
 use crate::upstream::UpstreamClient;
@@ -67,9 +68,25 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Also print each OTP on the console (`demo` only; never from a shipped policy).
     pub otp_console: bool,
+    /// Where plain-text OTPs may go (see [`Outbox`]).
+    pub outbox: Outbox,
     /// The gateway's TLS certificate and key, when any listener speaks TLS.
     pub server_identity: Option<ServerIdentity>,
 }
+
+/// Whether OTPs may be written in plain text to an outbox file instead of the policy's delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outbox {
+    /// Refused: a policy that names an outbox does not compile (`serve`, `check`).
+    Refuse,
+    /// Allowed where the policy names one (`serve --insecure-otp-outbox`).
+    Allow,
+    /// Always, whatever the policy names: `demo` delivers to `DATA_DIR/otp-outbox.jsonl`.
+    Demo,
+}
+
+/// The demo's outbox, relative to the data dir.
+pub const DEMO_OUTBOX: &str = "otp-outbox.jsonl";
 
 /// Compile policy files into a runtime: parse and validate the policy (every error, with its
 /// file and field path), compile its profiles with their keys, and build the upstream client,
@@ -101,9 +118,21 @@ pub fn compile(
                 leeway: c.session.leeway,
             };
             let console = c.otp.console || settings.otp_console;
+            let rule = match (&c.otp.delivery, settings.outbox) {
+                (_, Outbox::Demo) => &OtpDelivery::Outbox { path: DEMO_OUTBOX.into() },
+                (OtpDelivery::Outbox { .. }, Outbox::Refuse) => {
+                    return Err(vec![ConfigError::new(
+                        "<policy>",
+                        "citizens.otp.delivery.outbox",
+                        "an outbox writes every OTP in plain text to a file: it is for `otpgate demo`; \
+                         deliver with `webhook`, or pass --insecure-otp-outbox to accept the risk",
+                    )]);
+                }
+                (rule, _) => rule,
+            };
             Some(CitizenRuntime {
                 tokens: Tokens::new(keys.sessions.clone(), config),
-                delivery: delivery::from_rule(&c.otp.delivery, console, &settings.data_dir),
+                delivery: delivery::from_rule(rule, console, &settings.data_dir),
             })
         }
     };

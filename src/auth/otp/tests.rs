@@ -7,6 +7,10 @@ use crate::auth::jwt::TokenConfig;
 use crate::auth::keys::SessionKeys;
 use crate::policy::citizens::{Delivery as Rule, WindowLimit};
 
+/// The owner's address key, and a stranger's.
+const OWNER: &str = "203.0.113.7";
+const STRANGER: &str = "198.51.100.9";
+
 fn rules() -> OtpRules {
     OtpRules {
         validity: Duration::from_secs(180),
@@ -17,6 +21,9 @@ fn rules() -> OtpRules {
             WindowLimit { limit: 10, window: Duration::from_secs(86_400) },
         ],
         failure_limit: WindowLimit { limit: 10, window: Duration::from_secs(86_400) },
+        mobile_send_ceiling: WindowLimit { limit: 50, window: Duration::from_secs(86_400) },
+        mobile_failure_ceiling: WindowLimit { limit: 1000, window: Duration::from_secs(86_400) },
+        source_send_limit: WindowLimit { limit: 20, window: Duration::from_secs(3600) },
         delivery: Rule::Outbox { path: "o.jsonl".into() },
         console: false,
     }
@@ -83,7 +90,11 @@ impl Fixture {
     }
 
     async fn generate(&self, mobile: &str, now: u64) -> Result<String, GatewayError> {
-        let v = self.flow().generate(format!(r#"{{"mobile":"{mobile}"}}"#).as_bytes(), now).await?;
+        self.generate_from(OWNER, mobile, now).await
+    }
+
+    async fn generate_from(&self, source: &str, mobile: &str, now: u64) -> Result<String, GatewayError> {
+        let v = self.flow().generate(format!(r#"{{"mobile":"{mobile}"}}"#).as_bytes(), now, source).await?;
         Ok(v["txnId"].as_str().unwrap().to_string())
     }
 
@@ -92,8 +103,13 @@ impl Fixture {
     }
 
     async fn confirm(&self, txn: &str, otp: &str, now: u64) -> Result<String, GatewayError> {
+        self.confirm_from(OWNER, txn, otp, now).await
+    }
+
+    async fn confirm_from(&self, source: &str, txn: &str, otp: &str, now: u64) -> Result<String, GatewayError> {
         let hash = hex::encode(Sha256::digest(otp.as_bytes()));
-        let v = self.flow().confirm(format!(r#"{{"otp":"{hash}","txnId":"{txn}"}}"#).as_bytes(), now).await?;
+        let body = format!(r#"{{"otp":"{hash}","txnId":"{txn}"}}"#);
+        let v = self.flow().confirm(body.as_bytes(), now, source).await?;
         Ok(v["token"].as_str().unwrap().to_string())
     }
 }
@@ -118,8 +134,8 @@ async fn generate_then_confirm_gives_a_token_once() {
 #[tokio::test]
 async fn registered_and_unregistered_numbers_get_the_same_answer() {
     let f = Fixture::new(rules(), false);
-    let a = f.flow().generate(br#"{"mobile":"9000000001"}"#, T0).await.unwrap();
-    let b = f.flow().generate(br#"{"mobile":"9100000000"}"#, T0).await.unwrap();
+    let a = f.flow().generate(br#"{"mobile":"9000000001"}"#, T0, OWNER).await.unwrap();
+    let b = f.flow().generate(br#"{"mobile":"9100000000"}"#, T0, OWNER).await.unwrap();
     let keys = |v: &serde_json::Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
     assert_eq!(keys(&a), keys(&b));
     assert_eq!(f.recorder.sent.lock().len(), 2, "both get an OTP");
@@ -132,7 +148,7 @@ async fn only_indian_mobiles_and_well_formed_bodies() {
         assert!(matches!(f.generate(bad, T0).await, Err(GatewayError::InvalidMobile)), "{bad}");
     }
     for body in [&b"not json"[..], br#"{"mobile":"9000000001","mobile":"9000000002"}"#, b"{}", b"[]"] {
-        let r = f.flow().generate(body, T0).await;
+        let r = f.flow().generate(body, T0, OWNER).await;
         assert!(matches!(r, Err(GatewayError::BadRequest(_))), "{:?}", String::from_utf8_lossy(body));
     }
     assert!(f.generate("+919000000001", T0).await.is_ok(), "+91 prefix accepted");
@@ -241,4 +257,65 @@ async fn the_outbox_writes_one_json_line_per_otp() {
     assert_eq!(lines[0]["mobile"], "9000000001");
     assert_eq!(lines[0]["otp"], "123456");
     assert!(lines[0]["time"].as_str().unwrap().ends_with('Z'));
+}
+
+/// A stranger who knows the number spends only their own budget for it: wrong OTPs, sends and
+/// the cooldown from their address leave the owner, at another address, free to sign in.
+#[tokio::test]
+async fn a_stranger_cannot_lock_the_owner_out() {
+    let mut r = rules();
+    r.resend_after = Duration::from_secs(1);
+    let f = Fixture::new(r, false);
+    let m = "9000000011";
+    let wrong = |otp: &str| if otp == "000000" { "111111".to_string() } else { "000000".to_string() };
+    let mut now = T0;
+    // Every send the stranger may make, each burned with wrong OTPs, until refused.
+    let mut failures = 0;
+    while let Ok(t) = f.generate_from(STRANGER, m, now).await {
+        for _ in 0..5 {
+            if f.confirm_from(STRANGER, &t, &wrong(&f.otp_of(&t)), now).await.is_ok() {
+                panic!("a wrong OTP signed in");
+            }
+            failures += 1;
+        }
+        now += 1_500;
+    }
+    assert!(failures >= 10, "the stranger spent their budget: {failures}");
+    assert!(matches!(f.generate_from(STRANGER, m, now).await, Err(GatewayError::OtpThrottled { .. })));
+    // The owner, from their own address, right away.
+    let t = f.generate_from(OWNER, m, now).await.expect("the owner gets an OTP");
+    let otp = f.otp_of(&t);
+    assert!(f.confirm_from(OWNER, &t, &otp, now).await.is_ok(), "and signs in");
+}
+
+#[tokio::test]
+async fn the_guessing_ceiling_holds_across_every_source() {
+    let mut r = rules();
+    r.resend_after = Duration::from_secs(1);
+    r.mobile_failure_ceiling = WindowLimit { limit: 6, window: Duration::from_secs(86_400) };
+    let f = Fixture::new(r, false);
+    let m = "9000000012";
+    // Three strangers, two wrong OTPs each: six against the number in all.
+    for (i, source) in ["198.51.100.1", "198.51.100.2", "198.51.100.3"].iter().enumerate() {
+        let t = f.generate_from(source, m, T0 + i as u64).await.unwrap();
+        let otp = f.otp_of(&t);
+        let wrong = if otp == "000000" { "111111" } else { "000000" };
+        for _ in 0..2 {
+            assert!(matches!(f.confirm_from(source, &t, wrong, T0).await, Err(GatewayError::InvalidOtp)));
+        }
+    }
+    let t = f.generate_from("198.51.100.4", m, T0);
+    assert!(matches!(t.await, Err(GatewayError::OtpThrottled { .. })), "a fourth address gets nothing more");
+}
+
+#[tokio::test]
+async fn one_source_cannot_pump_otps_to_many_numbers() {
+    let mut r = rules();
+    r.source_send_limit = WindowLimit { limit: 3, window: Duration::from_secs(3600) };
+    let f = Fixture::new(r, false);
+    for m in ["9000000021", "9000000022", "9000000023"] {
+        f.generate_from(STRANGER, m, T0).await.unwrap();
+    }
+    assert!(matches!(f.generate_from(STRANGER, "9000000024", T0).await, Err(GatewayError::OtpThrottled { .. })));
+    assert!(f.generate_from(OWNER, "9000000024", T0).await.is_ok(), "other sources are unaffected");
 }
