@@ -5,6 +5,7 @@ use std::num::NonZeroU32;
 use std::time::Duration;
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use otpgate::policy::Limit;
 use otpgate::ratelimit::{LimitKey, Limiters};
 
 fn three_limits(c: &mut Criterion) {
@@ -13,9 +14,9 @@ fn three_limits(c: &mut Criterion) {
     let route = limiters.for_route(
         "schedule",
         &[
-            (LimitKey::Session, vec![(nz(1_000_000), Duration::from_secs(900))]),
-            (LimitKey::Subject, vec![(nz(1_000_000), Duration::from_secs(86_400))]),
-            (LimitKey::Beneficiary, vec![(nz(1_000_000), Duration::from_secs(900))]),
+            Limit::of(LimitKey::Session, vec![(nz(1_000_000), Duration::from_secs(900))]),
+            Limit::of(LimitKey::Subject, vec![(nz(1_000_000), Duration::from_secs(86_400))]),
+            Limit::of(LimitKey::Beneficiary, vec![(nz(1_000_000), Duration::from_secs(900))]),
         ],
     );
     // 100,000 identities already known.

@@ -7,6 +7,7 @@
 use std::num::NonZeroU32;
 use std::time::Duration;
 
+use otpgate::policy::Limit;
 use otpgate::ratelimit::{LimitKey, Limiters};
 
 fn rss_bytes() -> usize {
@@ -19,8 +20,10 @@ fn rss_bytes() -> usize {
 fn a_million_distinct_keys_stay_under_150_bytes_each() {
     const KEYS: usize = 1_000_000;
     let limiters = Limiters::default();
-    let route = limiters
-        .for_route("flood", &[(LimitKey::Ip, vec![(NonZeroU32::new(10).unwrap(), Duration::from_millis(500))])]);
+    let route = limiters.for_route(
+        "flood",
+        &[Limit::of(LimitKey::Ip, vec![(NonZeroU32::new(10).unwrap(), Duration::from_millis(500))])],
+    );
     let mut values = vec![(LimitKey::Ip, vec![String::with_capacity(16)])];
     // Warm up allocator arenas and the map's first tables.
     for i in 0..1000 {

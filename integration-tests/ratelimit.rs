@@ -143,8 +143,8 @@ async fn forwarded_for_values_do_not_open_new_buckets() {
     assert_eq!(i, 100, "100 per 5 minutes");
     assert_eq!(r.error_code(), "GWY4291");
     assert!(r.headers["retry-after"].to_str().unwrap().parse::<u64>().unwrap() >= 1);
-    assert_eq!(r.headers["ratelimit-policy"], "\"ip-5m\";q=100;w=300");
-    assert!(r.headers["ratelimit"].to_str().unwrap().starts_with("\"ip-5m\";r=0;t="));
+    assert_eq!(r.headers["ratelimit-policy"], "\"public-search-5m\";q=100;w=300", "the shared budget");
+    assert!(r.headers["ratelimit"].to_str().unwrap().starts_with("\"public-search-5m\";r=0;t="));
 }
 
 /// Per-beneficiary limits are charged only once ownership is proven: requests naming someone

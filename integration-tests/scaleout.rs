@@ -123,7 +123,11 @@ impl Deployment {
         for entry in std::fs::read_dir(&shipped).unwrap() {
             let path = entry.unwrap().path();
             if path.extension().is_some_and(|e| e == "yaml") {
-                let text = std::fs::read_to_string(&path).unwrap().replace("resend_after: 60s", "resend_after: 2s");
+                let text =
+                    std::fs::read_to_string(&path).unwrap().replace("resend_after: 60s", "resend_after: 2s").replace(
+                        r#"webhook: {url: "http://127.0.0.1:8025/otp", timeout: 3s}"#,
+                        "outbox: {path: otp-outbox.jsonl}",
+                    );
                 std::fs::write(policies.path().join(path.file_name().unwrap()), text).unwrap();
             }
         }
@@ -155,6 +159,7 @@ impl Deployment {
             &self.prefix,
             "--replica-id",
             id,
+            "--insecure-otp-outbox",
         ]
         .iter()
         .map(|s| s.to_string())

@@ -213,13 +213,14 @@ async fn when_the_audit_log_cannot_be_written_nothing_is_released() {
     let keys = tempfile::tempdir().unwrap();
     let (ok, out) = otpgate(&["keys", "generate", "--dir", &keys.path().display().to_string()]);
     assert!(ok, "{out}");
-    let args: Vec<String> = ["serve", "--listen-plain", "127.0.0.1:0", "--admin", "127.0.0.1:0"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain(["--config".into(), dir.path().display().to_string()])
-        .chain(["--keys-dir".into(), keys.path().display().to_string()])
-        .chain(["--data-dir".into(), disk.dir.path().display().to_string()])
-        .collect();
+    let args: Vec<String> =
+        ["serve", "--listen-plain", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--insecure-otp-outbox"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain(["--config".into(), dir.path().display().to_string()])
+            .chain(["--keys-dir".into(), keys.path().display().to_string()])
+            .chain(["--data-dir".into(), disk.dir.path().display().to_string()])
+            .collect();
     let gw = Gateway::spawn(&args, &["http", "admin"]);
     let http = gw.addr("http");
     let token = sign_in(http, &outbox_file, "9000000001").await;

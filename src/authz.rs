@@ -139,7 +139,14 @@ pub fn authorize(route: &Route, caller: Caller, client: IpAddr) -> Result<Permit
         }
         (Access::Partner(_), Caller::Anonymous | Caller::Citizen(_)) => return Err(GatewayError::Unauthenticated),
     };
-    let keys = route.limits.iter().filter_map(|(key, _)| Some((*key, caller_key(*key, &grant, client)?))).collect();
+    let mut keys: Vec<(LimitKey, String)> = Vec::new();
+    for limit in &route.limits {
+        if keys.iter().all(|(k, _)| *k != limit.key)
+            && let Some(value) = caller_key(limit.key, &grant, client)
+        {
+            keys.push((limit.key, value));
+        }
+    }
     Ok(Permit { route, grant, keys })
 }
 

@@ -55,7 +55,8 @@ impl Gateway {
     }
 
     /// `otpgate serve` with a plain listener and admin, from a policy dir, with fresh keys
-    /// (`otpgate keys generate`) and a fresh data dir.
+    /// (`otpgate keys generate`) and a fresh data dir. Test policies may deliver OTPs to an
+    /// outbox file (`--insecure-otp-outbox`).
     pub fn serve(config: &Path, extra: &[&str]) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let keys = dir.path().join("keys");
@@ -73,6 +74,7 @@ impl Gateway {
             "127.0.0.1:0".into(),
             "--admin".into(),
             "127.0.0.1:0".into(),
+            "--insecure-otp-outbox".into(),
         ];
         args.extend(extra.iter().map(|s| s.to_string()));
         let mut names = vec!["http", "admin"];

@@ -78,7 +78,7 @@ fn the_permit_carries_the_callers_own_limit_keys() {
     let mut r = citizen_route();
     let one = vec![(std::num::NonZeroU32::MIN, std::time::Duration::from_secs(1))];
     for key in [LimitKey::Ip, LimitKey::Session, LimitKey::Subject, LimitKey::Beneficiary] {
-        r.limits.push((key, one.clone()));
+        r.limits.push(crate::policy::Limit::of(key, one.clone()));
     }
     let permit = authorize(&r, citizen(), CLIENT).expect("citizen");
     let keys: Vec<(LimitKey, &str)> = permit.caller_keys().iter().map(|(k, v)| (*k, v.as_str())).collect();

@@ -4,6 +4,7 @@
 //! certificate is checked against the policy's partner CAs as `serve` does. Without them, the
 //! policy is compiled with throwaway in-memory keys, and the output says what was not checked.
 
+use std::io::Write;
 use std::path::PathBuf;
 
 use crate::config::ConfigError;
@@ -42,9 +43,17 @@ pub fn run(args: CheckArgs) -> i32 {
     match result {
         Ok(rt) => {
             let p = &rt.policy;
-            println!("ok: {} routes, {} upstreams, policy version {}", p.routes.len(), p.upstreams.len(), p.version);
+            // A closed stdout (`check | head`) is not an error of the policy.
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(
+                out,
+                "ok: {} routes, {} upstreams, policy version {}",
+                p.routes.len(),
+                p.upstreams.len(),
+                p.version
+            );
             for note in notes {
-                println!("note: {note}");
+                let _ = writeln!(out, "note: {note}");
             }
             0
         }

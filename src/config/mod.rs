@@ -12,7 +12,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-use raw::{RawCitizens, RawFile, RawGateway, RawPartners, RawRoute, RawUpstream};
+use raw::{RawBudget, RawCitizens, RawFile, RawGateway, RawPartners, RawRoute, RawUpstream};
 
 /// One problem in the policy, located by file and field path (`routes[2].methods[0]`).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -125,6 +125,7 @@ pub struct Merged {
     pub citizens: Option<(At, RawCitizens)>,
     pub partners: Option<(At, RawPartners)>,
     pub profiles: Vec<(At, String, crate::redact::RawProfile)>,
+    pub budgets: Vec<(At, String, RawBudget)>,
 }
 
 /// Parse and merge every file, collecting every error rather than stopping at the first file.
@@ -186,6 +187,14 @@ pub fn parse_all(sources: &Sources) -> (Merged, Vec<ConfigError>) {
                 continue;
             }
             merged.profiles.push((at, key, profile));
+        }
+        for (key, budget) in file.budgets.unwrap_or_default() {
+            let at = At { file: name.clone(), path: format!("budgets.{key}") };
+            if let Some((first, _, _)) = merged.budgets.iter().find(|(_, k, _)| *k == key) {
+                errors.push(at.err("", format!("budget `{key}` is already defined in {}", first.file)));
+                continue;
+            }
+            merged.budgets.push((at, key, budget));
         }
         for (key, up) in file.upstreams.unwrap_or_default() {
             let at = At { file: name.clone(), path: format!("upstreams.{key}") };

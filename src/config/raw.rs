@@ -18,6 +18,8 @@ pub struct RawFile {
     pub partners: Option<RawPartners>,
     /// Redaction profiles by name.
     pub profiles: Option<BTreeMap<String, crate::redact::RawProfile>>,
+    /// Rate-limit budgets shared by several routes, by name.
+    pub budgets: Option<BTreeMap<String, RawBudget>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -357,10 +359,21 @@ pub struct RawQuota {
     pub subjects_per_day: Option<u32>,
 }
 
-/// `{key: session, rate: [{limit: 20, per: 15m}, {limit: 100, per: 24h}]}`
+/// `{key: session, rate: [{limit: 20, per: 15m}, {limit: 100, per: 24h}]}`, or
+/// `{budget: signed-in-search}`: a named budget that several routes share.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawLimit {
+    pub key: Option<LimitKey>,
+    #[serde(default)]
+    pub rate: Vec<RawRate>,
+    pub budget: Option<String>,
+}
+
+/// A named budget (`budgets:`): one key and its windows, charged by every route that names it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBudget {
     pub key: LimitKey,
     pub rate: Vec<RawRate>,
 }

@@ -21,7 +21,7 @@ use crate::authz::{Grant, Permit};
 use crate::error::GatewayError;
 use crate::policy::partners::{ist_day, until_ist_midnight};
 use crate::policy::{LimitKey, Route};
-use crate::ratelimit::keys::mobile_in_body;
+use crate::ratelimit::keys::{ip_key, mobile_in_body};
 use crate::runtime::App;
 use crate::store::Window;
 
@@ -49,13 +49,19 @@ pub async fn charge(
     let checks_ownership = permit.ownership().is_some_and(|o| o.checks_request());
     let in_stage = |key: LimitKey| (checks_ownership && key.names_others()) == (stage == Stage::Named);
     let mut values: Vec<(LimitKey, Vec<String>)> = Vec::new();
-    for (key, _) in route.limits.iter().filter(|(key, _)| in_stage(*key)) {
+    for key in route.limits.iter().map(|l| l.key).filter(|k| in_stage(*k)) {
+        if values.iter().any(|(k, _)| *k == key) {
+            continue;
+        }
         let vals = match key {
-            LimitKey::Mobile => mobile_in_body(body).into_iter().collect(),
+            // Per mobile *and* source: a stranger spends only their own budget for a number.
+            LimitKey::Mobile => {
+                mobile_in_body(body).map(|m| format!("{m}@{}", ip_key(cx.client))).into_iter().collect()
+            }
             LimitKey::Beneficiary => beneficiary_values(route, query, body),
-            _ => permit.caller_keys().iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect(),
+            _ => permit.caller_keys().iter().filter(|(k, _)| *k == key).map(|(_, v)| v.clone()).collect(),
         };
-        values.push((*key, vals));
+        values.push((key, vals));
     }
     if !values.is_empty() {
         let limits = &cx.rt.limits[route_index];
@@ -137,7 +143,7 @@ async fn partner_quota(
         mac.update(b"subject:");
         mac.update(value.as_bytes());
         let member = hex::encode(&mac.finalize().into_bytes()[..16]);
-        if !app.store.distinct_add(&key, &member, limit, SUBJECT_SET_TTL).await.map_err(store_err)? {
+        if !app.store.distinct_add(&key, &member, limit, SUBJECT_SET_TTL, now_ms).await.map_err(store_err)? {
             return Err(GatewayError::RateLimited { retry_after: until_ist_midnight(now_ms) });
         }
     }

@@ -23,7 +23,9 @@ pub use cidr::Cidr;
 pub use citizens::Citizens;
 pub use partners::Partners;
 use router::{Match, Router};
-pub use routes::{Access, CitizenAccess, Handler, NO_REDACTION, Ownership, PartnerAccess, Redaction, Route, Target};
+pub use routes::{
+    Access, CitizenAccess, Handler, Limit, NO_REDACTION, Ownership, PartnerAccess, Redaction, Route, Target,
+};
 
 #[derive(Debug, Clone)]
 pub struct Limits {

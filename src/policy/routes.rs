@@ -30,12 +30,29 @@ pub struct Route {
     /// The route releases personal data: audited, and never public.
     pub personal: bool,
     pub access: Access,
-    /// Rate limits: key and windows (limit per duration).
-    pub limits: Vec<(LimitKey, Vec<(NonZeroU32, Duration)>)>,
+    /// Rate limits: key and windows (limit per duration), the route's own or a shared budget's.
+    pub limits: Vec<Limit>,
     /// Parameter names of the template, in order.
     pub params: Vec<String>,
     pub body_limit: u64,
     pub timeout: Duration,
+}
+
+/// One rate limit of a route: a key and its windows (limit per duration), charged to buckets of
+/// the route's own, or to those of a named budget that every route naming it shares (one budget
+/// per identity, whatever the route).
+#[derive(Debug, Clone)]
+pub struct Limit {
+    pub key: LimitKey,
+    pub windows: Vec<(NonZeroU32, Duration)>,
+    pub budget: Option<String>,
+}
+
+impl Limit {
+    /// A limit of the route's own.
+    pub fn of(key: LimitKey, windows: Vec<(NonZeroU32, Duration)>) -> Limit {
+        Limit { key, windows, budget: None }
+    }
 }
 
 /// Who may call a route, and the rules that apply to that kind of caller.
@@ -146,6 +163,7 @@ pub fn compile(m: &Merged, cx: &Context<'_>, errors: &mut Vec<ConfigError>) -> (
     let mut routes: Vec<Route> = Vec::new();
     let mut router = Router::default();
     let mut names = HashSet::new();
+    let budgets = budgets(m, errors);
     for (at, r) in &m.routes {
         let before = errors.len();
         let valid_name = !r.name.is_empty()
@@ -159,7 +177,7 @@ pub fn compile(m: &Merged, cx: &Context<'_>, errors: &mut Vec<ConfigError>) -> (
         let segments = router::parse_template(&r.path).map_err(|e| errors.push(at.err("path", e))).ok();
         let target = target(at, r, m, errors);
         let access = access(at, r, m, cx, errors);
-        let limits = limits(at, r, errors);
+        let limits = limits(at, r, &budgets, errors);
         let default_body = match r.access {
             raw::Access::Partner => cx.limits.partner_body,
             raw::Access::Public | raw::Access::Citizen => cx.limits.citizen_body,
@@ -355,22 +373,64 @@ fn ownership(at: &At, r: &RawRoute, cx: &Context<'_>, errors: &mut Vec<ConfigErr
     ownership
 }
 
-fn limits(at: &At, r: &RawRoute, errors: &mut Vec<ConfigError>) -> Vec<(LimitKey, Vec<(NonZeroU32, Duration)>)> {
-    let mut rate_limits = Vec::new();
-    for (i, l) in r.limits.iter().enumerate() {
-        let mut windows = Vec::new();
-        if l.rate.is_empty() {
-            errors.push(at.err(&format!("limits[{i}].rate"), "at least one {limit, per} is required"));
-        }
-        for (j, rate) in l.rate.iter().enumerate() {
-            match NonZeroU32::new(rate.limit) {
-                Some(n) if rate.per.0 >= Duration::from_millis(1) && rate.per.0 / rate.limit > Duration::ZERO => {
-                    windows.push((n, rate.per.0))
-                }
-                _ => errors.push(at.err(&format!("limits[{i}].rate[{j}]"), "limit and per must be greater than zero")),
+type Windows = Vec<(NonZeroU32, Duration)>;
+
+/// The windows of `rate`, each checked (`field` names the list for errors).
+fn windows(at: &At, field: &str, rate: &[crate::config::raw::RawRate], errors: &mut Vec<ConfigError>) -> Windows {
+    let mut windows = Vec::new();
+    if rate.is_empty() {
+        errors.push(at.err(field, "at least one {limit, per} is required"));
+    }
+    for (j, rate) in rate.iter().enumerate() {
+        match NonZeroU32::new(rate.limit) {
+            Some(n) if rate.per.0 >= Duration::from_millis(1) && rate.per.0 / rate.limit > Duration::ZERO => {
+                windows.push((n, rate.per.0))
             }
+            _ => errors.push(at.err(&format!("{field}[{j}]"), "limit and per must be greater than zero")),
         }
-        let fits = match l.key {
+    }
+    windows
+}
+
+/// The named budgets, compiled.
+fn budgets(m: &Merged, errors: &mut Vec<ConfigError>) -> HashMap<String, (LimitKey, Windows)> {
+    let mut out = HashMap::new();
+    for (at, name, b) in &m.budgets {
+        let valid = !name.is_empty()
+            && name.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'-' || c == b'_');
+        if !valid {
+            errors.push(at.err("", "budget names use a-z, 0-9, '-' and '_'"));
+        }
+        out.insert(name.clone(), (b.key, windows(at, "rate", &b.rate, errors)));
+    }
+    out
+}
+
+fn limits(
+    at: &At,
+    r: &RawRoute,
+    budgets: &HashMap<String, (LimitKey, Windows)>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<Limit> {
+    let mut out = Vec::new();
+    for (i, l) in r.limits.iter().enumerate() {
+        let limit = match (&l.budget, l.key) {
+            (Some(name), None) if l.rate.is_empty() => match budgets.get(name) {
+                Some((key, windows)) => Limit { key: *key, windows: windows.clone(), budget: Some(name.clone()) },
+                None => {
+                    errors.push(at.err(&format!("limits[{i}].budget"), format!("no budget named `{name}`")));
+                    continue;
+                }
+            },
+            (None, Some(key)) => {
+                Limit { key, windows: windows(at, &format!("limits[{i}].rate"), &l.rate, errors), budget: None }
+            }
+            _ => {
+                errors.push(at.err(&format!("limits[{i}]"), "give either `key` and `rate`, or `budget`"));
+                continue;
+            }
+        };
+        let fits = match limit.key {
             LimitKey::Ip | LimitKey::Mobile => true,
             LimitKey::Session => r.access == raw::Access::Citizen,
             LimitKey::Subject => r.access != raw::Access::Public,
@@ -380,12 +440,13 @@ fn limits(at: &At, r: &RawRoute, errors: &mut Vec<ConfigError>) -> Vec<(LimitKey
             }
         };
         if !fits {
+            let field = if limit.budget.is_some() { format!("limits[{i}].budget") } else { format!("limits[{i}].key") };
             errors.push(at.err(
-                &format!("limits[{i}].key"),
-                format!("`{}` cannot be known on this route (access or ownership rules)", l.key.as_str()),
+                &field,
+                format!("`{}` cannot be known on this route (access or ownership rules)", limit.key.as_str()),
             ));
         }
-        rate_limits.push((l.key, windows));
+        out.push(limit);
     }
-    rate_limits
+    out
 }

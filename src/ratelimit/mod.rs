@@ -17,12 +17,12 @@ pub mod store;
 
 use std::collections::HashMap;
 use std::hash::BuildHasher;
-use std::num::NonZeroU32;
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 
+use crate::policy::Limit;
 pub use keys::LimitKey;
 pub use store::{Charge, LimitStore, LocalStore, WindowState};
 
@@ -129,16 +129,24 @@ impl Limiters {
     }
 
     /// The windows for a route's limits, reusing existing limiters with the same signature.
-    pub fn for_route(&self, route: &str, limits: &[(LimitKey, Vec<(NonZeroU32, Duration)>)]) -> RouteLimits {
+    pub fn for_route(&self, route: &str, limits: &[Limit]) -> RouteLimits {
         let mut all = self.windows.lock();
         let mut windows = Vec::new();
-        for (key, rates) in limits {
+        for Limit { key, windows: rates, budget } in limits {
             for (limit, per) in rates {
-                let sig = format!("{route}|{}|{limit}|{}", key.as_str(), per.as_millis());
+                // A budget's windows are the same buckets on every route that names it.
+                let (owner, label) = match budget {
+                    Some(b) => (format!("budget:{b}"), b.as_str()),
+                    None => (route.to_string(), key.as_str()),
+                };
+                let sig = format!("{owner}|{}|{limit}|{}", key.as_str(), per.as_millis());
+                if windows.iter().any(|w: &Arc<Window>| w.signature == sig) {
+                    continue;
+                }
                 let window = match all.get(&sig) {
                     Some(w) => Some(w.clone()),
                     None => self.store.window(&sig, *limit, *per).map(|state| {
-                        let name = format!("{}-{}", key.as_str(), human(*per));
+                        let name = format!("{label}-{}", human(*per));
                         Arc::new(Window {
                             name,
                             signature: sig.clone(),

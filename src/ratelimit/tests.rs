@@ -1,4 +1,7 @@
+use std::num::NonZeroU32;
+
 use super::*;
+use crate::policy::Limit;
 
 fn nz(n: u32) -> NonZeroU32 {
     NonZeroU32::new(n).unwrap()
@@ -8,8 +11,11 @@ fn three(l: &Limiters, route: &str) -> RouteLimits {
     l.for_route(
         route,
         &[
-            (LimitKey::Session, vec![(nz(3), Duration::from_secs(900)), (nz(10), Duration::from_secs(86_400))]),
-            (LimitKey::Ip, vec![(nz(100), Duration::from_secs(300))]),
+            Limit::of(
+                LimitKey::Session,
+                vec![(nz(3), Duration::from_secs(900)), (nz(10), Duration::from_secs(86_400))],
+            ),
+            Limit::of(LimitKey::Ip, vec![(nz(100), Duration::from_secs(300))]),
         ],
     )
 }
@@ -48,14 +54,14 @@ async fn buckets_survive_a_rebuild_with_the_same_quota_only() {
     }
     let again = three(&l, "schedule");
     assert!(l.check(&again, &vals("s1", "ip")).await.is_err(), "a reload keeps the state");
-    let other = l.for_route("schedule", &[(LimitKey::Session, vec![(nz(4), Duration::from_secs(900))])]);
+    let other = l.for_route("schedule", &[Limit::of(LimitKey::Session, vec![(nz(4), Duration::from_secs(900))])]);
     assert!(l.check(&other, &vals("s1", "ip")).await.is_ok(), "a changed quota is a new limiter");
 }
 
 #[tokio::test]
 async fn values_missing_for_a_key_charge_nothing_and_every_value_is_charged() {
     let l = Limiters::default();
-    let r = l.for_route("b", &[(LimitKey::Beneficiary, vec![(nz(1), Duration::from_secs(3600))])]);
+    let r = l.for_route("b", &[Limit::of(LimitKey::Beneficiary, vec![(nz(1), Duration::from_secs(3600))])]);
     assert!(l.check(&r, &[]).await.is_ok());
     assert!(l.check(&r, &[(LimitKey::Beneficiary, vec!["a".into(), "b".into()])]).await.is_ok());
     assert!(l.check(&r, &[(LimitKey::Beneficiary, vec!["c".into(), "b".into()])]).await.is_err(), "b again");
@@ -65,7 +71,7 @@ async fn values_missing_for_a_key_charge_nothing_and_every_value_is_charged() {
 async fn eviction_drops_replenished_keys_and_unused_limiters() {
     let clock = governor::clock::FakeRelativeClock::default();
     let l = Limiters::with_store(Box::new(store::LocalStore::with_clock(clock.clone())));
-    let r = l.for_route("fast", &[(LimitKey::Ip, vec![(nz(1), Duration::from_millis(20))])]);
+    let r = l.for_route("fast", &[Limit::of(LimitKey::Ip, vec![(nz(1), Duration::from_millis(20))])]);
     for i in 0..100 {
         l.check(&r, &[(LimitKey::Ip, vec![format!("10.0.0.{i}")])]).await.unwrap();
     }
@@ -96,8 +102,8 @@ async fn a_caller_refused_on_its_own_window_spends_nothing_of_the_number_it_name
     let r = l.for_route(
         "otp",
         &[
-            (LimitKey::Mobile, vec![(nz(3), Duration::from_secs(900))]),
-            (LimitKey::Ip, vec![(nz(1), Duration::from_secs(900))]),
+            Limit::of(LimitKey::Mobile, vec![(nz(3), Duration::from_secs(900))]),
+            Limit::of(LimitKey::Ip, vec![(nz(1), Duration::from_secs(900))]),
         ],
     );
     let ask = |mobile: &str, ip: &str| vec![(LimitKey::Mobile, vec![mobile.into()]), (LimitKey::Ip, vec![ip.into()])];
@@ -111,4 +117,27 @@ async fn a_caller_refused_on_its_own_window_spends_nothing_of_the_number_it_name
         assert!(l.check(&r, &ask("9000000002", ip)).await.is_ok(), "{ip}");
     }
     assert_eq!(l.check(&r, &ask("9000000002", "10.0.0.5")).await.unwrap_err().key, LimitKey::Mobile);
+}
+
+#[tokio::test]
+async fn routes_naming_one_budget_share_its_buckets() {
+    let l = Limiters::default();
+    let budget = |route: &str| {
+        l.for_route(
+            route,
+            &[Limit {
+                budget: Some("search".into()),
+                ..Limit::of(LimitKey::Session, vec![(nz(3), Duration::from_secs(900))])
+            }],
+        )
+    };
+    let (a, b) = (budget("by-district"), budget("by-pin"));
+    let s = vec![(LimitKey::Session, vec!["s1".to_string()])];
+    for route in [&a, &b, &a] {
+        let h = l.check(route, &s).await.unwrap().unwrap();
+        assert!(h.policy.starts_with("\"search-15m\";q=3"), "{}", h.policy);
+    }
+    assert!(l.check(&b, &s).await.is_err(), "three searches across both routes spend the budget");
+    let own = l.for_route("by-pin", &[Limit::of(LimitKey::Session, vec![(nz(3), Duration::from_secs(900))])]);
+    assert!(l.check(&own, &s).await.is_ok(), "a route's own limit is another bucket");
 }

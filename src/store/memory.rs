@@ -1,5 +1,7 @@
-//! The in-process store: moka caches with bounded size and per-entry expiry, one small lock per
-//! entry for the read-modify-write steps (so two racing confirms cannot both succeed).
+//! The in-process store: one small lock per entry for the read-modify-write steps (so two racing
+//! confirms cannot both succeed). OTP transactions and sessions live in size-capped caches
+//! (losing one fails closed: the OTP or the session is simply gone); every counter that guards a
+//! limit lives in an [`Expiring`] map, which never forgets a live counter (see `expiring`).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -9,16 +11,18 @@ use moka::sync::Cache;
 use parking_lot::Mutex;
 use subtle::ConstantTimeEq;
 
-use super::{Attempt, OtpTxn, Session, SessionLimits, Window};
+use super::expiring::Expiring;
+use super::{Attempt, OtpTxn, Session, SessionLimits, StoreError, Window};
 
-/// Longest window any counter uses; entries idle this long are evicted.
-const MAX_WINDOW: Duration = Duration::from_secs(48 * 3600);
+/// Live counters held at most (sliding windows; distinct-subject sets).
+pub const WINDOW_CAP: usize = 2_000_000;
+pub const SET_CAP: usize = 100_000;
 
 pub struct MemoryStore {
     txns: Cache<String, Arc<Mutex<Option<OtpTxn>>>>,
-    windows: Cache<String, Arc<Mutex<VecDeque<u64>>>>,
+    windows: Expiring<VecDeque<u64>>,
     sessions: Cache<String, Arc<Mutex<Session>>>,
-    sets: Cache<String, Arc<Mutex<std::collections::HashSet<String>>>>,
+    sets: Expiring<std::collections::HashSet<String>>,
 }
 
 impl Default for MemoryStore {
@@ -29,12 +33,17 @@ impl Default for MemoryStore {
 
 impl MemoryStore {
     pub fn new() -> Self {
+        Self::with_caps(WINDOW_CAP, SET_CAP)
+    }
+
+    /// A store holding at most `windows` live sliding windows and `sets` live sets.
+    pub fn with_caps(windows: usize, sets: usize) -> Self {
         MemoryStore {
             // OTPs live at most 10 minutes (ARCHITECTURE.md, "Defaults and their sources").
             txns: Cache::builder().max_capacity(1_000_000).time_to_live(Duration::from_secs(600)).build(),
-            windows: Cache::builder().max_capacity(2_000_000).time_to_idle(MAX_WINDOW).build(),
+            windows: Expiring::new(windows),
             sessions: Cache::builder().max_capacity(2_000_000).time_to_live(Duration::from_secs(86_400)).build(),
-            sets: Cache::builder().max_capacity(100_000).time_to_live(MAX_WINDOW).build(),
+            sets: Expiring::new(sets),
         }
     }
 
@@ -82,35 +91,66 @@ impl MemoryStore {
         self.txns.invalidate(id);
     }
 
-    pub fn window(&self, key: &str, now_ms: u64, window: Duration, limit: u32, record: bool) -> Window {
-        let entry = self.windows.get_with(key.to_string(), || Arc::new(Mutex::new(VecDeque::new())));
-        let mut events = entry.lock();
+    pub fn window(
+        &self,
+        key: &str,
+        now_ms: u64,
+        window: Duration,
+        limit: u32,
+        record: bool,
+    ) -> Result<Window, StoreError> {
         let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let entry = match (record, self.windows.get(key, now_ms)) {
+            (_, Some(entry)) => entry,
+            // Checking a window nobody recorded in: allowed, and nothing to keep.
+            (false, None) if limit > 0 => return Ok(Window::Allowed),
+            _ => self.windows.entry(key, now_ms, now_ms.saturating_add(window_ms))?,
+        };
+        let mut events = entry.lock();
         while events.front().is_some_and(|&t| t.saturating_add(window_ms) <= now_ms) {
             events.pop_front();
         }
         if events.len() >= limit as usize {
             let oldest = events.front().copied().unwrap_or(now_ms);
             let retry_ms = oldest.saturating_add(window_ms).saturating_sub(now_ms);
-            return Window::Denied { retry_after: Duration::from_millis(retry_ms.max(1)) };
+            return Ok(Window::Denied { retry_after: Duration::from_millis(retry_ms.max(1)) });
         }
         if record {
             events.push_back(now_ms);
+            drop(events);
+            // The counter lives as long as its newest event counts.
+            self.windows.entry(key, now_ms, now_ms.saturating_add(window_ms))?;
         }
-        Window::Allowed
+        Ok(Window::Allowed)
     }
 
-    pub fn distinct_add(&self, key: &str, member: &str, limit: u32, _ttl: Duration) -> bool {
-        let entry = self.sets.get_with(key.to_string(), || Arc::new(Mutex::new(Default::default())));
+    pub fn distinct_add(
+        &self,
+        key: &str,
+        member: &str,
+        limit: u32,
+        ttl: Duration,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let entry = match self.sets.get(key, now_ms) {
+            Some(entry) => entry,
+            None => self.sets.entry(key, now_ms, now_ms.saturating_add(ttl_ms))?,
+        };
         let mut set = entry.lock();
         if set.contains(member) {
-            return true;
+            return Ok(true);
         }
         if set.len() >= limit as usize {
-            return false;
+            return Ok(false);
         }
         set.insert(member.to_string());
-        true
+        Ok(true)
+    }
+
+    /// Live counters held (windows, sets), for tests and memory checks.
+    pub fn counters(&self, now_ms: u64) -> (usize, usize) {
+        (self.windows.len(now_ms), self.sets.len(now_ms))
     }
 
     pub fn session_put(&self, id: &str, session: Session, _limits: SessionLimits) {

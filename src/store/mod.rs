@@ -6,6 +6,7 @@
 //! replicas behave as one gateway, with the same operations, each atomic on the server. Keys never
 //! contain raw personal data: callers pass keyed hashes or opaque ids.
 
+mod expiring;
 pub mod memory;
 pub mod redis;
 
@@ -194,16 +195,23 @@ impl Store {
         record: bool,
     ) -> Result<Window, StoreError> {
         match self {
-            Store::Memory(m) => Ok(m.window(key, now_ms, window, limit, record)),
+            Store::Memory(m) => m.window(key, now_ms, window, limit, record),
             Store::Redis(r) => r.window(key, now_ms, window, limit, record).await,
         }
     }
 
     /// Add `member` to the set `key` unless the set already holds `limit` others; true when the
-    /// member is (now) in the set. Sets live for `ttl`.
-    pub async fn distinct_add(&self, key: &str, member: &str, limit: u32, ttl: Duration) -> Result<bool, StoreError> {
+    /// member is (now) in the set. Sets live for `ttl` from their first member.
+    pub async fn distinct_add(
+        &self,
+        key: &str,
+        member: &str,
+        limit: u32,
+        ttl: Duration,
+        now_ms: u64,
+    ) -> Result<bool, StoreError> {
         match self {
-            Store::Memory(m) => Ok(m.distinct_add(key, member, limit, ttl)),
+            Store::Memory(m) => m.distinct_add(key, member, limit, ttl, now_ms),
             Store::Redis(r) => r.distinct_add(key, member, limit, ttl).await,
         }
     }

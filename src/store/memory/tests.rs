@@ -45,22 +45,25 @@ fn wrong_tries_burn_the_transaction_and_expiry_holds() {
 fn sliding_window_counts_and_says_when_to_retry() {
     let m = MemoryStore::new();
     let w = Duration::from_secs(60);
-    assert_eq!(m.window("k", 0, w, 2, true), Window::Allowed);
-    assert_eq!(m.window("k", 10_000, w, 2, true), Window::Allowed);
-    assert_eq!(m.window("k", 20_000, w, 2, true), Window::Denied { retry_after: Duration::from_secs(40) });
-    assert_eq!(m.window("k", 60_000, w, 2, true), Window::Allowed, "the first event left the window");
-    assert_eq!(m.window("k", 60_001, w, 2, false), Window::Denied { retry_after: Duration::from_millis(9_999) });
+    assert_eq!(m.window("k", 0, w, 2, true).unwrap(), Window::Allowed);
+    assert_eq!(m.window("k", 10_000, w, 2, true).unwrap(), Window::Allowed);
+    assert_eq!(m.window("k", 20_000, w, 2, true).unwrap(), Window::Denied { retry_after: Duration::from_secs(40) });
+    assert_eq!(m.window("k", 60_000, w, 2, true).unwrap(), Window::Allowed, "the first event left the window");
+    assert_eq!(
+        m.window("k", 60_001, w, 2, false).unwrap(),
+        Window::Denied { retry_after: Duration::from_millis(9_999) }
+    );
 }
 
 #[test]
 fn distinct_sets_cap_new_members_only() {
     let m = MemoryStore::new();
     let ttl = Duration::from_secs(60);
-    assert!(m.distinct_add("d", "a", 2, ttl));
-    assert!(m.distinct_add("d", "b", 2, ttl));
-    assert!(m.distinct_add("d", "a", 2, ttl), "a known member is still allowed");
-    assert!(!m.distinct_add("d", "c", 2, ttl), "a third distinct member is not");
-    assert!(m.distinct_add("other", "c", 2, ttl));
+    assert!(m.distinct_add("d", "a", 2, ttl, 0).unwrap());
+    assert!(m.distinct_add("d", "b", 2, ttl, 0).unwrap());
+    assert!(m.distinct_add("d", "a", 2, ttl, 0).unwrap(), "a known member is still allowed");
+    assert!(!m.distinct_add("d", "c", 2, ttl, 0).unwrap(), "a third distinct member is not");
+    assert!(m.distinct_add("other", "c", 2, ttl, 0).unwrap());
 }
 
 #[test]
@@ -77,4 +80,32 @@ fn sessions_expire_when_idle_or_old_and_can_be_revoked() {
     m.session_put("r", s, limits);
     m.session_revoke("r");
     assert!(m.session_touch("r", 1, limits).is_none());
+}
+
+/// A flood of new keys beyond the cap never resets a live counter: new keys are refused (the
+/// caller fails closed) until old ones expire.
+#[test]
+fn a_key_flood_beyond_the_cap_is_refused_and_forgets_nothing() {
+    let m = MemoryStore::with_caps(64, 16);
+    let w = Duration::from_secs(60);
+    assert_eq!(m.window("victim", 0, w, 2, true).unwrap(), Window::Allowed);
+    assert_eq!(m.window("victim", 0, w, 2, true).unwrap(), Window::Allowed);
+    let mut refused = 0;
+    for i in 0..10_000 {
+        if m.window(&format!("flood-{i}"), 1, w, 5, true).is_err() {
+            refused += 1;
+        }
+    }
+    assert!(refused > 9_000, "beyond the cap new keys are refused: {refused}");
+    assert!(matches!(m.window("victim", 2, w, 2, true).unwrap(), Window::Denied { .. }), "the count survived");
+    assert!(m.window("victim", 2, w, 2, false).is_ok(), "checking a live counter still works");
+    assert!(m.counters(2).0 <= 64 + 16, "memory stays bounded: {:?}", m.counters(2));
+    // Once the flood's windows have passed, new keys are admitted again.
+    assert_eq!(m.window("late", 60_002, w, 2, true).unwrap(), Window::Allowed);
+
+    for i in 0..1_000 {
+        let _ = m.distinct_add(&format!("quota-{i}"), "a", 3, w, 0);
+    }
+    assert!(m.distinct_add("quota-new", "a", 3, w, 0).is_err(), "a full set map refuses, never forgets");
+    assert!(m.distinct_add("quota-0", "b", 3, w, 0).unwrap(), "a live set keeps counting");
 }
