@@ -80,6 +80,8 @@ pub enum GatewayError {
     Forbidden,
     #[error("request body too large")]
     PayloadTooLarge,
+    #[error("the request body must not be compressed (Content-Encoding) on this route")]
+    UnsupportedContentEncoding,
     #[error("request URI too long")]
     UriTooLong,
     #[error("request header fields too large")]
@@ -126,6 +128,7 @@ impl GatewayError {
             GatewayError::NoRecords => StatusCode::NOT_FOUND,
             GatewayError::Forbidden => StatusCode::FORBIDDEN,
             GatewayError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::UnsupportedContentEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             GatewayError::UriTooLong => StatusCode::URI_TOO_LONG,
             GatewayError::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             GatewayError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
@@ -160,6 +163,7 @@ impl GatewayError {
             GatewayError::Forbidden => "GWY4031",
             GatewayError::NotOwned => "GWY4032",
             GatewayError::PayloadTooLarge => "GWY4131",
+            GatewayError::UnsupportedContentEncoding => "GWY4151",
             GatewayError::UriTooLong => "GWY4141",
             GatewayError::HeadersTooLarge => "GWY4311",
             GatewayError::RequestTimeout => "GWY4081",
@@ -225,6 +229,7 @@ impl GatewayError {
             | GatewayError::Forbidden
             | GatewayError::NotOwned
             | GatewayError::PayloadTooLarge
+            | GatewayError::UnsupportedContentEncoding
             | GatewayError::UriTooLong
             | GatewayError::HeadersTooLarge
             | GatewayError::RequestTimeout

@@ -17,6 +17,8 @@ fn route(access: Access) -> Route {
         params: vec![],
         body_limit: 1024,
         timeout: std::time::Duration::from_secs(1),
+        forward_headers: None,
+        reads_body: false,
     }
 }
 

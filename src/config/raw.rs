@@ -151,6 +151,10 @@ pub struct RawRoute {
     /// The route releases personal data (audited; needs a redaction profile once profiles exist).
     #[serde(default)]
     pub personal: bool,
+    /// Personal-data routes: request headers forwarded besides the safe default set (any other
+    /// client header is dropped before the registry sees it).
+    #[serde(default)]
+    pub forward_headers: Vec<String>,
     /// Overrides the body limit of the caller kind.
     pub body_limit: Option<ByteSize>,
     /// Overrides `gateway.timeouts.route`.

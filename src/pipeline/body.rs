@@ -7,14 +7,25 @@ use http::header;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
+use std::time::Duration;
+
 use crate::error::GatewayError;
+use crate::policy::Route;
 
 pub async fn read(
     body: Incoming,
     headers: &http::HeaderMap,
-    limit: u64,
-    timeout: std::time::Duration,
+    route: &Route,
+    timeout: Duration,
 ) -> Result<Bytes, GatewayError> {
+    // A body the gateway reads (or forwards to a personal route, whose headers are allowlisted)
+    // is read as sent: a compressed one could mean one thing to the checks and another upstream.
+    let encoded =
+        headers.get_all(header::CONTENT_ENCODING).iter().any(|v| !v.as_bytes().eq_ignore_ascii_case(b"identity"));
+    if encoded && (route.reads_body || route.personal) {
+        return Err(GatewayError::UnsupportedContentEncoding);
+    }
+    let limit = route.body_limit;
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {

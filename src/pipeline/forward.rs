@@ -52,6 +52,7 @@ pub async fn send(
         request_id: &cx.request_id,
         trace: &cx.trace,
         identity_encoding: route.personal,
+        allow: route.forward_headers.as_deref(),
     };
     head.headers = headers::upstream_request_headers(&head.headers, &fwd, policy);
     if let Some(token) = assertion

@@ -63,7 +63,7 @@ async fn process(
     let route = &rt.policy.routes[index];
     let caller = identify::caller(app, route, conn, &head.headers, cx).await?;
     let permit = authorize::permit(route, caller, cx)?;
-    let body = body::read(body, &head.headers, route.body_limit, rt.policy.timeouts.request).await?;
+    let body = body::read(body, &head.headers, route, rt.policy.timeouts.request).await?;
     let query = head.uri.query();
     limits::charge(app, &permit, index, query, &body, Stage::Caller, cx).await?;
 

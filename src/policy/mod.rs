@@ -246,5 +246,45 @@ pub fn normalize_header_name(name: &str) -> String {
         .collect()
 }
 
+/// Client-sent headers that could claim an identity, carry a credential meant for the gateway,
+/// or forge forwarding information, by normalized name: never forwarded, never allowlisted. On
+/// personal-data routes only an allowlist is forwarded at all (`Route::forward_headers`), so a
+/// name missing here still never reaches the registry there.
+pub fn identity_header(normalized: &str) -> bool {
+    const EXACT: [&str; 20] = [
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "x-api-key",
+        "x-forwarded-client-cert",
+        "client-cert",
+        "client-cert-chain",
+        "x-client-cert",
+        "x-client-dn",
+        "x-real-ip",
+        "forwarded",
+        "x-forwarded-for",
+        "x-forwarded-host",
+        "x-forwarded-proto",
+        "remote-user",
+        "x-remote-user",
+        "true-client-ip",
+        "x-client-ip",
+        "cf-connecting-ip",
+        "x-original-forwarded-for",
+    ];
+    const PREFIXES: [&str; 8] = [
+        "x-otpgate-",
+        "x-user",
+        "x-ssl-client",
+        "x-forwarded-",
+        "x-client-verify",
+        "x-auth-request-",
+        "x-remote-",
+        "x-amzn-oidc-",
+    ];
+    EXACT.contains(&normalized) || PREFIXES.iter().any(|p| normalized.starts_with(p))
+}
+
 #[cfg(test)]
 mod tests;

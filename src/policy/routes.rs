@@ -36,7 +36,17 @@ pub struct Route {
     pub params: Vec<String>,
     pub body_limit: u64,
     pub timeout: Duration,
+    /// Personal routes: the request headers forwarded (normalized names: the safe default set
+    /// and the route's `forward_headers`); `None` on other routes (every header but identity ones).
+    pub forward_headers: Option<Vec<String>>,
+    /// The gateway parses the request body (OTP handlers, ownership rules, quotas, limits keyed
+    /// on what the body names): a compressed body is refused, never guessed at.
+    pub reads_body: bool,
 }
+
+/// Request headers a personal-data route forwards by default.
+pub const SAFE_REQUEST_HEADERS: [&str; 5] =
+    ["accept", "accept-language", "content-type", "content-length", "user-agent"];
 
 /// One rate limit of a route: a key and its windows (limit per duration), charged to buckets of
 /// the route's own, or to those of a named budget that every route naming it shares (one budget
@@ -178,6 +188,20 @@ pub fn compile(m: &Merged, cx: &Context<'_>, errors: &mut Vec<ConfigError>) -> (
         let target = target(at, r, m, errors);
         let access = access(at, r, m, cx, errors);
         let limits = limits(at, r, &budgets, errors);
+        for (i, h) in r.forward_headers.iter().enumerate() {
+            let field = format!("forward_headers[{i}]");
+            let name = super::normalize_header_name(h);
+            if !r.personal {
+                errors.push(
+                    at.err(&field, "only personal-data routes forward by allowlist; others forward every header"),
+                );
+            } else if h.is_empty() || !h.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
+                errors.push(at.err(&field, format!("`{h}` is not a header name")));
+            } else if crate::policy::identity_header(&name) {
+                errors
+                    .push(at.err(&field, format!("`{h}` can carry an identity or credential; it is never forwarded")));
+            }
+        }
         let default_body = match r.access {
             raw::Access::Partner => cx.limits.partner_body,
             raw::Access::Public | raw::Access::Citizen => cx.limits.citizen_body,
@@ -202,6 +226,14 @@ pub fn compile(m: &Merged, cx: &Context<'_>, errors: &mut Vec<ConfigError>) -> (
                 router::Segment::Literal(_) => None,
             })
             .collect();
+        let forward_headers = r.personal.then(|| {
+            let extra = r.forward_headers.iter().map(|h| super::normalize_header_name(h));
+            SAFE_REQUEST_HEADERS.iter().map(|h| h.to_string()).chain(extra).collect()
+        });
+        let reads_body = matches!(target, Target::Handler(_))
+            || ownership_request(&access)
+            || matches!(&access, Access::Partner(p) if !p.quota_subjects.is_empty())
+            || limits.iter().any(|l| l.key.names_others());
         routes.push(Route {
             name: r.name.clone(),
             template: r.path.clone(),
@@ -213,12 +245,18 @@ pub fn compile(m: &Merged, cx: &Context<'_>, errors: &mut Vec<ConfigError>) -> (
             params,
             body_limit: r.body_limit.map_or(default_body, |b| b.0),
             timeout: r.timeout.map_or(cx.route_timeout, |d| d.0),
+            forward_headers,
+            reads_body,
         });
     }
     if m.routes.is_empty() {
         errors.push(ConfigError::new("<policy>", "routes", "no routes are defined"));
     }
     (routes, router)
+}
+
+fn ownership_request(access: &Access) -> bool {
+    matches!(access, Access::Citizen(c) if c.ownership.as_ref().is_some_and(Ownership::checks_request))
 }
 
 fn methods(at: &At, r: &RawRoute, errors: &mut Vec<ConfigError>) -> Vec<Method> {

@@ -36,25 +36,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
 /// Client-sent headers that could claim an identity, carry a credential meant for the gateway, or
 /// forge forwarding information. Matched on the normalized name, so every spelling is caught.
 pub fn is_stripped_request_header(normalized: &str, extra: &[String]) -> bool {
-    const EXACT: [&str; 14] = [
-        "authorization",
-        "proxy-authorization",
-        "cookie",
-        "x-api-key",
-        "x-forwarded-client-cert",
-        "client-cert",
-        "client-cert-chain",
-        "x-client-cert",
-        "x-client-dn",
-        "x-real-ip",
-        "forwarded",
-        "x-forwarded-for",
-        "x-forwarded-host",
-        "x-forwarded-proto",
-    ];
-    const PREFIXES: [&str; 5] = ["x-otpgate-", "x-user", "x-ssl-client", "x-forwarded-", "x-client-verify"];
-    EXACT.contains(&normalized)
-        || PREFIXES.iter().any(|p| normalized.starts_with(p))
+    crate::policy::identity_header(normalized)
         || extra.iter().any(|e| e == normalized)
         || normalized == "x-request-id"
         || normalized == "traceparent"
@@ -114,6 +96,8 @@ pub struct Forwarding<'a> {
     pub request_id: &'a str,
     pub trace: &'a TraceContext,
     pub identity_encoding: bool,
+    /// Personal-data routes: only these client headers (normalized names) are forwarded.
+    pub allow: Option<&'a [String]>,
 }
 
 /// Build the upstream request headers from the client's.
@@ -126,7 +110,11 @@ pub fn upstream_request_headers(incoming: &HeaderMap, fwd: &Forwarding<'_>, poli
     let trusted_proto = fwd.peer_trusted.then(|| incoming.get("x-forwarded-proto").cloned()).flatten();
     let doomed: Vec<HeaderName> = out
         .keys()
-        .filter(|n| is_stripped_request_header(&normalize_name(n.as_str()), &policy.strip_headers))
+        .filter(|n| {
+            let name = normalize_name(n.as_str());
+            is_stripped_request_header(&name, &policy.strip_headers)
+                || fwd.allow.is_some_and(|allow| !allow.iter().any(|a| *a == name))
+        })
         .cloned()
         .collect();
     for name in doomed {

@@ -61,6 +61,7 @@ fn identity_headers_are_stripped_in_every_spelling() {
         request_id: "rid",
         trace: &trace,
         identity_encoding: true,
+        allow: None,
     };
     let incoming = headers(&[
         ("x-otpgate-identity", "forged"),
@@ -114,6 +115,7 @@ fn trusted_proxy_chain_is_kept_and_extended() {
         request_id: "rid",
         trace: &trace,
         identity_encoding: false,
+        allow: None,
     };
     let incoming =
         headers(&[("x-forwarded-for", "198.51.100.7"), ("x-forwarded-proto", "https"), ("accept-encoding", "gzip")]);
@@ -170,4 +172,51 @@ fn personal_answers_keep_only_safe_upstream_headers() {
     personal_response_headers(&mut pdf, true);
     assert!(pdf.contains_key("content-disposition"), "the certificate's file name, where no profile applies");
     assert!(!pdf.contains_key("x-beneficiary-id") && !pdf.contains_key("location"));
+}
+
+#[test]
+fn personal_routes_forward_only_their_allowlist() {
+    let p = policy(&[], &[]);
+    let trace = trace();
+    let allow: Vec<String> = ["accept", "content-type", "x-app-version"].iter().map(|s| s.to_string()).collect();
+    let fwd = Forwarding {
+        peer: ip("203.0.113.9"),
+        peer_trusted: false,
+        tls: true,
+        request_id: "rid",
+        trace: &trace,
+        identity_encoding: true,
+        allow: Some(&allow),
+    };
+    let incoming = headers(&[
+        ("accept", "application/json"),
+        ("X_App_Version", "1"),
+        ("x-remote-user", "9000000002"),
+        ("remote-user", "9000000002"),
+        ("x-auth-request-user", "9000000002"),
+        ("true-client-ip", "1.2.3.4"),
+        ("cf-connecting-ip", "1.2.3.4"),
+        ("x-something-nobody-thought-of", "9000000002"),
+    ]);
+    let out = upstream_request_headers(&incoming, &fwd, &p);
+    let mut names: Vec<&str> = out.keys().map(|n| n.as_str()).collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        [
+            "accept",
+            "accept-encoding",
+            "traceparent",
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-request-id",
+            "x_app_version"
+        ],
+        "the allowlist (in any spelling), then what the gateway adds"
+    );
+    let open = Forwarding { allow: None, ..fwd };
+    let out = upstream_request_headers(&incoming, &open, &p);
+    for name in ["x-remote-user", "remote-user", "x-auth-request-user", "true-client-ip", "cf-connecting-ip"] {
+        assert!(!out.contains_key(name), "{name} is an identity header everywhere");
+    }
 }
