@@ -113,7 +113,7 @@ pub fn upstream_request_headers(incoming: &HeaderMap, fwd: &Forwarding<'_>, poli
         .filter(|n| {
             let name = normalize_name(n.as_str());
             is_stripped_request_header(&name, &policy.strip_headers)
-                || fwd.allow.is_some_and(|allow| !allow.iter().any(|a| *a == name))
+                || fwd.allow.is_some_and(|allow| !allow.contains(&name))
         })
         .cloned()
         .collect();
