@@ -31,6 +31,7 @@ fn record(hasher: &Hasher, task: u64, i: u64) -> AuditRecord {
         policy_version: "2026-11-01".into(),
         upstream_ms: Some(3.25),
         client: "10.20.30.40".into(),
+        count: None,
     }
 }
 

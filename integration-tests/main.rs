@@ -6,6 +6,7 @@
 
 mod harness;
 
+mod abuse;
 mod citizen_flow;
 mod citizen_ownership;
 mod citizen_tokens;

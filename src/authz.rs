@@ -159,7 +159,7 @@ fn caller_key(key: LimitKey, grant: &Grant<'_>, client: IpAddr) -> Option<String
         (LimitKey::Subject, Grant::Partner { partner, .. }) => Some(format!("p:{}", partner.id())),
         (LimitKey::Partner, Grant::Partner { partner, .. }) => Some(partner.id().to_string()),
         (LimitKey::Session | LimitKey::Subject | LimitKey::Partner, _) => None,
-        (LimitKey::Mobile | LimitKey::Beneficiary, _) => None,
+        (LimitKey::Mobile | LimitKey::Beneficiary | LimitKey::Credential, _) => None,
     }
 }
 

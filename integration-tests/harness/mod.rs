@@ -278,6 +278,14 @@ pub async fn h2<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: IO, req
     collect(send.send_request(req).await.expect("h2 request")).await
 }
 
+/// A connection from a chosen loopback source address (127.0.0.2, 127.0.0.3, …: "another
+/// address" for per-source limits).
+pub async fn tcp_from(src: &str, addr: SocketAddr) -> TcpStream {
+    let sock = tokio::net::TcpSocket::new_v4().unwrap();
+    sock.bind(SocketAddr::new(src.parse().unwrap(), 0)).unwrap();
+    sock.connect(addr).await.unwrap()
+}
+
 pub async fn tcp(addr: SocketAddr) -> TcpStream {
     TcpStream::connect(addr).await.expect("connect")
 }

@@ -18,6 +18,7 @@ pub mod line;
 mod log;
 mod many;
 mod query;
+mod refusals;
 mod trail;
 mod verify;
 mod writer;
@@ -36,6 +37,7 @@ pub use index::{AccessEntry, AccessIndex};
 pub use log::{AuditLog, LogOptions};
 pub use many::{find_logs, query_many};
 pub use query::{Filter, query, render_table};
+pub use refusals::Refusals;
 pub use trail::Trail;
 pub use verify::{Problem, VerifyError, VerifyReport, verify};
 
@@ -112,6 +114,11 @@ pub struct AuditRecord {
     pub upstream_ms: Option<f64>,
     /// Client address.
     pub client: String,
+    /// A summary of refusals before any caller was identified: how many such requests from
+    /// `client` on `route` with `status` in the interval ending at `time` (none for a record of
+    /// one request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
 }
 
 /// What can go wrong opening, appending to or reading an audit log.

@@ -35,6 +35,7 @@ pub(super) fn rec(i: u64) -> AuditRecord {
         policy_version: "v1".into(),
         upstream_ms: Some(1.5),
         client: "10.0.0.1".into(),
+        count: None,
     }
 }
 
@@ -58,6 +59,7 @@ pub(super) fn tiny(i: u64) -> AuditRecord {
         policy_version: "1".into(),
         upstream_ms: None,
         client: "c".into(),
+        count: None,
     }
 }
 

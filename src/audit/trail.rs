@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::index::{DEFAULT_PER_SUBJECT, entries};
-use super::{AccessEntry, AccessIndex, AuditError, AuditLog, AuditRecord, Hasher, LogOptions};
+use super::{AccessEntry, AccessIndex, AuditError, AuditLog, AuditRecord, Hasher, LogOptions, Refusals};
 use crate::store::{RedisStore, StoreError};
 
 /// How long a subject's shared access list lives after its last entry.
@@ -22,6 +22,8 @@ pub struct Trail {
     pub hasher: Hasher,
     index: AccessIndex,
     shared: Option<Arc<RedisStore>>,
+    /// Refusals before identification, counted until the next summary (see `refusals`).
+    pub refusals: Refusals,
 }
 
 impl Trail {
@@ -29,7 +31,7 @@ impl Trail {
     pub async fn open(dir: &Path, key: &[u8]) -> Result<Trail, AuditError> {
         let log = AuditLog::open(dir, LogOptions::default()).await?;
         let index = AccessIndex::build(log.path())?;
-        Ok(Trail { log, hasher: Hasher::new(key), index, shared: None })
+        Ok(Trail { log, hasher: Hasher::new(key), index, shared: None, refusals: Refusals::default() })
     }
 
     /// Keep the access index in the shared store.
@@ -52,6 +54,15 @@ impl Trail {
             }
         }
         Ok(())
+    }
+
+    /// Write the summary records of the refusals counted since the last call.
+    pub async fn flush_refusals(&self, time: &str, policy_version: &str) -> Result<usize, AuditError> {
+        let records = self.refusals.take(time, policy_version);
+        for record in &records {
+            self.log.append(record).await?;
+        }
+        Ok(records.len())
     }
 
     /// The accesses to `subject`'s records (a keyed hash of the mobile), newest first.

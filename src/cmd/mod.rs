@@ -24,6 +24,10 @@ pub struct StoreArgs {
     /// Namespace of every key in the shared store (several gateways can share one Redis).
     #[arg(long, env = "OTPGATE_STORE_PREFIX", default_value = "otpgate:")]
     pub store_prefix: String,
+    /// With `--store memory`: live counters (send caps, failure counts, quota windows) held at
+    /// most. Beyond it new keys are refused (503), never an old count forgotten.
+    #[arg(long, env = "OTPGATE_MEMORY_COUNTER_CAP", default_value_t = crate::store::memory::WINDOW_CAP)]
+    pub memory_counter_cap: usize,
     /// This replica's name: its audit log is DATA_DIR/audit/<ID>/. Default with a shared store:
     /// the host name (a pod's name on Kubernetes); without one, the log is DATA_DIR/audit.log.
     #[arg(long, env = "OTPGATE_REPLICA_ID")]
@@ -33,6 +37,11 @@ pub struct StoreArgs {
 impl StoreArgs {
     /// The store the flags name (connected lazily).
     pub fn open(&self) -> Result<crate::store::Store, String> {
+        if self.store == "memory" {
+            let cap = self.memory_counter_cap.max(16);
+            let store = crate::store::MemoryStore::with_caps(cap, (cap / 20).clamp(16, crate::store::memory::SET_CAP));
+            return Ok(crate::store::Store::Memory(std::sync::Arc::new(store)));
+        }
         crate::store::Store::open(&self.store, &self.store_prefix, Default::default())
             .map_err(|e| format!("--store: {}", e.0))
     }

@@ -50,6 +50,11 @@ pub struct RawLimits {
     /// Open client connections per listener; beyond it new connections wait in the listen
     /// backlog.
     pub max_connections: usize,
+    /// Requests refused before any caller was identified (no token; a bad, expired or revoked
+    /// token; wrong partner credentials), per source address: beyond it, 429.
+    pub unidentified_per_source: RawRate,
+    /// The same, per credential presented (a script retrying a revoked token).
+    pub unidentified_per_credential: RawRate,
 }
 
 impl Default for RawLimits {
@@ -61,6 +66,8 @@ impl Default for RawLimits {
             citizen_body: ByteSize(64 << 10),
             partner_body: ByteSize(1 << 20),
             max_connections: 10_000,
+            unidentified_per_source: RawRate { limit: 120, per: Dur(std::time::Duration::from_secs(60)) },
+            unidentified_per_credential: RawRate { limit: 10, per: Dur(std::time::Duration::from_secs(60)) },
         }
     }
 }
@@ -413,6 +420,9 @@ pub enum LimitKey {
     Beneficiary,
     /// The partner.
     Partner,
+    /// A credential that identified nobody (a bad, expired or revoked token; a wrong API key):
+    /// only the gateway's own refusal budget uses it.
+    Credential,
 }
 
 impl LimitKey {
@@ -431,6 +441,7 @@ impl LimitKey {
             LimitKey::Subject => "subject",
             LimitKey::Beneficiary => "beneficiary",
             LimitKey::Partner => "partner",
+            LimitKey::Credential => "credential",
         }
     }
 }

@@ -63,6 +63,9 @@ pub struct Outcome {
     pub fields_redacted: Vec<String>,
     /// `RateLimit-Policy` and `RateLimit` of a limited route, for success and refusal alike.
     pub rate_headers: Option<Headers>,
+    /// The request was refused before any caller was identified: summarised in the audit
+    /// trail, not recorded one by one.
+    pub unidentified: bool,
     /// A streamed answer's end, for its completion audit record.
     pub stream_end: Option<tokio::sync::oneshot::Receiver<super::redaction::StreamEnd>>,
 }

@@ -87,6 +87,32 @@ pub async fn charge(
     }
 }
 
+/// A request refused before any caller was identified: charged to the refusal budget of its
+/// source and of the credential it presented (a script retrying a revoked token); past either,
+/// the answer is 429 with `Retry-After` instead of the refusal.
+pub async fn unidentified(
+    app: &App,
+    headers: &http::HeaderMap,
+    refused: GatewayError,
+    cx: &mut RequestCtx,
+) -> GatewayError {
+    cx.outcome.unidentified = true;
+    let credential = headers
+        .get(http::header::AUTHORIZATION)
+        .or_else(|| headers.get("x-api-key"))
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let mut values = vec![(LimitKey::Ip, vec![ip_key(cx.client)])];
+    values.extend(credential.map(|c| (LimitKey::Credential, vec![c])));
+    match app.limiters.check(&cx.rt.unidentified, &values).await {
+        Ok(_) => refused,
+        Err(t) => {
+            app.metrics.throttled(&cx.outcome.route, t.key.as_str());
+            cx.outcome.rate_headers = Some(t.headers);
+            GatewayError::RateLimited { retry_after: t.retry_after }
+        }
+    }
+}
+
 /// The beneficiary references a request names (the route's beneficiary ownership parameters),
 /// each once.
 pub fn beneficiary_values(route: &Route, query: Option<&str>, body: &[u8]) -> Vec<String> {

@@ -42,6 +42,12 @@ pub async fn finish(
     let mut status = resp.status().as_u16();
     let mut caller_id = cx.outcome.caller_id.clone();
     if cx.outcome.personal
+        && cx.outcome.unidentified
+        && let Some(audit) = &app.audit
+    {
+        // Nobody was identified and nothing was released: counted, summarised per interval.
+        audit.refusals.add(&cx.client.to_string(), &cx.outcome.route, status);
+    } else if cx.outcome.personal
         && let Some(audit) = &app.audit
     {
         let record = record(audit, &cx, app.clock.now_ms(), status, reason);
@@ -130,6 +136,7 @@ fn record(audit: &Trail, cx: &RequestCtx, now_ms: u64, status: u16, reason: &str
         policy_version: cx.rt.policy.version.clone(),
         upstream_ms: outcome.upstream_ms,
         client: cx.client.to_string(),
+        count: None,
     }
 }
 

@@ -61,7 +61,13 @@ async fn process(
     let rt = cx.rt.clone();
     let index = context::route(&rt, &head, &mut cx.outcome)?;
     let route = &rt.policy.routes[index];
-    let caller = identify::caller(app, route, conn, &head.headers, cx).await?;
+    let caller = match identify::caller(app, route, conn, &head.headers, cx).await {
+        Ok(caller) => caller,
+        Err(refused @ (GatewayError::Unauthenticated | GatewayError::InvalidToken | GatewayError::Forbidden)) => {
+            return Err(limits::unidentified(app, &head.headers, refused, cx).await);
+        }
+        Err(other) => return Err(other),
+    };
     let permit = authorize::permit(route, caller, cx)?;
     let body = body::read(body, &head.headers, route, rt.policy.timeouts.request).await?;
     let query = head.uri.query();

@@ -29,6 +29,8 @@ pub use routes::{
 
 #[derive(Debug, Clone)]
 pub struct Limits {
+    /// The refusal budget of callers not identified: per source address, per credential.
+    pub unidentified: Vec<Limit>,
     pub max_headers: usize,
     pub max_header_bytes: usize,
     pub max_uri_bytes: usize,
@@ -119,7 +121,22 @@ fn compile(
     };
 
     let l = &g.limits;
+    let mut unidentified = Vec::new();
+    for (field, key, rate) in [
+        ("limits.unidentified_per_source", LimitKey::Ip, l.unidentified_per_source),
+        ("limits.unidentified_per_credential", LimitKey::Credential, l.unidentified_per_credential),
+    ] {
+        match std::num::NonZeroU32::new(rate.limit) {
+            Some(n) if rate.per.0 / rate.limit > Duration::ZERO => unidentified.push(Limit {
+                key,
+                windows: vec![(n, rate.per.0)],
+                budget: Some(field.trim_start_matches("limits.").replace('_', "-")),
+            }),
+            _ => errors.push(g_err(field, "limit and per must be greater than zero".into())),
+        }
+    }
     let limits = Limits {
+        unidentified,
         max_headers: l.max_headers,
         max_header_bytes: l.max_header_bytes.0 as usize,
         max_uri_bytes: l.max_uri_bytes.0 as usize,

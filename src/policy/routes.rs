@@ -473,6 +473,7 @@ fn limits(
             LimitKey::Session => r.access == raw::Access::Citizen,
             LimitKey::Subject => r.access != raw::Access::Public,
             LimitKey::Partner => r.access == raw::Access::Partner,
+            LimitKey::Credential => false,
             LimitKey::Beneficiary => {
                 r.ownership.as_ref().is_some_and(|o| o.request.iter().any(|rule| rule.kind == SubjectKind::Beneficiary))
             }

@@ -35,6 +35,8 @@ pub struct Runtime {
     pub tls: TlsConfigs,
     /// Rate-limit windows of each route, by route index (state lives in `App::limiters`).
     pub limits: Vec<RouteLimits>,
+    /// The refusal budget of callers not identified (`gateway.limits.unidentified_*`).
+    pub unidentified: RouteLimits,
 }
 
 /// What signing citizens in needs: their token keys and the OTP delivery.
@@ -139,5 +141,6 @@ pub fn compile(
     let tls = TlsConfigs::build(&policy, settings.server_identity.as_ref())
         .map_err(|e| vec![ConfigError::new("<tls>", "partners", e)])?;
     let limits = policy.routes.iter().map(|r| limiters.for_route(&r.name, &r.limits)).collect();
-    Ok(Runtime { generation, client: UpstreamClient::new(&policy), policy, citizens, tls, limits })
+    let unidentified = limiters.for_route("(unidentified)", &policy.limits.unidentified);
+    Ok(Runtime { generation, client: UpstreamClient::new(&policy), policy, citizens, tls, limits, unidentified })
 }

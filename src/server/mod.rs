@@ -108,10 +108,12 @@ impl Server {
         } else {
             tracing::warn!("drain period over; closing remaining connections");
         }
-        // Streams cut by the drain end now; their completion records are written before exit.
+        // Streams cut by the drain end now; their completion records are written before exit,
+        // and so are the refusals counted since the last summary.
         if !wait(&app.tasks, Duration::from_secs(5)).await {
             tracing::warn!("completion audit records still pending at exit");
         }
+        reload::flush_refusals(&app).await;
         admin_stop.cancel();
     }
 }

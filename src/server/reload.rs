@@ -13,6 +13,7 @@ pub fn start(app: &Arc<App>) {
     tokio::spawn(watch_files(app.clone(), Duration::from_secs(1)));
     tokio::spawn(evict_limiters(app.clone(), Duration::from_secs(30)));
     tokio::spawn(watch_store(app.clone(), Duration::from_secs(1)));
+    tokio::spawn(summarise_refusals(app.clone(), SUMMARY_INTERVAL));
     #[cfg(unix)]
     tokio::spawn(on_sighup(app.clone()));
 }
@@ -48,6 +49,32 @@ async fn evict_limiters(app: Arc<App>, every: Duration) {
             _ = tick.tick() => app.limiters.evict(),
             _ = app.shutdown.cancelled() => return,
         }
+    }
+}
+
+/// How often refusals before identification are written as summary records.
+pub const SUMMARY_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Write the summary records of refusals before identification every `every` (the drain writes
+/// the last one, after the last request: see `Server::run`).
+async fn summarise_refusals(app: Arc<App>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => flush_refusals(&app).await,
+            _ = app.shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Write what refusals were counted since the last summary.
+pub async fn flush_refusals(app: &App) {
+    let Some(audit) = &app.audit else { return };
+    let time = crate::clock::rfc3339(app.clock.now_ms());
+    if let Err(e) = audit.flush_refusals(&time, &app.snapshot().policy.version).await {
+        tracing::error!(error = %e, "refusal summary not written");
+        app.metrics.audit_failure();
     }
 }
 

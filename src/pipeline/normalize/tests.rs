@@ -2,6 +2,7 @@ use super::*;
 
 fn limits() -> Limits {
     Limits {
+        unidentified: Vec::new(),
         max_headers: 3,
         max_header_bytes: 200,
         max_uri_bytes: 64,
