@@ -1,5 +1,6 @@
 //! Issue 4: the partner whitelist over real TLS with per-run certificates — every refusal and the
-//! accepted path.
+//! accepted path. Issue 13: subjects compared on the DER, CRLs past their nextUpdate, CA and CRL
+//! files reloaded when their content changes.
 
 use std::path::Path;
 
@@ -30,6 +31,9 @@ pub struct Pki {
     pub expired: Leaf,
     pub revoked: Leaf,
     pub rogue: Leaf,
+    /// From the partner CA, with one O attribute `otpgate test, CN=nic`: as text, nic's subject.
+    pub forged_nic: Leaf,
+    pub partner_ca: Ca,
     pub dir: tempfile::TempDir,
 }
 
@@ -49,6 +53,8 @@ impl Pki {
             expired: partner_ca.leaf("icmr", false, (2020, 2021), 13),
             revoked: partner_ca.leaf("icmr", false, (2025, 2035), 66),
             rogue: rogue_ca.leaf("icmr", false, (2025, 2035), 10),
+            forged_nic: partner_ca.leaf_with_subject(&[(rcgen::DnType::OrganizationName, "otpgate test, CN=nic")], 14),
+            partner_ca,
             server_ca,
             dir,
         }
@@ -325,4 +331,188 @@ async fn the_demo_partner_icmr_can_search_with_the_files_the_demo_wrote() {
     let r = h1(stream, req).await;
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(!r.json()["beneficiaries"].as_array().unwrap().is_empty());
+}
+
+/// Replace a file as a deploy does: write a sibling, rename it over the old one.
+fn replace(path: &Path, content: &str) {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, content).unwrap();
+    std::fs::rename(&tmp, path).unwrap();
+}
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// A keep-alive HTTP/1.1 connection presenting `client`.
+async fn keep_alive(addr: std::net::SocketAddr, pki: &Pki, client: &Leaf) -> Sender {
+    let stream = connect(addr, &pki.server_ca.pem, Some(client)).await.unwrap();
+    let (send, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.unwrap();
+    tokio::spawn(conn);
+    send
+}
+
+/// The status of one request on an open connection.
+async fn status(send: &mut Sender, req: Request<Full<Bytes>>) -> u16 {
+    send.ready().await.unwrap();
+    let resp = send.send_request(req).await.unwrap();
+    let status = resp.status().as_u16();
+    http_body_util::BodyExt::collect(resp.into_body()).await.unwrap();
+    status
+}
+
+async fn metrics(gw: &Gateway) -> String {
+    get_h1(gw.addr("admin"), "/metrics").await.text()
+}
+
+fn check(dir: &Path) -> (bool, String) {
+    let out = std::process::Command::new(BIN).args(["check", "--config"]).arg(dir).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[tokio::test]
+async fn a_subject_that_only_renders_like_a_partners_is_refused() {
+    let pki = Pki::new();
+    let echo = Echo::start().await;
+    let (g, r) = pki.policy(true, "", &echo.url());
+    let dir = policy_dir(&g, &r);
+    let gw = pki.gateway(dir.path());
+    // nic is identified by subject `O=otpgate test, CN=nic`. The forged certificate, from the same
+    // CA, has one O attribute `otpgate test, CN=nic`: as text the same subject, as DER another.
+    for addr in [gw.addr("https"), gw.addr("partner")] {
+        let r = call(addr, &pki, Some(&pki.nic), search(Some(KEY_NIC), "9000000001")).await.unwrap();
+        assert_eq!(r.status, 200, "the genuine nic: {}", r.text());
+        let r = call(addr, &pki, Some(&pki.forged_nic), search(Some(KEY_NIC), "9000000001")).await.unwrap();
+        // `error_code` also asserts the documented error shape.
+        assert_eq!((r.status, r.error_code().as_str()), (403, "GWY4031"), "one O holding `, CN=nic` is not O + CN");
+    }
+    // A policy subject that could be read two ways is refused, naming the field.
+    let ambiguous = g.replace("subject: 'O=otpgate test, CN=nic'", r"subject: 'O=otpgate test\, CN=nic'");
+    assert_ne!(ambiguous, g);
+    let bad = policy_dir(&ambiguous, &r);
+    let (ok, out) = check(bad.path());
+    assert!(!ok, "{out}");
+    assert!(out.contains("partners.clients.nic.certificate.subject") && out.contains("spki_sha256"), "{out}");
+}
+
+#[tokio::test]
+async fn a_crl_past_its_next_update_refuses_its_cas_partners_and_says_so() {
+    let pki = Pki::new();
+    let echo = Echo::start().await;
+    let crl = pki.dir.path().join("crl.pem");
+    let lapsed = rcgen::date_time_ymd(2025, 2, 1).unix_timestamp();
+    std::fs::write(&crl, pki.partner_ca.crl_until(&[66], lapsed)).unwrap();
+    let (g, r) = pki.policy(true, "", &echo.url());
+    let dir = policy_dir(&g, &r);
+    // Accepted — a partner CA's stale CRL does not take citizens' routes down — and reported.
+    let (ok, out) = check(dir.path());
+    assert!(ok, "{out}");
+    assert!(out.contains("partner CRL is past its nextUpdate") && out.contains("crl.pem"), "{out}");
+    let gw = pki.gateway(dir.path());
+    assert!(gw.stderr().contains("partner CRL is past its nextUpdate"), "{}", gw.stderr());
+    for addr in [gw.addr("https"), gw.addr("partner")] {
+        for (who, leaf) in [("icmr", &pki.icmr), ("nic", &pki.nic)] {
+            let r = call(addr, &pki, Some(leaf), search(Some(KEY_ICMR), "9000000001")).await;
+            assert!(r.is_err(), "{who} on {addr}, CRL expired: {:?}", r.map(|r| r.status));
+        }
+    }
+    let r = call(gw.addr("https"), &pki, None, search(Some(KEY_ICMR), "9000000001")).await.unwrap();
+    assert_eq!(r.status, 401, "the shared listener still serves clients without certificates");
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || async {
+            let m = metrics(&gw).await;
+            metric(&m, "otpgate_partner_crls_expired", &[]) == 1.0
+                && metric(&m, "otpgate_partner_crl_next_update_seconds", &[]) == lapsed as f64
+        })
+        .await,
+        "{}",
+        metrics(&gw).await
+    );
+
+    // A current CRL — installed without a signal — that lapses while a connection is open.
+    let lapses_s = otpgate::clock::system_now_ms() / 1000 + 8;
+    replace(&crl, &pki.partner_ca.crl_until(&[66], i64::try_from(lapses_s).unwrap()));
+    let https = gw.addr("https");
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || async {
+            call(https, &pki, Some(&pki.icmr), search(Some(KEY_ICMR), "9000000001"))
+                .await
+                .is_ok_and(|r| r.status == 200)
+        })
+        .await,
+        "the new CRL is picked up"
+    );
+    let mut open = keep_alive(https, &pki, &pki.icmr).await;
+    assert_eq!(status(&mut open, search(Some(KEY_ICMR), "9000000001")).await, 200);
+    assert!(
+        eventually(std::time::Duration::from_secs(3), || async {
+            metric(&metrics(&gw).await, "otpgate_partner_crls_expired", &[]) == 0.0
+        })
+        .await
+    );
+    let wait = (lapses_s * 1000 + 200).saturating_sub(otpgate::clock::system_now_ms());
+    assert!(wait > 1000, "the CRL lapsed before the test could use it ({wait} ms left)");
+    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+    assert_eq!(status(&mut open, search(Some(KEY_ICMR), "9000000001")).await, 403, "same connection, CRL lapsed");
+    let r = call(https, &pki, Some(&pki.icmr), search(Some(KEY_ICMR), "9000000001")).await;
+    assert!(r.is_err(), "new connection, CRL lapsed: {:?}", r.map(|r| r.status));
+    assert!(
+        eventually(std::time::Duration::from_secs(3), || async {
+            metric(&metrics(&gw).await, "otpgate_partner_crls_expired", &[]) == 1.0
+                && gw.stderr().contains("partner CRL passed its nextUpdate")
+        })
+        .await,
+        "{}",
+        gw.stderr()
+    );
+}
+
+#[tokio::test]
+async fn a_rewritten_crl_revokes_on_open_and_new_connections_without_a_signal() {
+    let pki = Pki::new();
+    let echo = Echo::start().await;
+    let (g, r) = pki.policy(true, "", &echo.url());
+    let dir = policy_dir(&g, &r);
+    let gw = pki.gateway(dir.path());
+    let https = gw.addr("https");
+    let crl = pki.dir.path().join("crl.pem");
+    let reloads = |m: &str, result: &str| metric(m, "otpgate_policy_reloads_total", &[("result", result)]);
+    let mut open = keep_alive(https, &pki, &pki.icmr).await;
+    assert_eq!(status(&mut open, search(Some(KEY_ICMR), "9000000001")).await, 200);
+
+    // A bad CRL written mid-way: logged, counted once, and the policy in force keeps serving.
+    replace(&crl, "-----BEGIN X509 CRL-----\nbm90IGEgQ1JM\n-----END X509 CRL-----\n");
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || async { reloads(&metrics(&gw).await, "failure") == 1.0 })
+            .await
+    );
+    assert!(gw.stderr().contains("policy rejected; the previous policy keeps serving"), "{}", gw.stderr());
+    assert!(gw.stderr().contains("crl[0]"), "the error names the field: {}", gw.stderr());
+    assert_eq!(status(&mut open, search(Some(KEY_ICMR), "9000000001")).await, 200, "open connection");
+    let r = call(https, &pki, Some(&pki.icmr), search(Some(KEY_ICMR), "9000000001")).await.unwrap();
+    assert_eq!(r.status, 200, "new connection");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    assert_eq!(reloads(&metrics(&gw).await, "failure"), 1.0, "a bad file is reported once, not every second");
+
+    // The CA's next CRL revokes icmr (serial 10): no signal, only the file.
+    let successes = reloads(&metrics(&gw).await, "success");
+    let written = std::time::Instant::now();
+    replace(&crl, &pki.partner_ca.crl(&[66, 10]));
+    loop {
+        if status(&mut open, search(Some(KEY_ICMR), "9000000001")).await == 403 {
+            break;
+        }
+        assert!(written.elapsed() < std::time::Duration::from_secs(4), "still admitted on the open connection");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let took = written.elapsed();
+    assert!(took < std::time::Duration::from_millis(3500), "revoked after {took:?}");
+    for addr in [https, gw.addr("partner")] {
+        let r = call(addr, &pki, Some(&pki.icmr), search(Some(KEY_ICMR), "9000000001")).await;
+        assert!(r.is_err(), "new connection of a revoked certificate on {addr}: {:?}", r.map(|r| r.status));
+        let r = call(addr, &pki, Some(&pki.nic), search(Some(KEY_NIC), "9000000001")).await.unwrap();
+        assert_eq!(r.status, 200, "nic is not revoked");
+    }
+    let m = metrics(&gw).await;
+    assert_eq!(reloads(&m, "success"), successes + 1.0, "{m}");
+    assert_eq!(reloads(&m, "failure"), 1.0);
+    assert!(gw.stderr().contains("a partner CA or CRL file changed"), "{}", gw.stderr());
 }

@@ -109,6 +109,8 @@ pub struct Metrics {
     /// Values redacted (or, in dry run, that would have been), by profile.
     pub redactions: Family<RedactionLabels, Counter>,
     pub connections: Gauge,
+    partner_crls_expired: Gauge,
+    partner_crl_next_update: Gauge,
 }
 
 impl Default for Metrics {
@@ -175,6 +177,18 @@ impl Metrics {
             "Values redacted by profile; mode dry_run counts what a dry-run profile would have redacted",
             redactions.clone(),
         );
+        let partner_crls_expired = Gauge::default();
+        registry.register(
+            "partner_crls_expired",
+            "Partner CRLs of the current policy past their nextUpdate: certificates of the CAs they cover are refused",
+            partner_crls_expired.clone(),
+        );
+        let partner_crl_next_update = Gauge::default();
+        registry.register(
+            "partner_crl_next_update_seconds",
+            "Earliest nextUpdate (unix seconds) of the current policy's partner CRLs, 0 without CRLs; alert before it passes",
+            partner_crl_next_update.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -185,6 +199,8 @@ impl Metrics {
             audit_failures,
             redactions,
             connections,
+            partner_crls_expired,
+            partner_crl_next_update,
         }
     }
 
@@ -227,6 +243,14 @@ impl Metrics {
     pub fn reload(&self, ok: bool) {
         let result = if ok { "success" } else { "failure" };
         self.reloads.get_or_create(&ReloadLabels { result: result.into() }).inc();
+    }
+
+    /// The state of the current policy's partner CRLs: how many are past their `nextUpdate`, and
+    /// the earliest `nextUpdate` (unix ms), if there are CRLs.
+    pub fn partner_crls(&self, expired: usize, earliest_next_update_ms: Option<u64>) {
+        self.partner_crls_expired.set(i64::try_from(expired).unwrap_or(i64::MAX));
+        let seconds = earliest_next_update_ms.map_or(0, |ms| ms / 1000);
+        self.partner_crl_next_update.set(i64::try_from(seconds).unwrap_or(i64::MAX));
     }
 
     /// The Prometheus text exposition of every metric.

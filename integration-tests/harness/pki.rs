@@ -1,5 +1,6 @@
-//! A per-run PKI for partner tests: a partner CA (with a CRL), a rogue CA, a server certificate,
-//! and client certificates that are valid, expired, revoked or from the rogue CA.
+//! A per-run PKI for partner tests: a partner CA (with CRLs, current or expiring when asked), a
+//! rogue CA, a server certificate, and client certificates that are valid, expired, revoked, from
+//! the rogue CA, or with a subject crafted to render like another's.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,10 +37,24 @@ impl Ca {
 
     /// A leaf certificate; `years` is (not_before, not_after) years.
     pub fn leaf(&self, cn: &str, server: bool, years: (i32, i32), serial: u64) -> Leaf {
+        self.issue(dn(cn), server, years, serial)
+    }
+
+    /// A client certificate whose subject is exactly these RDNs, in this order (one attribute
+    /// each), valid 2025–2035.
+    pub fn leaf_with_subject(&self, rdns: &[(DnType, &str)], serial: u64) -> Leaf {
+        let mut d = DistinguishedName::new();
+        for (ty, value) in rdns {
+            d.push(ty.clone(), *value);
+        }
+        self.issue(d, false, (2025, 2035), serial)
+    }
+
+    fn issue(&self, dn: DistinguishedName, server: bool, years: (i32, i32), serial: u64) -> Leaf {
         let key = KeyPair::generate().unwrap();
         let sans = if server { vec!["localhost".to_string()] } else { Vec::new() };
         let mut p = CertificateParams::new(sans).unwrap();
-        p.distinguished_name = dn(cn);
+        p.distinguished_name = dn;
         p.serial_number = Some(SerialNumber::from(serial));
         p.extended_key_usages =
             vec![if server { ExtendedKeyUsagePurpose::ServerAuth } else { ExtendedKeyUsagePurpose::ClientAuth }];
@@ -49,10 +64,19 @@ impl Ca {
         Leaf { cert_pem: cert.pem(), key_pem: key.serialize_pem() }
     }
 
+    /// A CRL revoking `revoked_serials`, current until 2035.
     pub fn crl(&self, revoked_serials: &[u64]) -> String {
+        let until_2035 = rcgen::date_time_ymd(2035, 1, 1).unix_timestamp();
+        self.crl_until(revoked_serials, until_2035)
+    }
+
+    /// A CRL revoking `revoked_serials`, issued 2025-01-01, whose `nextUpdate` is `next_update`
+    /// (unix seconds).
+    pub fn crl_until(&self, revoked_serials: &[u64], next_update: i64) -> String {
+        let epoch = rcgen::date_time_ymd(1970, 1, 1);
         let params = CertificateRevocationListParams {
             this_update: rcgen::date_time_ymd(2025, 1, 1),
-            next_update: rcgen::date_time_ymd(2035, 1, 1),
+            next_update: epoch + std::time::Duration::from_secs(u64::try_from(next_update).unwrap()),
             crl_number: SerialNumber::from(1u64),
             issuing_distribution_point: None,
             revoked_certs: revoked_serials

@@ -1,5 +1,12 @@
 //! The compiled `partners` section: trust anchors and CRLs for client certificates, and each
 //! partner's certificate identity, API-key hash, source CIDRs, scopes, profile and quotas.
+//!
+//! A certificate subject is an identity only as the certificate encodes it: [`Dn`] is the
+//! RDNSequence as (attribute OID, value) pairs, parsed from the policy string with a syntax that
+//! cannot express an ambiguous value, and compared with the certificate's DER attribute by
+//! attribute — never as rendered text, where `CN=icmr, O=ICMR` and a CN of `icmr, O=ICMR` look
+//! alike. CA and CRL files are read once, hashed, and parsed from those same bytes, so the reload
+//! loop can tell when their content changes (`Partners::changed_trust_files`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +17,7 @@ use base64::Engine;
 use rustls::RootCertStore;
 use rustls_pki_types::CertificateRevocationListDer;
 use rustls_pki_types::pem::PemObject;
+use sha2::{Digest, Sha256};
 
 use super::Cidr;
 use super::citizens::WindowLimit;
@@ -21,8 +29,188 @@ use crate::redact::Profile;
 pub enum CertId {
     /// SHA-256 of the SubjectPublicKeyInfo.
     Pin([u8; 32]),
-    /// Subject distinguished name, normalized (see `normalize_subject`).
-    Subject(String),
+    /// The exact subject distinguished name.
+    Subject(Dn),
+}
+
+/// One attribute of a distinguished name: its type (the DER content octets of the OID) and its
+/// value (the characters of a UTF8String, PrintableString, IA5String or NumericString).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Attr {
+    oid: Vec<u8>,
+    value: String,
+}
+
+/// A distinguished name whose every RDN holds one attribute, in certificate (DER) order. Two are
+/// equal when they have the same number of RDNs and each pair has the same OID and exactly the
+/// same value: case, spaces and every character count; the string type of the certificate's
+/// value does not.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dn(Vec<Attr>);
+
+/// Attribute types a policy may name by their short name (RFC 4514 §3, plus `SERIALNUMBER` and
+/// `EMAILADDRESS`); any other is written as a dotted OID.
+const SHORT_NAMES: &[(&str, &str)] = &[
+    ("CN", "2.5.4.3"),
+    ("SERIALNUMBER", "2.5.4.5"),
+    ("C", "2.5.4.6"),
+    ("L", "2.5.4.7"),
+    ("ST", "2.5.4.8"),
+    ("STREET", "2.5.4.9"),
+    ("O", "2.5.4.10"),
+    ("OU", "2.5.4.11"),
+    ("UID", "0.9.2342.19200300.100.1.1"),
+    ("DC", "0.9.2342.19200300.100.1.25"),
+    ("EMAILADDRESS", "1.2.840.113549.1.9.1"),
+];
+
+/// Characters a policy subject value may not contain: each either separates RDNs or attributes,
+/// or needs an escape in RFC 4514 — the policy syntax has no escapes, so no value is ambiguous.
+const REFUSED_IN_VALUES: &[char] = &[',', '+', '=', '\\', '"', '<', '>', ';', '#'];
+
+impl Dn {
+    /// Parse a policy subject: `TYPE=value, TYPE=value, …` in the order the certificate encodes
+    /// its RDNs — the order `openssl x509 -noout -subject` prints (`C = IN, O = ICMR, CN = icmr`
+    /// can be pasted as is); RFC 4514 strings list them the other way round. `TYPE` is a short
+    /// name (any case) or a dotted OID such as `2.5.4.97`; spaces around names, `=`, values and
+    /// `,` are ignored. Refused: an empty RDN, a `+` (multi-valued RDNs are not supported), and
+    /// values that are empty or contain one of `, + = \ " < > ; #` or a control character. A
+    /// certificate whose subject needs any of those is identified by its `spki_sha256` instead.
+    pub fn parse_policy(s: &str) -> Result<Dn, String> {
+        if s.trim().is_empty() {
+            return Err("an empty subject".into());
+        }
+        let mut attrs = Vec::new();
+        for (i, part) in s.split(',').enumerate() {
+            let part = part.trim();
+            if part.is_empty() {
+                return Err(format!("RDN {} is empty: a stray `,`?", i + 1));
+            }
+            if part.contains('+') {
+                return Err(format!(
+                    "`{part}`: `+` (a multi-valued RDN, or a `+` in a value) is not supported; \
+                     identify this partner by `spki_sha256`"
+                ));
+            }
+            let Some((name, value)) = part.split_once('=') else {
+                return Err(format!("`{part}`: expected TYPE=value, like CN=icmr"));
+            };
+            let (name, value) = (name.trim(), value.trim());
+            let oid = match SHORT_NAMES.iter().find(|(short, _)| short.eq_ignore_ascii_case(name)) {
+                Some((_, dotted)) => encode_oid(dotted),
+                None => encode_oid(name),
+            }
+            .ok_or_else(|| {
+                format!("`{name}` is neither a known attribute type ({}) nor a dotted OID", known_names())
+            })?;
+            if value.is_empty() {
+                return Err(format!("`{part}`: the value is empty"));
+            }
+            if let Some(c) = value.chars().find(|c| REFUSED_IN_VALUES.contains(c) || c.is_control()) {
+                return Err(format!(
+                    "`{part}`: the value contains {c:?}, which a subject here cannot carry unambiguously; \
+                     identify this partner by `spki_sha256`"
+                ));
+            }
+            attrs.push(Attr { oid, value: value.to_string() });
+        }
+        Ok(Dn(attrs))
+    }
+
+    /// The subject of a certificate, attribute by attribute from its DER. `None` when it cannot
+    /// equal any policy subject: a multi-valued RDN, or a value that is not a UTF8String,
+    /// PrintableString, IA5String or NumericString (BMPString, TeletexString, … are not decoded,
+    /// so they never match).
+    pub fn from_x509(name: &x509_parser::x509::X509Name<'_>) -> Option<Dn> {
+        let mut attrs = Vec::new();
+        for rdn in name.iter() {
+            let mut set = rdn.iter();
+            let (Some(attr), None) = (set.next(), set.next()) else { return None };
+            let value = attr.as_str().ok()?;
+            attrs.push(Attr { oid: attr.attr_type().as_bytes().to_vec(), value: value.to_string() });
+        }
+        Some(Dn(attrs))
+    }
+}
+
+/// `O=ICMR, CN=icmr`: short names where known, dotted OIDs otherwise, and RFC 4514 escapes for
+/// anything in a value that could be misread (logs of certificates only; policy values have none).
+impl std::fmt::Display for Dn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, a) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            match SHORT_NAMES.iter().find(|(_, dotted)| encode_oid(dotted).as_ref() == Some(&a.oid)) {
+                Some((short, _)) => f.write_str(short)?,
+                None => f.write_str(&dotted_oid(&a.oid))?,
+            }
+            f.write_str("=")?;
+            for c in a.value.chars() {
+                if REFUSED_IN_VALUES.contains(&c) {
+                    write!(f, "\\{c}")?;
+                } else if c.is_control() {
+                    write!(f, "\\{:02x}", u32::from(c))?;
+                } else {
+                    write!(f, "{c}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn known_names() -> String {
+    SHORT_NAMES.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+}
+
+/// The DER content octets of a dotted OID (`2.5.4.3` → `55 04 03`); `None` unless it is two or
+/// more decimal arcs without leading zeros, the first 0–2 and (under 2) the second below 40.
+fn encode_oid(dotted: &str) -> Option<Vec<u8>> {
+    let mut arcs = Vec::new();
+    for arc in dotted.split('.') {
+        let leading_zero = arc.len() > 1 && arc.starts_with('0');
+        if arc.is_empty() || leading_zero || !arc.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        arcs.push(arc.parse::<u64>().ok()?);
+    }
+    let (&first, &second) = (arcs.first()?, arcs.get(1)?);
+    if first > 2 || (first < 2 && second >= 40) {
+        return None;
+    }
+    let mut out = Vec::new();
+    let head = first.checked_mul(40)?.checked_add(second)?;
+    for arc in std::iter::once(head).chain(arcs[2..].iter().copied()) {
+        let mut groups = vec![(arc & 0x7f) as u8];
+        let mut rest = arc >> 7;
+        while rest > 0 {
+            groups.push((rest & 0x7f) as u8 | 0x80);
+            rest >>= 7;
+        }
+        out.extend(groups.iter().rev());
+    }
+    Some(out)
+}
+
+/// The dotted form of DER OID content octets (for display only).
+fn dotted_oid(der: &[u8]) -> String {
+    let mut arcs: Vec<u64> = Vec::new();
+    let mut acc: u64 = 0;
+    for &b in der {
+        acc = (acc << 7) | u64::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            if arcs.is_empty() {
+                let first = (acc / 40).min(2);
+                arcs.push(first);
+                arcs.push(acc - first * 40);
+            } else {
+                arcs.push(acc);
+            }
+            acc = 0;
+        }
+    }
+    arcs.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
 }
 
 #[derive(Debug, Clone)]
@@ -47,25 +235,96 @@ pub struct Partner {
 pub struct Partners {
     pub roots: Arc<RootCertStore>,
     pub crls: Vec<CertificateRevocationListDer<'static>>,
+    /// What each CRL in `crls` says about itself, in the same order.
+    pub crl_info: Vec<CrlInfo>,
     pub clients: Vec<Partner>,
+    /// The CA and CRL files, with the SHA-256 of the bytes compiled.
+    trust_files: Vec<TrustFile>,
+}
+
+/// A CRL of the policy: which file, which CA issued it, and until when it may be relied on.
+#[derive(Debug, Clone)]
+pub struct CrlInfo {
+    pub file: String,
+    /// The issuer's distinguished name (a CA's name, never a person's).
+    pub issuer: String,
+    /// `nextUpdate`, unix ms: from then on the CRL no longer vouches for the certificates of its
+    /// CA, and those certificates are refused until a newer CRL is loaded.
+    pub next_update_ms: u64,
+}
+
+impl CrlInfo {
+    pub fn expired(&self, now_ms: u64) -> bool {
+        now_ms >= self.next_update_ms
+    }
+}
+
+/// A file the `partners` section names, as it was read when the policy was compiled.
+#[derive(Debug, Clone)]
+struct TrustFile {
+    path: PathBuf,
+    sha256: [u8; 32],
 }
 
 impl std::fmt::Debug for Partners {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Partners").field("roots", &self.roots.len()).field("clients", &self.clients).finish()
+        f.debug_struct("Partners")
+            .field("roots", &self.roots.len())
+            .field("crls", &self.crl_info)
+            .field("clients", &self.clients)
+            .finish()
     }
 }
 
-/// Case-insensitive attribute names, `", "` separators, no surrounding spaces: `CN=icmr, O=ICMR`.
-pub fn normalize_subject(s: &str) -> String {
-    s.split(',')
-        .filter(|p| !p.trim().is_empty())
-        .map(|part| match part.split_once('=') {
-            Some((k, v)) => format!("{}={}", k.trim().to_ascii_uppercase(), v.trim()),
-            None => part.trim().to_string(),
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
+impl Partners {
+    /// Compare the CA and CRL files on disk with the bytes this policy was compiled from. `None`
+    /// when every file is unchanged; else a fingerprint of what is on disk now (a file that
+    /// cannot be read counts as changed), so a reload that fails on it is reported once.
+    pub fn changed_trust_files(&self) -> Option<String> {
+        let mut changed = false;
+        let mut now = Sha256::new();
+        for f in &self.trust_files {
+            match std::fs::read(&f.path) {
+                Ok(bytes) => {
+                    let hash: [u8; 32] = Sha256::digest(&bytes).into();
+                    changed |= hash != f.sha256;
+                    now.update([1]);
+                    now.update(hash);
+                }
+                Err(_) => {
+                    changed = true;
+                    now.update([0]);
+                }
+            }
+        }
+        changed.then(|| hex::encode(&now.finalize()[..8]))
+    }
+
+    /// The earliest moment after `after_ms` at which a CRL stops vouching (its `nextUpdate`), if
+    /// any: a certificate verified at `after_ms` must be verified again from then on.
+    pub fn next_crl_expiry_after(&self, after_ms: u64) -> Option<u64> {
+        self.crl_info.iter().map(|c| c.next_update_ms).filter(|&t| t > after_ms).min()
+    }
+}
+
+/// Read a file named by the policy, remembering the hash of exactly the bytes read.
+fn read_trust_file(path: &Path, files: &mut Vec<TrustFile>) -> std::io::Result<Vec<u8>> {
+    let bytes = std::fs::read(path)?;
+    files.push(TrustFile { path: path.to_path_buf(), sha256: Sha256::digest(&bytes).into() });
+    Ok(bytes)
+}
+
+/// A CRL's issuer and `nextUpdate`, or why it cannot be used. RFC 5280 §5.1.2.5 requires
+/// `nextUpdate`; a list without one could never be told apart from a stale one, so it is refused.
+fn crl_info(der: &[u8], file: &str) -> Result<CrlInfo, String> {
+    let (_, crl) = x509_parser::parse_x509_crl(der).map_err(|e| format!("not a CRL: {e}"))?;
+    let next = crl.next_update().ok_or_else(|| {
+        "the CRL has no nextUpdate (RFC 5280 requires one): nothing would tell when it is stale; \
+         have the CA issue CRLs with nextUpdate"
+            .to_string()
+    })?;
+    let next_update_ms = u64::try_from(next.timestamp()).unwrap_or(0).saturating_mul(1000);
+    Ok(CrlInfo { file: file.to_string(), issuer: crl.issuer().to_string(), next_update_ms })
 }
 
 fn resolve(base: Option<&Path>, file: &str) -> Option<PathBuf> {
@@ -86,6 +345,7 @@ pub fn compile(
     let (at, raw): (&At, _) = m.partners.as_ref().map(|(a, p)| (a, p))?;
     let before = errors.len();
     let mut roots = RootCertStore::empty();
+    let mut trust_files = Vec::new();
     if raw.ca.is_empty() {
         errors.push(at.err("ca", "at least one partner CA file is required"));
     }
@@ -95,32 +355,70 @@ pub fn compile(
             errors.push(at.err(&field, "relative paths need a policy directory; use an absolute path"));
             continue;
         };
-        match rustls_pki_types::CertificateDer::pem_file_iter(&path).map(|it| it.collect::<Result<Vec<_>, _>>()) {
-            Ok(Ok(certs)) if !certs.is_empty() => {
+        let parsed = read_trust_file(&path, &mut trust_files).and_then(|bytes| {
+            rustls_pki_types::CertificateDer::pem_slice_iter(&bytes)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(std::io::Error::other)
+        });
+        match parsed {
+            Ok(certs) if !certs.is_empty() => {
                 for cert in certs {
                     if let Err(e) = roots.add(cert) {
                         errors.push(at.err(&field, format!("{}: not a usable CA certificate: {e}", path.display())));
                     }
                 }
             }
-            Ok(Ok(_)) => errors.push(at.err(&field, format!("{}: no certificate in file", path.display()))),
-            Ok(Err(e)) | Err(e) => errors.push(at.err(&field, format!("{}: {e}", path.display()))),
+            Ok(_) => errors.push(at.err(&field, format!("{}: no certificate in file", path.display()))),
+            Err(e) => errors.push(at.err(&field, format!("{}: {e}", path.display()))),
         }
     }
+    let cas_ok = errors.len() == before;
     let mut crls = Vec::new();
+    let mut crl_infos = Vec::new();
     for (i, file) in raw.crl.iter().enumerate() {
         let field = format!("crl[{i}]");
         let Some(path) = resolve(base, file) else {
             errors.push(at.err(&field, "relative paths need a policy directory; use an absolute path"));
             continue;
         };
-        match CertificateRevocationListDer::pem_file_iter(&path).map(|it| it.collect::<Result<Vec<_>, _>>()) {
-            Ok(Ok(list)) if !list.is_empty() => crls.extend(list),
-            Ok(Ok(_)) => errors.push(at.err(&field, format!("{}: no CRL in file", path.display()))),
-            Ok(Err(e)) | Err(e) => errors.push(at.err(&field, format!("{}: {e}", path.display()))),
+        let shown = path.display().to_string();
+        let parsed = read_trust_file(&path, &mut trust_files).and_then(|bytes| {
+            CertificateRevocationListDer::pem_slice_iter(&bytes)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(std::io::Error::other)
+        });
+        let list = match parsed {
+            Ok(list) if !list.is_empty() => list,
+            Ok(_) => {
+                errors.push(at.err(&field, format!("{shown}: no CRL in file")));
+                continue;
+            }
+            Err(e) => {
+                errors.push(at.err(&field, format!("{shown}: {e}")));
+                continue;
+            }
+        };
+        for crl in list {
+            // The verifier parses CRLs strictly (webpki); find out here, naming the file, rather
+            // than when the TLS configuration is built.
+            let checked = crl_info(crl.as_ref(), &shown).and_then(|info| {
+                if cas_ok {
+                    rustls::server::WebPkiClientVerifier::builder(Arc::new(roots.clone()))
+                        .with_crls([crl.clone()])
+                        .build()
+                        .map_err(|e| format!("not a usable CRL: {e}"))?;
+                }
+                Ok(info)
+            });
+            match checked {
+                Ok(info) => {
+                    crls.push(crl);
+                    crl_infos.push(info);
+                }
+                Err(e) => errors.push(at.err(&field, format!("{shown}: {e}"))),
+            }
         }
     }
-
     let mut clients = Vec::new();
     for (id, p) in &raw.clients {
         let f = |field: &str| format!("clients.{id}.{field}");
@@ -149,7 +447,13 @@ pub fn compile(
                 ));
                 None
             }
-            (None, Some(subject)) if !subject.trim().is_empty() => Some(CertId::Subject(normalize_subject(subject))),
+            (None, Some(subject)) => match Dn::parse_policy(subject) {
+                Ok(dn) => Some(CertId::Subject(dn)),
+                Err(e) => {
+                    errors.push(at.err(&f("certificate.subject"), e));
+                    None
+                }
+            },
             _ => {
                 errors.push(at.err(&f("certificate"), "give exactly one of `spki_sha256` and `subject`"));
                 None
@@ -231,7 +535,18 @@ pub fn compile(
     if errors.len() != before {
         return None;
     }
-    Some(Partners { roots: Arc::new(roots), crls, clients })
+    // Decisions about expired CRLs are taken per handshake and per request, on the request's
+    // clock; this only tells whoever loads the policy (`serve`, a reload, `otpgate check`).
+    let now_ms = crate::clock::system_now_ms();
+    for c in crl_infos.iter().filter(|c| c.expired(now_ms)) {
+        tracing::warn!(
+            file = %c.file,
+            issuer = %c.issuer,
+            next_update = %crate::clock::rfc3339(c.next_update_ms),
+            "partner CRL is past its nextUpdate: certificates of the CA it covers are refused until a current CRL is installed"
+        );
+    }
+    Some(Partners { roots: Arc::new(roots), crls, crl_info: crl_infos, clients, trust_files })
 }
 
 /// Seconds until the next midnight in India (UTC+05:30), where the subjects-per-day quota resets.

@@ -1,17 +1,17 @@
 //! rustls server configuration: the server certificate chain and key from PEM files, ALPN for h2
 //! and http/1.1, and client-certificate verification against the partner CAs and CRLs of the
-//! current policy (optional on a shared listener, required on a partner-only listener).
+//! current policy (optional on a shared listener, required on a partner-only listener) by
+//! `auth::partner::verifier`, the same verifier that checks open connections again.
 
 use std::path::Path;
 use std::sync::Arc;
 
 use rustls::ServerConfig;
-use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::ClientCertVerifier;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
-use crate::policy::{Partners, Policy};
+use crate::policy::Policy;
 
 /// A TLS setup problem, with the file it concerns.
 #[derive(Debug, thiserror::Error)]
@@ -67,25 +67,9 @@ impl ServerIdentity {
     }
 }
 
-/// A verifier of partner client certificates: chains to a partner CA, is within its validity
-/// period, is not on a configured CRL. `optional` lets clients without a certificate connect
-/// (citizens on a shared listener); their requests can never be identified as a partner.
-pub fn partner_verifier(partners: &Partners, optional: bool) -> Result<Arc<dyn ClientCertVerifier>, String> {
-    let mut builder = WebPkiClientVerifier::builder(partners.roots.clone());
-    if !partners.crls.is_empty() {
-        // CRLs cover the CAs that publish them; certificates of other partner CAs are still
-        // checked for chain and validity.
-        builder = builder.with_crls(partners.crls.iter().cloned()).allow_unknown_revocation_status();
-    }
-    if optional {
-        builder = builder.allow_unauthenticated();
-    }
-    builder.build().map_err(|e| e.to_string())
-}
-
 /// The TLS side of one runtime, built from its policy: the server configs of shared and
 /// partner-only listeners, and the verifier that checks partner certificates of open connections
-/// again after a reload.
+/// again (after a reload, or once a CRL or a certificate of the chain has lapsed).
 #[derive(Default)]
 pub struct TlsConfigs {
     /// Shared listeners: client certificates optional (citizens present none; partners do).
@@ -100,11 +84,11 @@ impl TlsConfigs {
     pub fn build(policy: &Policy, identity: Option<&ServerIdentity>) -> Result<TlsConfigs, String> {
         let mut tls = TlsConfigs::default();
         if let Some(partners) = &policy.partners {
-            tls.partner_verifier = Some(partner_verifier(partners, false)?);
+            tls.partner_verifier = Some(crate::auth::partner::verifier(partners, false)?);
         }
         if let Some(identity) = identity {
             let optional = match &policy.partners {
-                Some(p) => Some(partner_verifier(p, true)?),
+                Some(p) => Some(crate::auth::partner::verifier(p, true)?),
                 None => None,
             };
             tls.shared = Some(identity.config(optional).map_err(|e| e.to_string())?);

@@ -1,7 +1,7 @@
-//! The serving gateway's background work: reload the policy when its files change (polled) or on
-//! SIGHUP, drop rate-limit keys whose buckets are full again, and watch the shared store's health
-//! (for `/readyz` and `otpgate_store_up`). Each task ends when the
-//! gateway starts to drain.
+//! The serving gateway's background work: reload the policy when its files — or the partner CA
+//! and CRL files it names — change (polled) or on SIGHUP, watch partner CRLs pass their
+//! `nextUpdate`, drop rate-limit keys whose buckets are full again, and watch the shared store's
+//! health (for `/readyz` and `otpgate_store_up`). Each task ends when the gateway starts to drain.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,6 +11,7 @@ use crate::runtime::App;
 /// Start the background tasks of `app`.
 pub fn start(app: &Arc<App>) {
     tokio::spawn(watch_files(app.clone(), Duration::from_secs(1)));
+    tokio::spawn(watch_crls(app.clone(), Duration::from_secs(1)));
     tokio::spawn(evict_limiters(app.clone(), Duration::from_secs(30)));
     tokio::spawn(watch_store(app.clone(), Duration::from_secs(1)));
     tokio::spawn(summarise_refusals(app.clone(), SUMMARY_INTERVAL));
@@ -18,7 +19,10 @@ pub fn start(app: &Arc<App>) {
     tokio::spawn(on_sighup(app.clone()));
 }
 
-/// Reload whenever the policy directory's content changes, until the app drains.
+/// Reload whenever the policy directory's content changes, or the content of a CA or CRL file
+/// the running policy names (a CRL that now revokes a partner, a CA removed from a bundle), until
+/// the app drains. Open connections follow: their certificates are verified again under the new
+/// runtime before their next request (`auth::partner`).
 async fn watch_files(app: Arc<App>, every: Duration) {
     if !app.source().can_change() {
         return;
@@ -33,11 +37,54 @@ async fn watch_files(app: Arc<App>, every: Duration) {
         }
         let Ok(sources) = app.source().read() else { continue };
         let version = sources.version();
+        let (policy_changed, files) = {
+            let rt = app.snapshot();
+            let files = rt.policy.partners.as_ref().and_then(|p| p.changed_trust_files());
+            (version != rt.policy.version, files)
+        };
         // A rejected edit is reported once, not every tick.
-        if version == app.snapshot().policy.version || last_failed.as_deref() == Some(&version) {
+        let state = format!("{version}/{}", files.as_deref().unwrap_or(""));
+        if (!policy_changed && files.is_none()) || last_failed.as_deref() == Some(&state) {
             continue;
         }
-        last_failed = app.reload(false).is_err().then_some(version);
+        if !policy_changed {
+            tracing::info!("a partner CA or CRL file changed: reloading policy");
+        }
+        // Same policy text, other CA or CRL content: rebuild anyway.
+        last_failed = app.reload(files.is_some()).is_err().then_some(state);
+    }
+}
+
+/// Keep the partner CRL metrics current, and log when a CRL of the running policy passes its
+/// `nextUpdate` (one already past when the policy was loaded was reported by the compile step).
+/// The refusal itself needs no task: handshakes and requests check the CRL's time themselves.
+async fn watch_crls(app: Arc<App>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last: Option<(u64, u64)> = None;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = app.shutdown.cancelled() => return,
+        }
+        let rt = app.snapshot();
+        let now = app.clock.now_ms();
+        let crls = rt.policy.partners.as_ref().map_or(&[][..], |p| p.crl_info.as_slice());
+        let expired = crls.iter().filter(|c| c.expired(now)).count();
+        app.metrics.partner_crls(expired, crls.iter().map(|c| c.next_update_ms).min());
+        if let Some((generation, then)) = last
+            && generation == rt.generation
+        {
+            for c in crls.iter().filter(|c| then < c.next_update_ms && c.expired(now)) {
+                tracing::error!(
+                    file = %c.file,
+                    issuer = %c.issuer,
+                    next_update = %crate::clock::rfc3339(c.next_update_ms),
+                    "partner CRL passed its nextUpdate: certificates of the CA it covers are refused until a current CRL is installed"
+                );
+            }
+        }
+        last = Some((rt.generation, now));
     }
 }
 
