@@ -49,10 +49,22 @@ pub async fn confirm(addr: std::net::SocketAddr, txn: &str, otp: &str) -> Resp {
 
 /// Full sign-in: generate, read the outbox, confirm with the SHA-256; the token.
 pub async fn sign_in(addr: std::net::SocketAddr, outbox: &Path, mobile: &str) -> String {
-    let g = generate(addr, mobile).await;
+    sign_in_from("127.0.0.1", addr, outbox, mobile).await
+}
+
+/// `sign_in` from the loopback source address `src` (OTP sends are limited per source).
+pub async fn sign_in_from(src: &str, addr: std::net::SocketAddr, outbox: &Path, mobile: &str) -> String {
+    let json = |path: &str, body: String| {
+        let req = Request::post(path).header("host", "x").header("content-type", "application/json");
+        req.body(Full::new(Bytes::from(body))).unwrap()
+    };
+    let g =
+        h1(tcp_from(src, addr).await, json("/api/v2/auth/public/generateOTP", format!(r#"{{"mobile":"{mobile}"}}"#)))
+            .await;
     assert_eq!(g.status, 200, "{}", g.text());
     let txn = g.json()["txnId"].as_str().unwrap().to_string();
-    let c = confirm(addr, &txn, &outbox_otp(outbox, &txn)).await;
+    let body = format!(r#"{{"otp":"{}","txnId":"{txn}"}}"#, sha(&outbox_otp(outbox, &txn)));
+    let c = h1(tcp_from(src, addr).await, json("/api/v2/auth/public/confirmOTP", body)).await;
     assert_eq!(c.status, 200, "{}", c.text());
     c.json()["token"].as_str().unwrap().to_string()
 }

@@ -189,6 +189,7 @@ async fn two_replicas_behave_as_one(store: &str) {
     assert_eq!(c.status, 200, "confirmed on the other replica: {}", c.text());
     let token = c.json()["token"].as_str().unwrap().to_string();
     assert_eq!(get_auth(ha, BENEFICIARIES, &token).await.status, 200, "B's token on A");
+    assert_eq!(get_auth(hb, BENEFICIARIES, &token).await.status, 200, "and on B");
     let again = crate::citizen_flow::confirm(ha, &txn, &otp).await;
     assert_eq!(again.status, 401, "single use across replicas: {}", again.text());
 
