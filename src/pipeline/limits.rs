@@ -52,7 +52,7 @@ pub async fn charge(
     for (key, _) in route.limits.iter().filter(|(key, _)| in_stage(*key)) {
         let vals = match key {
             LimitKey::Mobile => mobile_in_body(body).into_iter().collect(),
-            LimitKey::Beneficiary => beneficiary_values(route, query, body),
+            LimitKey::Beneficiary => beneficiary_values(route, &cx.path_params, query, body),
             _ => permit.caller_keys().iter().filter(|(k, _)| k == key).map(|(_, v)| v.clone()).collect(),
         };
         values.push((*key, vals));
@@ -81,20 +81,20 @@ pub async fn charge(
     }
 }
 
-/// The beneficiary references a request names (the route's beneficiary ownership parameters),
-/// each once.
-pub fn beneficiary_values(route: &Route, query: Option<&str>, body: &[u8]) -> Vec<String> {
+/// The beneficiary references a request names (the route's beneficiary ownership parameters, in
+/// its path, query or JSON body: the places the ownership check reads), each once.
+pub fn beneficiary_values(route: &Route, path: &[(String, String)], query: Option<&str>, body: &[u8]) -> Vec<String> {
     let names: Vec<String> = match &route.access {
         crate::policy::Access::Citizen(c) => c
             .ownership
             .iter()
             .flat_map(|o| o.request.iter())
             .filter(|r| r.kind == crate::ownership::SubjectKind::Beneficiary)
-            .map(|r| r.param.clone())
+            .map(|r| r.name().to_string())
             .collect(),
         _ => Vec::new(),
     };
-    let mut values = params::named_values(&names, query, body).unwrap_or_default();
+    let mut values = params::named_values_in(&names, path, query, body).unwrap_or_default();
     values.sort_unstable();
     values.dedup();
     values
