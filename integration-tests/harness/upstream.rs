@@ -135,21 +135,84 @@ impl Blackhole {
 /// - `/api/v2/appointment/beneficiaries` and `/mixed`: the caller's records mixed with foreign ones,
 ///   one without an owner field and one with a masked owner;
 /// - `/foreign`: only someone else's records; `/not-json`: HTML; `/gzip`: compressed body;
-/// - `/error`: a 500 whose message carries a mobile number.
+/// - `/error`: a 500 whose message carries a mobile number;
+/// - `/spelling/{case}`: the caller's record and a foreign one under two spellings of the records
+///   key or the owner field ([`SPELLINGS`]); `/kelvin`: `bookings` and `boo\u212Aings` (Kelvin sign);
+/// - `/api/v2/x/{ref}`, `/api/v2/y/{ref}/certificate`: a document about reference `ref`, whoever asks.
+///
+/// Every request target it receives is kept ([`Hostile::received`]).
 pub struct Hostile {
     pub addr: SocketAddr,
+    received: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 pub const OWN: &str = "9000000001";
 
 impl Hostile {
     pub async fn start() -> Hostile {
-        Hostile { addr: serve_fn(hostile_answer).await }
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = received.clone();
+        let answer = move |req: Request<Incoming>| {
+            let target = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
+            log.lock().unwrap().push(target);
+            hostile_answer(req)
+        };
+        Hostile { addr: serve_fn(answer).await, received }
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// The request targets (path and query) received so far, in order.
+    pub fn received(&self) -> Vec<String> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+/// `/spelling/{case}` of [`Hostile`]: the case, its raw JSON body (escapes as written), and whether
+/// a gateway must refuse it (`false`: only the caller's record, `10000000000001`, may be released).
+/// `OWN_RECORD` stands for the caller's record, `THEIR_RECORD` for `10000000000002` of `9000000002`.
+pub const SPELLINGS: [(&str, &str, bool); 11] = [
+    ("records-case", r#"{"beneficiaries":[OWN_RECORD],"Beneficiaries":[THEIR_RECORD]}"#, true),
+    ("records-upper-first", r#"{"BENEFICIARIES":[THEIR_RECORD],"beneficiaries":[OWN_RECORD]}"#, true),
+    ("records-escaped-case", r#"{"beneficiaries":[OWN_RECORD],"\u0042eneficiaries":[THEIR_RECORD]}"#, true),
+    ("records-escaped-duplicate", r#"{"beneficiaries":[OWN_RECORD],"\u0062eneficiaries":[THEIR_RECORD]}"#, true),
+    ("records-duplicate", r#"{"beneficiaries":[OWN_RECORD],"beneficiaries":[THEIR_RECORD]}"#, true),
+    ("records-only-other-case", r#"{"Beneficiaries":[OWN_RECORD,THEIR_RECORD]}"#, true),
+    (
+        "owner-case",
+        r#"{"beneficiaries":[{"beneficiary_reference_id":"10000000000002","name":"Person 10000000000002","mobile_number":"9000000001","MOBILE_NUMBER":"9000000002"}]}"#,
+        true,
+    ),
+    (
+        "owner-escaped-duplicate",
+        r#"{"beneficiaries":[{"beneficiary_reference_id":"10000000000002","name":"Person 10000000000002","mobile_number":"9000000001","mobile_numbe\u0072":"9000000002"}]}"#,
+        true,
+    ),
+    (
+        "owner-escaped-case",
+        r#"{"beneficiaries":[{"beneficiary_reference_id":"10000000000002","name":"Person 10000000000002","mobile_number":"9000000001","MOBILE_NUMBE\u0052":"9000000002"}]}"#,
+        true,
+    ),
+    (
+        "owner-only-other-case",
+        r#"{"beneficiaries":[OWN_RECORD,{"beneficiary_reference_id":"10000000000002","name":"Person 10000000000002","Mobile_Number":"9000000001"}]}"#,
+        true,
+    ),
+    (
+        "escaped-exact",
+        r#"{"\u0062eneficiaries":[{"beneficiary_reference_id":"10000000000001","name":"Person 10000000000001","\u006dobile_number":"9000000001"},{"beneficiary_reference_id":"10000000000002","name":"Person 10000000000002","mobile_numbe\u0072":"9000000002"}],"ttl":5}"#,
+        false,
+    ),
+];
+
+/// A body of [`SPELLINGS`] with its placeholders filled in.
+fn spelling_body(case: &str) -> Option<String> {
+    let (_, body, _) = SPELLINGS.iter().find(|(c, _, _)| *c == case)?;
+    let own = record("10000000000001", Some(OWN)).to_string();
+    let theirs = record("10000000000002", Some("9000000002")).to_string();
+    Some(body.replace("OWN_RECORD", &own).replace("THEIR_RECORD", &theirs))
 }
 
 fn record(reference: &str, mobile: Option<&str>) -> serde_json::Value {
@@ -161,7 +224,22 @@ fn record(reference: &str, mobile: Option<&str>) -> serde_json::Value {
 }
 
 async fn hostile_answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let (status, ctype, encoding, body) = match req.uri().path() {
+    let path = req.uri().path().to_string();
+    let segments: Vec<&str> = path.split('/').collect();
+    let (status, ctype, encoding, body) = match path.as_str() {
+        _ if path.starts_with("/spelling/") => match spelling_body(&path["/spelling/".len()..]) {
+            Some(body) => (200, "application/json", None, body),
+            None => (404, "application/json", None, r#"{"errorCode":"NF","error":"not found"}"#.to_string()),
+        },
+        "/kelvin" => {
+            let own = record("10000000000001", Some(OWN));
+            let theirs = record("10000000000002", Some("9000000002"));
+            (200, "application/json", None, format!(r#"{{"bookings":[{own}],"boo\u212Aings":[{theirs}]}}"#))
+        }
+        _ if matches!(segments.as_slice(), ["", "api", "v2", "x", _] | ["", "api", "v2", "y", _, "certificate"]) => {
+            let doc = serde_json::json!({"beneficiary_reference_id": segments[4], "certificate": "issued"});
+            (200, "application/json", None, doc.to_string())
+        }
         "/api/v2/appointment/beneficiaries" | "/mixed" => {
             let doc = serde_json::json!({"beneficiaries": [
                 record("10000000000001", Some(OWN)),

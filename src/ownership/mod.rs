@@ -3,16 +3,18 @@
 //! Two pure checks, with no I/O, that fail closed:
 //!
 //! - [`check_request`] runs before forwarding: every subject the request names (a mobile, a photo id, a
-//!   beneficiary reference), in the query string or in a JSON body, must be the caller's. Anything a backend
+//!   beneficiary reference), in a path parameter, the query string or a JSON body, must be the caller's. Anything a backend
 //!   could read in more than one way (a repeated parameter under any spelling, double encoding, duplicate
 //!   JSON keys, a form body) is refused as [`OwnershipError::Ambiguous`], never guessed.
 //! - [`filter_response`] runs on the upstream's answer: it keeps only the records whose owner field is the
 //!   caller's mobile, whatever the backend returned; when nothing is left the answer is
-//!   [`OwnershipError::NothingLeft`].
+//!   [`OwnershipError::NothingLeft`]. The keys it reads are read as the redactor after it reads them
+//!   (case-insensitively, decoded): a second spelling of one is refused, never passed unfiltered.
 //!
-//! Helpers: [`canonical_mobile`] (the one mobile spelling rule) and [`parse_strict`] (JSON that refuses
-//! duplicate keys).
+//! Helpers: [`canonical_mobile`] (the one mobile spelling rule), [`parse_strict`] (JSON that refuses
+//! duplicate keys) and [`same_key`] / [`unique_member`] (keys as a case-folding reader sees them).
 
+mod keys;
 mod mobile;
 pub(crate) mod query;
 mod request;
@@ -25,6 +27,7 @@ mod tests;
 use std::collections::HashSet;
 use std::fmt;
 
+pub use keys::{Spelling, same_key, unique_member};
 pub use mobile::canonical_mobile;
 pub use request::check_request;
 pub use response::filter_response;
@@ -65,23 +68,40 @@ pub enum SubjectKind {
     Beneficiary,
 }
 
-/// A parameter that names a subject, looked for in the query string AND in a JSON body.
+/// A parameter that names a subject, looked for in the route's path parameters, the query string AND a
+/// JSON body.
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RequestRule {
-    /// Parameter name, compared after the normalization described on [`check_request`].
+    /// Parameter name, compared after the normalization described on [`check_request`]. The path form
+    /// `{name}` names the same parameter and says it is one of the route's path parameters (a policy whose
+    /// route template has no `{name}` is refused when it is compiled).
     pub param: String,
     /// What the parameter's value names.
     pub kind: SubjectKind,
+}
+
+impl RequestRule {
+    /// The parameter's name: `param` without the braces of the path form.
+    pub fn name(&self) -> &str {
+        self.param.strip_prefix('{').and_then(|p| p.strip_suffix('}')).unwrap_or(&self.param)
+    }
+
+    /// Written in the path form `{name}`.
+    pub fn in_path(&self) -> bool {
+        self.name().len() != self.param.len()
+    }
 }
 
 /// Where the owner of each record sits in a response.
 #[derive(Clone, Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ResponseRule {
-    /// Top-level key holding an array of records, e.g. `beneficiaries`.
+    /// Top-level key holding an array of records, e.g. `beneficiaries`: spelled exactly so, and no other
+    /// top-level key may be another spelling of it ([`same_key`]).
     pub records: String,
-    /// Field in each record holding the owner's mobile, e.g. `mobile_number`.
+    /// Field in each record holding the owner's mobile, e.g. `mobile_number`: spelled exactly so, and no
+    /// other key of any record may be another spelling of it.
     pub owner: String,
 }
 
@@ -98,7 +118,8 @@ pub enum OwnershipError {
     /// 404: the response filter removed every record.
     #[error("no record registered to the caller")]
     NothingLeft,
-    /// 502: the upstream's answer is not JSON, its records are not an array, or a record is not an object.
+    /// 502: the upstream's answer is not JSON, its records are not an array, a record is not an object, or a
+    /// key the filter reads is spelled more than one way.
     #[error("bad upstream response: {0}")]
     BadUpstream(&'static str),
 }

@@ -9,17 +9,23 @@ use super::{Checked, OwnershipError, RequestRule, SubjectKind, Subjects};
 
 /// Does the request name only the caller's subjects?
 ///
-/// With no `rules` there is nothing to check (`named: 0`). Otherwise:
+/// With no `rules` there is nothing to check (`named: 0`). Otherwise a rule's parameter is looked for
+/// everywhere a request can carry it, and a value found in any of these places is checked:
 ///
+/// - Path: `path` holds the route template's parameters, `(name, value)` with the value as the router
+///   matched it (one segment, percent-decoded once after `pipeline::normalize` refused every ambiguous
+///   encoding). A rule names a path parameter by its name, bare (`beneficiary_reference_id`) or in the
+///   path form (`{beneficiary_reference_id}`).
 /// - Query (`query` as received, without `?`): names are compared after percent-decoding (`+` is a space),
 ///   ASCII-lowercasing, cutting at the first `[`, trimming, and reading `.`, space, `+` and `-` as `_`;
-///   values are decoded once. A subject parameter that appears twice under any spelling, in the query, the body or both, is
-///   `Ambiguous`, even when both values are the caller's. So are invalid or double percent-encoding,
-///   encoded delimiters and non-ASCII names anywhere in the query.
+///   values are decoded once. A subject parameter that appears twice under any spelling, in the path, the
+///   query, the body or any two of them, is `Ambiguous`, even when both values are the caller's. So are
+///   invalid or double percent-encoding, encoded delimiters and non-ASCII names anywhere in the query.
 /// - Body: empty means nothing to check. Otherwise the content type must be `application/json` (parameters
 ///   allowed) and the body a strict JSON object (see [`parse_strict`]); subject parameters are its
 ///   top-level keys, compared like query names. A value may be a string, a non-negative integer, or an
-///   array of those (each element checked; `[]` names nothing). Anything else is `Ambiguous`.
+///   array of those (each element checked; `[]` names nothing). Anything else is `Ambiguous`. A body is
+///   read on every method, since a backend may read one on any.
 /// - Values: empty, non-digit or wrong-length values are `Ambiguous`. A mobile must be exactly 10 digits
 ///   (first 6–9; prefixed spellings such as `91…` are refused, since backends may read them differently)
 ///   and equal the caller's; a photo id is 12 digits and in `photo_ids`; a beneficiary reference is 13–14
@@ -28,6 +34,7 @@ use super::{Checked, OwnershipError, RequestRule, SubjectKind, Subjects};
 /// Every `Ambiguous` cause is looked for before any ownership, so the error does not depend on the order of
 /// parameters: a request that is both ambiguous and not owned is `Ambiguous`.
 pub fn check_request(
+    path: &[(String, String)],
     query: Option<&str>,
     body: &[u8],
     content_type: Option<&str>,
@@ -38,6 +45,11 @@ pub fn check_request(
         return Ok(Checked { named: 0 });
     }
     let mut check = Check::new(rules)?;
+    for (name, value) in path {
+        if let Some(param) = check.param(&normalize_name(name.as_bytes())?)? {
+            check.values.push((param, value.as_bytes().to_vec()));
+        }
+    }
     for pair in pairs(query.unwrap_or("")) {
         let pair = pair?;
         if let Some(param) = check.param(&pair.name)? {
@@ -82,7 +94,7 @@ impl Check {
     fn new(rules: &[RequestRule]) -> Result<Self, OwnershipError> {
         let mut params: Vec<Param> = Vec::with_capacity(rules.len());
         for rule in rules {
-            let name = normalize_name(rule.param.as_bytes())
+            let name = normalize_name(rule.name().as_bytes())
                 .ok()
                 .filter(|n| !n.is_empty())
                 .ok_or(OwnershipError::Ambiguous("invalid ownership rule"))?;

@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use super::keys::unique_member;
 use super::mobile::{canonical_mobile, ct_eq};
 use super::strict::parse_strict;
 use super::{Filtered, OwnershipError, ResponseRule};
@@ -15,20 +16,40 @@ use super::{Filtered, OwnershipError, ResponseRule};
 /// upstream mask such as `XXXXXX0001` (it might be anyone's). Other keys of the document are kept unchanged
 /// (key order may change). When no record is kept the answer is `NothingLeft`; an invalid `caller_mobile`
 /// keeps nothing.
+///
+/// The redaction that follows reads keys case-insensitively, so the keys this filter reads must mean one
+/// thing to both: a top-level key that is another spelling of `rule.records` (`Beneficiaries`, a Kelvin
+/// sign for a `k`, … see [`super::same_key`]), or a key in any record that is another spelling of
+/// `rule.owner` (`MOBILE_NUMBER`), is `BadUpstream`, whether or not the exact spelling is there too.
+/// Escaped keys are read decoded (`"\u0062eneficiaries"` is `beneficiaries`, and is filtered as it);
+/// two keys that decode alike are a duplicate, refused by [`parse_strict`].
 pub fn filter_response(body: &[u8], rule: &ResponseRule, caller_mobile: &str) -> Result<Filtered, OwnershipError> {
     let mut doc = parse_strict(body).map_err(|_| OwnershipError::BadUpstream("response is not strict JSON"))?;
     let Value::Object(top) = &mut doc else {
         return Err(OwnershipError::BadUpstream("response is not a JSON object"));
     };
+    if unique_member(top, &rule.records).is_err() {
+        return Err(OwnershipError::BadUpstream("response spells the records key more than one way"));
+    }
     let Some(Value::Array(records)) = top.get_mut(&rule.records) else {
         return Err(OwnershipError::BadUpstream("response records are missing or not an array"));
     };
-    if records.iter().any(|r| !r.is_object()) {
-        return Err(OwnershipError::BadUpstream("response record is not an object"));
+    let mut owners = Vec::with_capacity(records.len());
+    for record in records.iter() {
+        let Value::Object(fields) = record else {
+            return Err(OwnershipError::BadUpstream("response record is not an object"));
+        };
+        let owner = unique_member(fields, &rule.owner)
+            .map_err(|_| OwnershipError::BadUpstream("a record spells the owner field more than one way"))?;
+        owners.push(owner_mobile(owner));
     }
     let caller = canonical_mobile(caller_mobile);
     let before = records.len();
-    records.retain(|record| caller.as_deref().is_some_and(|caller| owned_by(record, &rule.owner, caller)));
+    let mut owners = owners.into_iter();
+    records.retain(|_| {
+        let owner = owners.next().flatten();
+        caller.as_deref().is_some_and(|caller| owner.is_some_and(|owner| ct_eq(&owner, caller)))
+    });
     let kept = records.len();
     if kept == 0 {
         return Err(OwnershipError::NothingLeft);
@@ -37,12 +58,11 @@ pub fn filter_response(body: &[u8], rule: &ResponseRule, caller_mobile: &str) ->
     Ok(Filtered { body, kept, dropped: before - kept })
 }
 
-/// Whether `record[owner]` is a spelling of `caller` (canonical 10 digits).
-fn owned_by(record: &Value, owner: &str, caller: &str) -> bool {
-    let owner_mobile = match record.get(owner) {
+/// The canonical mobile an owner field holds: a string or a non-negative integer [`canonical_mobile`] reads.
+fn owner_mobile(owner: Option<&Value>) -> Option<String> {
+    match owner {
         Some(Value::String(s)) => canonical_mobile(s),
         Some(Value::Number(n)) => n.as_u64().and_then(|n| canonical_mobile(&n.to_string())),
         _ => None,
-    };
-    owner_mobile.is_some_and(|m| ct_eq(&m, caller))
+    }
 }

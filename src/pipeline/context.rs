@@ -40,6 +40,10 @@ pub struct RequestCtx {
     pub client: IpAddr,
     pub trace: TraceContext,
     pub span: tracing::Span,
+    /// The matched route's path parameters, `(name, value)` in template order, each value one
+    /// path segment decoded once. They can name people, so they are read only through
+    /// `ownership::check_request` and `pipeline::params`, never logged.
+    pub path_params: Vec<(String, String)>,
     pub outcome: Outcome,
 }
 
@@ -85,20 +89,25 @@ impl RequestCtx {
             client,
             trace,
             span,
+            path_params: Vec::new(),
             outcome: Outcome { route: "unmatched".into(), caller_kind: "anonymous", ..Outcome::default() },
         }
     }
 }
 
-/// Check the request head against the gateway's limits and find its route (the returned index
-/// is the route's in `rt.policy.routes` and `rt.limits`).
-pub fn route(rt: &Runtime, head: &http::request::Parts, outcome: &mut Outcome) -> Result<usize, GatewayError> {
+/// Check the request head against the gateway's limits and find its route: the route's index in
+/// `rt.policy.routes` and `rt.limits`, and its path parameters (`(name, value)`, template order).
+pub fn route(
+    rt: &Runtime,
+    head: &http::request::Parts,
+    outcome: &mut Outcome,
+) -> Result<(usize, Vec<(String, String)>), GatewayError> {
     let policy = &rt.policy;
     normalize::check_headers(&head.headers, &head.uri, &policy.limits)?;
     let segments = normalize::path_segments(&head.uri, &policy.limits)?;
     let segs: Vec<&str> = segments.iter().map(|s| s.as_ref()).collect();
-    let index = match policy.route_for(&segs, &head.method) {
-        Match::Found(index, _params) => index,
+    let (index, values) = match policy.route_for(&segs, &head.method) {
+        Match::Found(index, values) => (index, values),
         Match::MethodNotAllowed(allowed) => {
             let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
             return Err(GatewayError::MethodNotAllowed { allow });
@@ -111,5 +120,6 @@ pub fn route(rt: &Runtime, head: &http::request::Parts, outcome: &mut Outcome) -
     if normalize::query_carries_token(head.uri.query()) {
         return Err(GatewayError::InvalidToken);
     }
-    Ok(index)
+    let params = route.params.iter().zip(values).map(|(name, value)| (name.clone(), value.to_string())).collect();
+    Ok((index, params))
 }

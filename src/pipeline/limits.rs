@@ -58,7 +58,7 @@ pub async fn charge(
             LimitKey::Mobile => {
                 mobile_in_body(body).map(|m| format!("{m}@{}", ip_key(cx.client))).into_iter().collect()
             }
-            LimitKey::Beneficiary => beneficiary_values(route, query, body),
+            LimitKey::Beneficiary => beneficiary_values(route, &cx.path_params, query, body),
             _ => permit.caller_keys().iter().filter(|(k, _)| *k == key).map(|(_, v)| v.clone()).collect(),
         };
         values.push((key, vals));
@@ -113,20 +113,20 @@ pub async fn unidentified(
     }
 }
 
-/// The beneficiary references a request names (the route's beneficiary ownership parameters),
-/// each once.
-pub fn beneficiary_values(route: &Route, query: Option<&str>, body: &[u8]) -> Vec<String> {
+/// The beneficiary references a request names (the route's beneficiary ownership parameters, in
+/// its path, query or JSON body: the places the ownership check reads), each once.
+pub fn beneficiary_values(route: &Route, path: &[(String, String)], query: Option<&str>, body: &[u8]) -> Vec<String> {
     let names: Vec<String> = match &route.access {
         crate::policy::Access::Citizen(c) => c
             .ownership
             .iter()
             .flat_map(|o| o.request.iter())
             .filter(|r| r.kind == crate::ownership::SubjectKind::Beneficiary)
-            .map(|r| r.param.clone())
+            .map(|r| r.name().to_string())
             .collect(),
         _ => Vec::new(),
     };
-    let mut values = params::named_values(&names, query, body).unwrap_or_default();
+    let mut values = params::named_values_in(&names, path, query, body).unwrap_or_default();
     values.sort_unstable();
     values.dedup();
     values
@@ -164,7 +164,7 @@ async fn partner_quota(
     }
     let key_material = app.otp_key().unwrap_or(b"otpgate-subjects");
     let key = format!("pq:subj:{}:{}", p.id, ist_day(now_ms));
-    for value in params::named_values(quota_subjects, query, body)? {
+    for value in params::named_values_in(quota_subjects, &cx.path_params, query, body)? {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key_material).map_err(|_| GatewayError::Internal)?;
         mac.update(b"subject:");
         mac.update(value.as_bytes());

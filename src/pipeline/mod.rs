@@ -59,7 +59,8 @@ async fn process(
     cx: &mut RequestCtx,
 ) -> Result<Response<Body>, GatewayError> {
     let rt = cx.rt.clone();
-    let index = context::route(&rt, &head, &mut cx.outcome)?;
+    let (index, path_params) = context::route(&rt, &head, &mut cx.outcome)?;
+    cx.path_params = path_params;
     let route = &rt.policy.routes[index];
     let caller = match identify::caller(app, route, conn, &head.headers, cx).await {
         Ok(caller) => caller,

@@ -1,18 +1,37 @@
-//! Request parameters that name people: read from the query string and from the top-level keys
-//! of a JSON body, for quotas, rate-limit keys and the audit record. Names and values are read
-//! exactly as the ownership check reads them (`ownership::query`), so a spelling the ownership
-//! check sees (`beneficiary.reference-id`, `beneficiaries[0]`, `;` separators) is counted too.
+//! Request parameters that name people: read from the route's path parameters, the query string
+//! and the top-level keys of a JSON body, for quotas, rate-limit keys and the audit record. Names
+//! and values are read exactly as the ownership check reads them (`ownership::query`), so a
+//! spelling the ownership check sees (`{beneficiary_reference_id}` in the path,
+//! `beneficiary.reference-id`, `beneficiaries[0]`, `;` separators) is counted too.
 
 use crate::error::GatewayError;
 use crate::ownership::query::{normalize_name, pairs};
 
 const AMBIGUOUS: GatewayError = GatewayError::AmbiguousSubject("the request's parameters are ambiguous");
 
-/// The values of `names` in the query string and the top-level keys of a JSON body.
+/// The values of `names` in the query string and the top-level keys of a JSON body (a route
+/// without path parameters; see [`named_values_in`]).
 pub fn named_values(names: &[String], query: Option<&str>, body: &[u8]) -> Result<Vec<String>, GatewayError> {
+    named_values_in(names, &[], query, body)
+}
+
+/// The values of `names` in the route's path parameters (`(name, value)`, as
+/// `pipeline::context::route` found them), the query string and the top-level keys of a JSON
+/// body. Names are bare (`beneficiary_reference_id`, not the path form of an ownership rule).
+pub fn named_values_in(
+    names: &[String],
+    path: &[(String, String)],
+    query: Option<&str>,
+    body: &[u8],
+) -> Result<Vec<String>, GatewayError> {
     let wanted: Vec<String> = names.iter().filter_map(|n| normalize_name(n.as_bytes()).ok()).collect();
     let wanted = |n: &str| wanted.iter().any(|w| w == n);
     let mut out = Vec::new();
+    for (name, value) in path {
+        if wanted(&normalize_name(name.as_bytes()).map_err(|_| AMBIGUOUS)?) {
+            out.push(value.clone());
+        }
+    }
     for pair in pairs(query.unwrap_or("")) {
         let pair = pair.map_err(|_| AMBIGUOUS)?;
         if wanted(&pair.name) {

@@ -36,7 +36,7 @@ pub async fn answer(
         (Grant::Citizen { citizen, .. }, Some(rule), _) => {
             let (head, doc) = redaction::read_json(upstream, redaction::MAX_BUFFERED, deadline).await?;
             let own = ownership::filter_response(&doc, rule, citizen.mobile().as_str()).map_err(ownership_error)?;
-            note_released(&own.body, &rule.records, &rule.owner, cx);
+            note_released(&own.body, &rule.records, &rule.owner, cx)?;
             whole(plan.as_ref(), head, own.body, app, cx)?
         }
         (Grant::Partner { rules, .. }, _, Some(plan)) if rules.stream => {
@@ -55,7 +55,7 @@ pub async fn answer(
                 let subjects = rt.policy.citizens.as_ref().and_then(|c| c.subjects.as_ref());
                 let (records, owner) =
                     subjects.map_or(("beneficiaries", "mobile_number"), |s| (s.records.as_str(), s.owner.as_str()));
-                note_released(&doc, records, owner, cx);
+                note_released(&doc, records, owner, cx)?;
             }
             whole(plan.as_ref(), head, doc.to_vec(), app, cx)?
         }
@@ -85,14 +85,20 @@ fn whole(
     Ok(resp)
 }
 
-/// Note the references and owners of the records under `records` in a released document.
-fn note_released(doc: &[u8], records: &str, owner: &str, cx: &mut RequestCtx) {
+/// Note the references and owners of the records under `records` in the document about to be
+/// redacted and released (the audit record names them once the answer is allowed). A document
+/// the audit cannot read is not released: 502.
+fn note_released(doc: &[u8], records: &str, owner: &str, cx: &mut RequestCtx) -> Result<(), GatewayError> {
     let reference = cx.rt.policy.citizens.as_ref().and_then(|c| c.subjects.as_ref());
     let reference = reference.map_or("beneficiary_reference_id", |s| s.reference.as_str()).to_string();
-    let released = released(doc, records, owner, &reference);
+    let Some(released) = released(doc, records, owner, &reference) else {
+        tracing::warn!("upstream answer refused: its records cannot be read for the audit record");
+        return Err(GatewayError::UpstreamBadResponse);
+    };
     cx.outcome.released_refs = released.refs;
     cx.outcome.released_owners = released.owners;
     cx.outcome.record_count = Some(released.count);
+    Ok(())
 }
 
 /// What a response released: the references of its records and their owners.
@@ -103,24 +109,31 @@ pub struct Released {
     pub count: u64,
 }
 
-/// The references and owners of the records under `records` in a JSON document.
-pub fn released(doc: &[u8], records: &str, owner: &str, reference: &str) -> Released {
-    let Ok(v) = serde_json::from_slice::<serde_json::Value>(doc) else { return Released::default() };
-    // Keys as the redaction profile matches them: decoded (serde did that) and case-insensitive.
-    fn get<'v>(v: &'v serde_json::Value, key: &str) -> Option<&'v serde_json::Value> {
-        v.as_object()?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v)
+/// The references and owners of the records in a JSON document, read as the redaction profile
+/// reads keys (decoded, any case: `ownership::same_key`), so every record a profile can let
+/// through is named: the elements of every top-level array under a spelling of `records`, and in
+/// each the values under every spelling of `reference` and `owner`. `None` when the document is
+/// not strict JSON (the redactor refuses duplicate keys too; anything else it would accept and the
+/// audit could not read is refused rather than released unnamed).
+pub fn released(doc: &[u8], records: &str, owner: &str, reference: &str) -> Option<Released> {
+    use serde_json::Value;
+    fn members<'v>(v: &'v Value, name: &'v str) -> impl Iterator<Item = &'v Value> + 'v {
+        v.as_object().into_iter().flatten().filter(move |(k, _)| ownership::same_key(k, name)).map(|(_, v)| v)
     }
-    let list: &[serde_json::Value] = get(&v, records).and_then(|r| r.as_array()).map_or(&[], Vec::as_slice);
-    let text = |r: &serde_json::Value, f: &str| match get(r, f) {
-        Some(serde_json::Value::String(s)) => Some(s.clone()),
-        Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-        _ => None,
-    };
-    Released {
-        refs: list.iter().filter_map(|r| text(r, reference)).collect(),
-        owners: list.iter().filter_map(|r| text(r, owner)).filter_map(|m| ownership::canonical_mobile(&m)).collect(),
+    fn texts<'v>(record: &'v Value, field: &'v str) -> impl Iterator<Item = String> + 'v {
+        members(record, field).filter_map(|v| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        })
+    }
+    let doc = ownership::parse_strict(doc).ok()?;
+    let list: Vec<&Value> = members(&doc, records).filter_map(Value::as_array).flatten().collect();
+    Some(Released {
+        refs: list.iter().flat_map(|r| texts(r, reference)).collect(),
+        owners: list.iter().flat_map(|r| texts(r, owner)).filter_map(|m| ownership::canonical_mobile(&m)).collect(),
         count: list.len() as u64,
-    }
+    })
 }
 
 /// An upstream error on a personal route: keep its status and its code (a short registry code

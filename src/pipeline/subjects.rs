@@ -41,13 +41,13 @@ pub async fn check(
     let Some(citizen) = permit.citizen() else { return Ok(()) };
     let route = permit.route();
     if route.personal {
-        cx.outcome.released_refs = beneficiary_values(route, head.uri.query(), body);
+        cx.outcome.released_refs = beneficiary_values(route, &cx.path_params, head.uri.query(), body);
         cx.outcome.released_owners = vec![citizen.mobile().as_str().to_string()];
     }
     let Some(own) = permit.ownership().filter(|o| o.checks_request()) else { return Ok(()) };
     let subjects = subjects(app, permit, assertion.unwrap_or_default(), own.needs_subjects, cx).await?;
     let content_type = head.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    ownership::check_request(head.uri.query(), body, content_type, &own.request, &subjects)
+    ownership::check_request(&cx.path_params, head.uri.query(), body, content_type, &own.request, &subjects)
         .map(drop)
         .map_err(ownership_error)
 }
@@ -105,16 +105,21 @@ async fn fetch(
         Err(OwnershipError::NothingLeft) => return Ok(Arc::new(subjects)),
         Err(e) => return Err(ownership_error(e)),
     };
+    // The filter left the records under exactly `records`, each with one spelling of `owner`; the
+    // reference and photo id are read the same way: another spelling of either is refused.
+    let spelled_twice =
+        |_| ownership_error(OwnershipError::BadUpstream("a record spells a subject field more than one way"));
     for record in own.get(&source.records).and_then(|r| r.as_array()).into_iter().flatten() {
-        let text = |field: &str| match record.get(field) {
-            Some(serde_json::Value::String(s)) => Some(s.clone()),
-            Some(serde_json::Value::Number(n)) => Some(n.to_string()),
-            _ => None,
+        let Some(fields) = record.as_object() else { continue };
+        let text = |field: &str| match ownership::unique_member(fields, field).map_err(spelled_twice)? {
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone())),
+            Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+            _ => Ok::<_, GatewayError>(None),
         };
-        if let Some(r) = text(&source.reference) {
+        if let Some(r) = text(&source.reference)? {
             subjects.beneficiary_refs.insert(r);
         }
-        if let Some(p) = text(&source.photo_id) {
+        if let Some(p) = text(&source.photo_id)? {
             subjects.photo_ids.insert(p);
         }
     }

@@ -375,13 +375,41 @@ fn access(at: &At, r: &RawRoute, m: &Merged, cx: &Context<'_>, errors: &mut Vec<
     })
 }
 
+/// The route's ownership rules. A request rule names a parameter the route must be able to carry
+/// to the ownership check: a bare name is looked for in the path parameters, the query and a JSON
+/// body, so any route the gateway forwards can carry it; the path form `{name}` is carried only by
+/// a route whose path template has `{name}`; and a route the gateway answers itself (`handler`)
+/// carries nothing to the check, which runs only before forwarding.
 fn ownership(at: &At, r: &RawRoute, cx: &Context<'_>, errors: &mut Vec<ConfigError>) -> Option<Ownership> {
     if let Some(o) = &r.ownership {
         let name_ok = |n: &str| !n.is_empty() && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        // A bad template is reported on `path`.
+        let template: Option<Vec<String>> = router::parse_template(&r.path).ok().map(|segments| {
+            let params = segments.into_iter().filter_map(|s| match s {
+                router::Segment::Param(p) => Some(p),
+                router::Segment::Literal(_) => None,
+            });
+            params.collect()
+        });
         for (i, rule) in o.request.iter().enumerate() {
-            if !name_ok(&rule.param) {
-                errors.push(at.err(&format!("ownership.request[{i}].param"), "use letters, digits and '_'"));
+            let field = format!("ownership.request[{i}].param");
+            if !name_ok(rule.name()) {
+                errors.push(at.err(&field, "use letters, digits and '_' (or `{name}` for a parameter of the path)"));
+            } else if rule.in_path()
+                && let Some(params) = &template
+                && !params.iter().any(|p| p.eq_ignore_ascii_case(rule.name()))
+            {
+                errors.push(at.err(
+                    &field,
+                    format!("`{}` names a path parameter, and the path `{}` has none of that name", rule.param, r.path),
+                ));
             }
+        }
+        if r.handler.is_some() {
+            errors.push(at.err(
+                "ownership",
+                "the gateway answers this route itself (`handler`): no parameter of it reaches an ownership check",
+            ));
         }
         if let Some(resp) = &o.response
             && (!name_ok(&resp.records) || !name_ok(&resp.owner))

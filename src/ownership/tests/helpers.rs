@@ -34,12 +34,12 @@ pub fn response_rule() -> ResponseRule {
 
 /// `check_request` on a query only.
 pub fn query(q: &str) -> Result<Checked, OwnershipError> {
-    check_request(Some(q), b"", None, &rules(), &subjects())
+    check_request(&[], Some(q), b"", None, &rules(), &subjects())
 }
 
 /// `check_request` on a JSON body only.
 pub fn json(body: &str) -> Result<Checked, OwnershipError> {
-    check_request(None, body.as_bytes(), Some("application/json"), &rules(), &subjects())
+    check_request(&[], None, body.as_bytes(), Some("application/json"), &rules(), &subjects())
 }
 
 pub fn ok(named: usize) -> Result<Checked, OwnershipError> {

@@ -155,7 +155,7 @@ proptest! {
     fn body_arrays_pass_only_the_callers_numbers(values in prop::collection::vec(prop_oneof![Just(CALLER.to_owned()), "[6-9][0-9]{9}"], 0..4), numeric in any::<bool>()) {
         let items: Vec<Value> = values.iter().map(|v| if numeric { json!(v.parse::<u64>().unwrap()) } else { json!(v) }).collect();
         let body = serde_json::to_vec(&json!({"mobile": items})).unwrap();
-        let result = check_request(None, &body, Some("application/json"), &rules(), &subjects());
+        let result = check_request(&[], None, &body, Some("application/json"), &rules(), &subjects());
         if values.iter().all(|v| v == CALLER) {
             prop_assert_eq!(result, Ok(super::super::Checked { named: values.len() }));
         } else {

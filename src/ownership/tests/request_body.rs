@@ -4,13 +4,13 @@ use super::super::{OwnershipError, check_request};
 use super::helpers::{CALLER, OTHER, OTHER_PHOTO, OTHER_REF, PHOTO, REF, is_ambiguous, json, ok, rules, subjects};
 
 fn with_type(body: &str, content_type: Option<&str>) -> Result<super::super::Checked, OwnershipError> {
-    check_request(None, body.as_bytes(), content_type, &rules(), &subjects())
+    check_request(&[], None, body.as_bytes(), content_type, &rules(), &subjects())
 }
 
 #[test]
 fn empty_body_is_not_checked_whatever_its_type() {
-    assert_eq!(check_request(None, b"", Some("application/x-www-form-urlencoded"), &rules(), &subjects()), ok(0));
-    assert_eq!(check_request(None, b"", None, &rules(), &subjects()), ok(0));
+    assert_eq!(check_request(&[], None, b"", Some("application/x-www-form-urlencoded"), &rules(), &subjects()), ok(0));
+    assert_eq!(check_request(&[], None, b"", None, &rules(), &subjects()), ok(0));
 }
 
 #[test]
@@ -130,12 +130,13 @@ fn duplicate_keys_at_any_depth_are_ambiguous() {
 fn subject_in_both_query_and_body_is_ambiguous() {
     let body = format!(r#"{{"mobile":"{CALLER}"}}"#);
     for q in [format!("mobile={CALLER}"), format!("MOBILE[]={CALLER}")] {
-        let r = check_request(Some(&q), body.as_bytes(), Some("application/json"), &rules(), &subjects());
+        let r = check_request(&[], Some(&q), body.as_bytes(), Some("application/json"), &rules(), &subjects());
         assert!(is_ambiguous(&r), "{q}");
     }
     // Different parameters in query and body are each checked.
     let body = format!(r#"{{"beneficiary_reference_id":["{REF}"]}}"#);
     let r = check_request(
+        &[],
         Some(&format!("mobile={CALLER}")),
         body.as_bytes(),
         Some("application/json"),
@@ -145,6 +146,7 @@ fn subject_in_both_query_and_body_is_ambiguous() {
     assert_eq!(r, ok(2));
     let body = format!(r#"{{"photo_id_number":"{OTHER_PHOTO}"}}"#);
     let r = check_request(
+        &[],
         Some(&format!("mobile={CALLER}")),
         body.as_bytes(),
         Some("application/json"),

@@ -7,7 +7,7 @@ use super::helpers::{
 
 #[test]
 fn no_rules_means_nothing_to_check() {
-    let r = check_request(Some("mobile=9000000002&mobile=x%zz"), b"junk", Some("text/plain"), &[], &subjects());
+    let r = check_request(&[], Some("mobile=9000000002&mobile=x%zz"), b"junk", Some("text/plain"), &[], &subjects());
     assert_eq!(r, ok(0));
 }
 
@@ -17,7 +17,7 @@ fn own_mobile_passes_and_is_counted() {
     assert_eq!(query(&format!("x=1&mobile={CALLER}&y=2")), ok(1));
     assert_eq!(query("x=1&y=abc%20def"), ok(0));
     assert_eq!(query(""), ok(0));
-    assert_eq!(check_request(None, b"", None, &rules(), &subjects()), ok(0));
+    assert_eq!(check_request(&[], None, b"", None, &rules(), &subjects()), ok(0));
 }
 
 #[test]
@@ -159,7 +159,7 @@ fn caller_without_subjects_owns_nothing() {
     let nobody = Subjects::default();
     for q in [format!("mobile={CALLER}"), format!("photo_id_number={PHOTO}"), format!("beneficiary_reference_id={REF}")]
     {
-        assert_eq!(check_request(Some(&q), b"", None, &rules(), &nobody), Err(OwnershipError::NotOwned), "{q}");
+        assert_eq!(check_request(&[], Some(&q), b"", None, &rules(), &nobody), Err(OwnershipError::NotOwned), "{q}");
     }
 }
 
@@ -167,16 +167,16 @@ fn caller_without_subjects_owns_nothing() {
 fn caller_mobile_in_another_spelling_still_matches() {
     let mut s = subjects();
     s.mobile = format!("+91{CALLER}");
-    assert_eq!(check_request(Some(&format!("mobile={CALLER}")), b"", None, &rules(), &s), ok(1));
+    assert_eq!(check_request(&[], Some(&format!("mobile={CALLER}")), b"", None, &rules(), &s), ok(1));
 }
 
 #[test]
 fn rule_names_are_normalized_and_invalid_rules_fail_closed() {
     let rule = |param: &str| vec![RequestRule { param: param.into(), kind: SubjectKind::Mobile }];
     let q = format!("mobile={OTHER}");
-    assert_eq!(check_request(Some(&q), b"", None, &rule("Mobile"), &subjects()), Err(OwnershipError::NotOwned));
+    assert_eq!(check_request(&[], Some(&q), b"", None, &rule("Mobile"), &subjects()), Err(OwnershipError::NotOwned));
     for bad in ["", "[]", "  ", "m\u{f6}bile"] {
-        assert!(is_ambiguous(&check_request(Some(&q), b"", None, &rule(bad), &subjects())), "{bad:?}");
+        assert!(is_ambiguous(&check_request(&[], Some(&q), b"", None, &rule(bad), &subjects())), "{bad:?}");
     }
 }
 
@@ -186,10 +186,10 @@ fn two_rules_on_one_name_check_both_kinds() {
         RequestRule { param: "id".into(), kind: SubjectKind::PhotoId },
         RequestRule { param: "ID".into(), kind: SubjectKind::PhotoId },
     ];
-    let checked = check_request(Some(&format!("id={PHOTO}")), b"", None, &rules, &subjects());
+    let checked = check_request(&[], Some(&format!("id={PHOTO}")), b"", None, &rules, &subjects());
     assert_eq!(checked, Ok(Checked { named: 1 }));
     assert_eq!(
-        check_request(Some(&format!("id={OTHER_PHOTO}")), b"", None, &rules, &subjects()),
+        check_request(&[], Some(&format!("id={OTHER_PHOTO}")), b"", None, &rules, &subjects()),
         Err(OwnershipError::NotOwned)
     );
 }

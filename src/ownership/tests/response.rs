@@ -72,11 +72,10 @@ fn unusable_owners_are_dropped() {
         {"mobile_number": ""},
         {"mobile_number": format!(" {CALLER}")},
         {"mobile_number": format!("{CALLER}0")},
-        {"Mobile_Number": CALLER},
         {"mobile_number": OTHER},
     ]});
     let f = filter(&doc).unwrap();
-    assert_eq!((f.kept, f.dropped), (1, 13));
+    assert_eq!((f.kept, f.dropped), (1, 12));
     assert_eq!(records(&f), vec![json!({"mobile_number": CALLER, "id": "keep"})]);
 }
 
@@ -149,4 +148,74 @@ fn other_rule_names_are_honoured() {
     // Only the named array is filtered; the rest of the document is passed through as it was.
     let out: Value = serde_json::from_slice(&f.body).unwrap();
     assert_eq!(out["beneficiaries"][0]["mobile_number"], OTHER);
+}
+
+/// Raw bodies (escapes survive only in raw text): the body, and whether the filter must refuse it.
+fn spellings() -> Vec<(String, &'static str)> {
+    let own = format!(r#"{{"id":"own","mobile_number":"{CALLER}"}}"#);
+    let theirs = format!(r#"{{"id":"theirs","mobile_number":"{OTHER}"}}"#);
+    vec![
+        (format!(r#"{{"beneficiaries":[{own}],"Beneficiaries":[{theirs}]}}"#), "records: other case beside"),
+        (format!(r#"{{"Beneficiaries":[{theirs}],"beneficiaries":[{own}]}}"#), "records: other case first"),
+        (format!(r#"{{"beneficiaries":[{own}],"BENEFICIARIES":[{theirs}]}}"#), "records: upper case"),
+        (format!(r#"{{"beneficiaries":[{own}],"\u0042eneficiaries":[{theirs}]}}"#), "records: escaped other case"),
+        (format!(r#"{{"beneficiaries":[{own}],"beneficiar\u0131es":[{theirs}]}}"#), "records: dotless i"),
+        (format!(r#"{{"beneficiaries":[{own}],"\u0062eneficiaries":[{theirs}]}}"#), "records: escaped duplicate"),
+        (format!(r#"{{"beneficiaries":[{own}],"beneficiaries":[{theirs}]}}"#), "records: duplicate"),
+        (format!(r#"{{"Beneficiaries":[{own}]}}"#), "records: only another spelling"),
+        (
+            format!(r#"{{"beneficiaries":[{{"id":"x","mobile_number":"{CALLER}","MOBILE_NUMBER":"{OTHER}"}}]}}"#),
+            "owner: both cases",
+        ),
+        (
+            format!(r#"{{"beneficiaries":[{{"id":"x","MOBILE_NUMBER":"{OTHER}","mobile_number":"{CALLER}"}}]}}"#),
+            "owner: both cases, other first",
+        ),
+        (
+            format!(r#"{{"beneficiaries":[{{"id":"x","mobile_number":"{CALLER}","mobile_numbe\u0072":"{OTHER}"}}]}}"#),
+            "owner: escaped duplicate",
+        ),
+        (
+            format!(r#"{{"beneficiaries":[{{"id":"x","mobile_number":"{CALLER}","MOBILE_NUMBE\u0052":"{OTHER}"}}]}}"#),
+            "owner: escaped other case",
+        ),
+        (
+            format!(r#"{{"beneficiaries":[{own},{{"id":"y","Mobile_Number":"{CALLER}"}}]}}"#),
+            "owner: only another spelling",
+        ),
+        (
+            format!(r#"{{"beneficiaries":[{own},{{"id":"y","Mobile_Number":"{OTHER}"}}]}}"#),
+            "owner: another's, other spelling",
+        ),
+    ]
+}
+
+#[test]
+fn another_spelling_of_the_records_key_or_the_owner_is_bad_upstream() {
+    for (body, what) in spellings() {
+        let r = filter_response(body.as_bytes(), &response_rule(), CALLER);
+        assert!(matches!(r, Err(OwnershipError::BadUpstream(_))), "{what}: {body} gave {r:?}");
+    }
+}
+
+#[test]
+fn an_escaped_spelling_of_the_exact_name_is_the_name_and_is_filtered() {
+    let body = format!(
+        r#"{{"\u0062eneficiaries":[{{"id":"own","\u006dobile_number":"{CALLER}"}},{{"id":"theirs","mobile_numbe\u0072":"{OTHER}"}}],"ttl":5}}"#
+    );
+    let f = filter_response(body.as_bytes(), &response_rule(), CALLER).unwrap();
+    assert_eq!((f.kept, f.dropped), (1, 1));
+    let out: Value = serde_json::from_slice(&f.body).unwrap();
+    assert_eq!(out, json!({"beneficiaries": [{"id": "own", "mobile_number": CALLER}], "ttl": 5}));
+    assert!(!String::from_utf8_lossy(&f.body).contains('\\'), "re-encoded plainly: {:?}", f.body);
+}
+
+#[test]
+fn other_names_elsewhere_are_not_spellings() {
+    // Keys the filter does not read are passed as they are, whatever their case.
+    let body = format!(
+        r#"{{"beneficiaries":[{{"id":"own","mobile_number":"{CALLER}","Nested":{{"MOBILE_NUMBER":"{OTHER}"}}}}],"Mobile_Number":"x"}}"#
+    );
+    let f = filter_response(body.as_bytes(), &response_rule(), CALLER).unwrap();
+    assert_eq!((f.kept, f.dropped), (1, 0));
 }

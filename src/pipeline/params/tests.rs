@@ -28,3 +28,17 @@ fn every_spelling_the_ownership_check_reads_is_counted() {
     assert_eq!(v, ["10000000000001"]);
     assert!(named_values(&names, Some("beneficiary_reference_id=%zz"), b"").is_err(), "bad encoding");
 }
+
+#[test]
+fn path_parameters_are_read_with_the_query_and_the_body() {
+    let names = vec!["beneficiary_reference_id".to_string(), "mobile".to_string()];
+    let path = vec![
+        ("state_id".to_string(), "7".to_string()),
+        ("beneficiary_reference_id".to_string(), "10000000000001".to_string()),
+    ];
+    let v = named_values_in(&names, &path, Some("mobile=9000000001"), br#"{"x":1}"#).unwrap();
+    assert_eq!(v, ["10000000000001", "9000000001"]);
+    assert!(named_values_in(&["state".to_string()], &path, None, b"").unwrap().is_empty());
+    // Without path parameters, `named_values` is the same reading.
+    assert_eq!(named_values(&names, Some("mobile=9000000001"), b"").unwrap(), ["9000000001"]);
+}
