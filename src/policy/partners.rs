@@ -563,4 +563,7 @@ pub fn ist_day(now_ms: u64) -> u64 {
 }
 
 #[cfg(test)]
+pub(crate) mod test_pki;
+
+#[cfg(test)]
 mod tests;

@@ -1,32 +1,15 @@
 use super::*;
+use crate::policy::partners::test_pki::{self, TestCa, ca};
 
 use std::collections::HashMap;
 use std::path::Path;
 
 use rcgen::string::{BmpString, PrintableString};
-use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DistinguishedName, DnType, DnValue,
-    ExtendedKeyUsagePurpose, IsCa, Issuer, KeyIdMethod, KeyPair, KeyUsagePurpose, RevokedCertParams, SerialNumber,
-};
+use rcgen::{CertificateParams, DistinguishedName, DnType, DnValue, ExtendedKeyUsagePurpose, KeyPair, SerialNumber};
 
 /// Unix ms at midnight UTC of a day.
 fn day(y: i32, m: u8, d: u8) -> u64 {
     u64::try_from(rcgen::date_time_ymd(y, m, d).unix_timestamp()).unwrap() * 1000
-}
-
-struct TestCa {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-fn ca(cn: &str) -> TestCa {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, cn);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let cert = p.self_signed(&key).unwrap();
-    TestCa { pem: cert.pem(), issuer: Issuer::new(p, key) }
 }
 
 /// A client certificate with exactly these subject RDNs, valid 2025 until `until`.
@@ -46,26 +29,7 @@ fn leaf(ca: &TestCa, rdns: &[(DnType, DnValue)], serial: u64, until: (i32, u8, u
 }
 
 fn crl(ca: &TestCa, revoked: &[u64], next_update: (i32, u8, u8)) -> String {
-    CertificateRevocationListParams {
-        this_update: rcgen::date_time_ymd(2025, 1, 1),
-        next_update: rcgen::date_time_ymd(next_update.0, next_update.1, next_update.2),
-        crl_number: SerialNumber::from(1u64),
-        issuing_distribution_point: None,
-        revoked_certs: revoked
-            .iter()
-            .map(|s| RevokedCertParams {
-                serial_number: SerialNumber::from(*s),
-                revocation_time: rcgen::date_time_ymd(2025, 6, 1),
-                reason_code: None,
-                invalidity_date: None,
-            })
-            .collect(),
-        key_identifier_method: KeyIdMethod::Sha256,
-    }
-    .signed_by(&ca.issuer)
-    .unwrap()
-    .pem()
-    .unwrap()
+    test_pki::crl(ca, revoked, next_update).pem().unwrap()
 }
 
 fn cert(der: &CertificateDer<'static>) -> Arc<ClientCert> {

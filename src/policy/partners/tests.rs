@@ -1,9 +1,5 @@
+use super::test_pki::{ca, crl};
 use super::*;
-
-use rcgen::{
-    BasicConstraints, CertificateParams, CertificateRevocationListParams, DnType, IsCa, Issuer, KeyIdMethod, KeyPair,
-    KeyUsagePurpose, RevokedCertParams, SerialNumber,
-};
 
 fn dn(s: &str) -> Dn {
     Dn::parse_policy(s).unwrap_or_else(|e| panic!("{s}: {e}"))
@@ -82,43 +78,6 @@ fn subjects_display_with_escapes() {
     assert_eq!(dn("cn=icmr, o=ICMR, 2.5.4.97=NTRIN-1").to_string(), "CN=icmr, O=ICMR, 2.5.4.97=NTRIN-1");
     let forged = Dn(vec![Attr { oid: encode_oid("2.5.4.3").unwrap(), value: "icmr, O=ICMR".into() }]);
     assert_eq!(forged.to_string(), "CN=icmr\\, O\\=ICMR");
-}
-
-/// A CA that can sign leaves and CRLs.
-struct TestCa {
-    pem: String,
-    issuer: Issuer<'static, KeyPair>,
-}
-
-fn ca(cn: &str) -> TestCa {
-    let key = KeyPair::generate().unwrap();
-    let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
-    p.distinguished_name.push(DnType::CommonName, cn);
-    p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    p.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-    let cert = p.self_signed(&key).unwrap();
-    TestCa { pem: cert.pem(), issuer: Issuer::new(p, key) }
-}
-
-fn crl(ca: &TestCa, revoked: &[u64], next_update: (i32, u8, u8)) -> rcgen::CertificateRevocationList {
-    CertificateRevocationListParams {
-        this_update: rcgen::date_time_ymd(2025, 1, 1),
-        next_update: rcgen::date_time_ymd(next_update.0, next_update.1, next_update.2),
-        crl_number: SerialNumber::from(1u64),
-        issuing_distribution_point: None,
-        revoked_certs: revoked
-            .iter()
-            .map(|s| RevokedCertParams {
-                serial_number: SerialNumber::from(*s),
-                revocation_time: rcgen::date_time_ymd(2025, 6, 1),
-                reason_code: None,
-                invalidity_date: None,
-            })
-            .collect(),
-        key_identifier_method: KeyIdMethod::Sha256,
-    }
-    .signed_by(&ca.issuer)
-    .unwrap()
 }
 
 /// One DER TLV: (tag, the whole element, its content).
