@@ -3,11 +3,15 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 use otpgate::cmd;
 
+/// `0.1.0 (git 1a2b3c4d5e6f, release)`.
+const VERSION: &str =
+    concat!(env!("CARGO_PKG_VERSION"), " (git ", env!("OTPGATE_GIT_REV"), ", ", env!("OTPGATE_BUILD_PROFILE"), ")");
+
 #[derive(Parser)]
-#[command(name = "otpgate", version, about = "OTP-gated personal-data API gateway")]
+#[command(name = "otpgate", version = VERSION, about = "OTP-gated personal-data API gateway")]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value = "text", env = "OTPGATE_LOG_FORMAT")]
@@ -42,6 +46,10 @@ enum Command {
         #[command(subcommand)]
         action: KeysAction,
     },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions { shell: clap_complete::Shell },
+    /// Print the manual page (roff; `otpgate man | man -l -`).
+    Man,
 }
 
 #[derive(Subcommand)]
@@ -93,6 +101,13 @@ fn main() -> ExitCode {
                 println!("api_key_sha256 (put in the policy): {}", otpgate::auth::keys::api_key_sha256(&key));
                 Ok(())
             }
+            Command::Completions { shell } => {
+                clap_complete::generate(shell, &mut Cli::command(), "otpgate", &mut std::io::stdout());
+                Ok(())
+            }
+            Command::Man => clap_mangen::Man::new(Cli::command())
+                .render(&mut std::io::stdout())
+                .map_err(|e| format!("cannot write the manual page: {e}")),
             Command::Keys { action: KeysAction::Rotate { dir } } => otpgate::auth::keys::rotate(&dir)
                 .map(|f| println!("wrote {} (now the active signing key)", f.display()))
                 .map_err(|e| e.to_string()),

@@ -37,6 +37,28 @@ pub struct RawGateway {
     /// Extra client-sent header names to remove before forwarding (any spelling).
     #[serde(default)]
     pub strip_headers: Vec<String>,
+    /// `Strict-Transport-Security` on HTTPS answers.
+    #[serde(default)]
+    pub hsts: RawHsts,
+}
+
+/// HSTS: browsers that saw it use HTTPS only for `max_age` (`0s` turns the header off).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawHsts {
+    pub max_age: Dur,
+    pub include_subdomains: bool,
+    pub preload: bool,
+}
+
+impl Default for RawHsts {
+    fn default() -> Self {
+        RawHsts {
+            max_age: Dur(std::time::Duration::from_secs(180 * 86_400)),
+            include_subdomains: false,
+            preload: false,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -38,6 +38,8 @@ pub struct RequestCtx {
     pub now_ms: u64,
     /// The real client: the socket peer, or the hop a trusted proxy vouches for.
     pub client: IpAddr,
+    /// The request arrived over TLS.
+    pub tls: bool,
     pub trace: TraceContext,
     pub span: tracing::Span,
     /// The matched route's path parameters, `(name, value)` in template order, each value one
@@ -87,6 +89,7 @@ impl RequestCtx {
             started: tokio::time::Instant::now(),
             now_ms: app.clock.now_ms(),
             client,
+            tls: conn.tls,
             trace,
             span,
             path_params: Vec::new(),

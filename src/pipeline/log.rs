@@ -98,6 +98,14 @@ pub async fn finish(
         latency_ms = elapsed.as_secs_f64() * 1000.0,
         policy = %cx.rt.policy.version,
     );
+    // Browsers must not guess an answer's type; HTTPS clients are told to stay on HTTPS.
+    let h = resp.headers_mut();
+    h.insert("x-content-type-options", http::HeaderValue::from_static("nosniff"));
+    if cx.tls
+        && let Some(hsts) = &cx.rt.policy.hsts
+    {
+        h.insert(http::header::STRICT_TRANSPORT_SECURITY, hsts.clone());
+    }
     resp
 }
 

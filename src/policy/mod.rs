@@ -63,6 +63,8 @@ pub struct Policy {
     pub limits: Limits,
     pub timeouts: Timeouts,
     pub h2_max_streams: u32,
+    /// The `Strict-Transport-Security` value of HTTPS answers (none: off).
+    pub hsts: Option<http::HeaderValue>,
     pub trusted_proxies: Vec<Cidr>,
     /// Normalized (lowercase, `_`/`.` → `-`) extra header names to strip.
     pub strip_headers: Vec<String>,
@@ -180,6 +182,23 @@ fn compile(
     if g.http2.max_concurrent_streams == 0 {
         errors.push(g_err("http2.max_concurrent_streams", "must be at least 1".into()));
     }
+    let h = &g.hsts;
+    if h.preload && (!h.include_subdomains || h.max_age.0 < Duration::from_secs(365 * 86_400)) {
+        errors.push(g_err(
+            "hsts.preload",
+            "preload lists need include_subdomains and a max_age of a year or more".into(),
+        ));
+    }
+    let hsts = (!h.max_age.0.is_zero()).then(|| {
+        let mut v = format!("max-age={}", h.max_age.0.as_secs());
+        if h.include_subdomains {
+            v.push_str("; includeSubDomains");
+        }
+        if h.preload {
+            v.push_str("; preload");
+        }
+        http::HeaderValue::from_str(&v).unwrap_or(http::HeaderValue::from_static("max-age=15552000"))
+    });
     let mut trusted_proxies = Vec::new();
     for (i, s) in g.trusted_proxies.iter().enumerate() {
         match s.parse::<Cidr>() {
@@ -226,6 +245,7 @@ fn compile(
         limits,
         timeouts,
         h2_max_streams: g.http2.max_concurrent_streams,
+        hsts,
         trusted_proxies,
         strip_headers,
         upstreams,
