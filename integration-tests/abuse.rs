@@ -111,11 +111,16 @@ async fn refusals_before_identification_are_limited_and_summarised() {
         let r = send(OWNER, http, Request::get("/mine?mobile=9000000031"), "").await;
         assert_eq!(r.status, 401, "another source without a token is refused, not limited");
     }
+    // A token in the query string is such a refusal too (summarised, limited per source).
+    for _ in 0..3 {
+        let r = send(OWNER, http, Request::get("/mine?mobile=9000000031&token=eyJx.eyJ.c2ln"), "").await;
+        assert_eq!(r.status, 401, "{}", r.text());
+    }
     gw.signal("TERM");
     assert!(gw.wait_exit(Duration::from_secs(20)).is_some());
     let log = std::fs::read_to_string(gw.data_path("audit.log")).unwrap();
     let records: Vec<serde_json::Value> = log.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
-    assert!(records.len() <= 3, "three summaries, not 45 records: {records:#?}");
+    assert!(records.len() <= 3, "three summaries, not 48 records: {records:#?}");
     let count = |client: &str, status: u16| {
         records
             .iter()
@@ -125,7 +130,7 @@ async fn refusals_before_identification_are_limited_and_summarised() {
     };
     assert_eq!(
         (count(STRANGER, 401), count(STRANGER, 429), count(OWNER, 401)),
-        (10, 30, 5),
+        (10, 30, 8),
         "{:?}",
         records
             .iter()
@@ -159,7 +164,9 @@ async fn personal_routes_forward_only_allowlisted_headers_and_refuse_compressed_
         ("x-client-ip", "203.0.113.1"),
         ("cf-connecting-ip", "203.0.113.1"),
         ("x-nobody-thought-of-this", "9000000002"),
-        ("x_app_version", "7"),
+        ("x-app-version", "7"),
+        ("x_app_version", "8"),
+        ("content_type", "application/x-www-form-urlencoded"),
         ("accept", "application/json"),
     ];
     let mut req = Request::get("/mine?mobile=9000000032").header("authorization", format!("Bearer {token}"));
@@ -178,7 +185,7 @@ async fn personal_routes_forward_only_allowlisted_headers_and_refuse_compressed_
                 "accept-encoding",
                 "host",
                 "traceparent",
-                "x_app_version",
+                "x-app-version",
                 "x-forwarded-for",
                 "x-forwarded-host",
                 "x-forwarded-proto",
@@ -189,7 +196,8 @@ async fn personal_routes_forward_only_allowlisted_headers_and_refuse_compressed_
             "`{name}` reached the registry: {names:?}"
         );
     }
-    assert!(names.contains(&"x_app_version"), "the route's own allowlist entry is forwarded");
+    assert!(names.contains(&"x-app-version"), "the route's own allowlist entry is forwarded");
+    assert_eq!(seen["x-app-version"], serde_json::json!(["7"]), "as spelled in the allowlist, not another spelling");
 
     let before = echo.connections.load(std::sync::atomic::Ordering::SeqCst);
     let gz = Request::post("/api/v2/auth/public/generateOTP")
@@ -229,7 +237,9 @@ async fn a_key_flood_beyond_the_cap_never_resets_a_counter() {
     }
     assert!(unavailable > 0, "beyond the cap new keys are refused, failing closed");
     let again = generate(OWNER, http, "9000000033").await;
-    assert_eq!(again.status, 429, "the spent send cap was not forgotten: {}", again.text());
+    // 429: the spent cap is still there; 503: a new key (the expired cooldown) could not be
+    // kept. Never 200: nothing was forgotten into an open door.
+    assert!(matches!(again.status, 429 | 503), "the spent send cap was not forgotten: {}", again.text());
 }
 
 /// Property 7: `serve` refuses a plain-text OTP outbox unless told loudly; the file is 0600.

@@ -6,10 +6,11 @@
 //! - No stranger can lock the owner out: the resend cooldown, the send caps and the wrong-OTP
 //!   count are kept per mobile **and source address** (an IPv4 address or an IPv6 /64), so an
 //!   attacker's sends and wrong guesses spend only their own budget for that number. Two ceilings
-//!   per mobile, all sources together, bound the rest: sends (SMS cost) and wrong OTPs (guessing:
-//!   at most 1,000 a day keeps anyone's chance of guessing one person's OTP under 10⁻³ a day; the
-//!   policy refuses a higher ceiling). OTPs one source may ask for, all mobiles together, are
-//!   limited too (SMS pumping).
+//!   per mobile, all sources together, bound the rest: sends (SMS cost; 200 a day with 5 tries
+//!   each is at most 1,000 guesses) and wrong OTPs (at most 1,000 a day; the policy refuses
+//!   more): anyone's chance of guessing one person's OTP stays under 10⁻³ a day. A source that
+//!   signed the number in before is not held to the send ceiling. OTPs one source may ask for,
+//!   all mobiles together, are limited too (SMS pumping).
 //! - Every valid +91 number gets the same answer: the gateway never asks whether a number is
 //!   registered, so neither the body, the status, the headers nor the timing can tell.
 //! - Store keys hold a keyed hash of the mobile, never the number.
@@ -23,10 +24,13 @@ use sha2::{Digest, Sha256};
 use super::delivery::{Delivery, OtpMessage};
 use super::jwt::{Tokens, new_session_id};
 use crate::error::GatewayError;
-use crate::policy::citizens::{OtpRules, SessionRules};
+use crate::policy::citizens::{OtpRules, SessionRules, WindowLimit};
 use crate::store::{Attempt, OtpTxn, Session, SessionLimits, Store, Window};
 
 type HmacSha256 = Hmac<Sha256>;
+
+/// How long a source that signed a number in stays exempt from that number's send ceiling.
+const KNOWN_SOURCE_FOR: std::time::Duration = std::time::Duration::from_secs(90 * 86_400);
 
 /// What the OTP flow needs from the app and the current policy.
 pub struct OtpFlow<'a> {
@@ -73,6 +77,8 @@ struct Keys {
     send_all: String,
     /// Sends from this source, to every mobile (SMS pumping).
     source: String,
+    /// This source signed this mobile in before (the owner's device): exempt from the ceiling.
+    known: String,
 }
 
 impl Keys {
@@ -85,6 +91,7 @@ impl Keys {
             cool: format!("otp:cool:{mk}:{sk}"),
             send_all: format!("otp:sendall:{mk}"),
             source: format!("otp:src:{sk}"),
+            known: format!("otp:known:{mk}:{sk}"),
         }
     }
 }
@@ -135,18 +142,25 @@ impl OtpFlow<'_> {
         let r = self.rules;
         let s = self.store;
 
-        // Check every cap first, then take the cooldown slot (the atomic gate against racing
-        // sends), then count the send in each cap.
-        let caps = [(&k.fail, r.failure_limit), (&k.fail_all, r.mobile_failure_ceiling)].into_iter();
-        let caps = caps.chain(k.sends.iter().zip(r.send_limits.iter().copied()));
-        for (key, cap) in caps.chain([(&k.send_all, r.mobile_send_ceiling), (&k.source, r.source_send_limit)]) {
+        // Wrong OTPs are counted on confirm; here they are only checked.
+        for (key, cap) in [(&k.fail, r.failure_limit), (&k.fail_all, r.mobile_failure_ceiling)] {
             throttled(s.window_check(key, now_ms, cap.window, cap.limit).await.map_err(store_err)?)?;
         }
-        throttled(s.window_hit(&k.cool, now_ms, r.resend_after, 1).await.map_err(store_err)?)?;
-        let counted = k.sends.iter().zip(r.send_limits.iter().copied());
-        let counted = counted.chain([(&k.send_all, r.mobile_send_ceiling), (&k.source, r.source_send_limit)]);
-        for (key, cap) in counted {
-            s.window_record(key, now_ms, cap.window).await.map_err(store_err)?;
+        // Each send window is checked and charged in one atomic step, in order, stopping at the
+        // first refusal: no number of concurrent requests gets past a cap, and a source refused
+        // on its own windows has not spent the number's ceiling. A source that signed this
+        // number in before (the owner's device) is not held to the ceiling, so strangers who
+        // spend it from many addresses still cannot lock the owner out there.
+        let known = matches!(
+            s.window_check(&k.known, now_ms, KNOWN_SOURCE_FOR, 1).await.map_err(store_err)?,
+            Window::Denied { .. }
+        );
+        let sends = [(&k.cool, WindowLimit { limit: 1, window: r.resend_after })].into_iter();
+        let sends = sends.chain(k.sends.iter().zip(r.send_limits.iter().copied()));
+        let sends = sends.chain([(&k.source, r.source_send_limit)]);
+        let ceiling = (!known).then_some((&k.send_all, r.mobile_send_ceiling));
+        for (key, cap) in sends.chain(ceiling) {
+            throttled(s.window_hit(key, now_ms, cap.window, cap.limit).await.map_err(store_err)?)?;
         }
 
         let otp = format!("{:06}", rand::rng().random_range(0..1_000_000u32));
@@ -210,6 +224,8 @@ impl OtpFlow<'_> {
         let candidate = mac(self.otp_key, &[txn_id.as_bytes(), otp_hash.as_bytes()]);
         match s.txn_attempt(&txn_id, &candidate, r.max_attempts, now_ms).await.map_err(store_err)? {
             Attempt::Verified(mobile) => {
+                // This source now knows this number (see `generate`).
+                s.window_record(&k.known, now_ms, KNOWN_SOURCE_FOR).await.map_err(store_err)?;
                 let sid = new_session_id();
                 let session = Session { mobile, created_ms: now_ms, last_seen_ms: now_ms };
                 s.session_put(&sid, session, session_limits(self.session)).await.map_err(store_err)?;

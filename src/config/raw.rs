@@ -270,7 +270,7 @@ impl Default for RawOtp {
                 RawWindow { limit: 10, window: Dur(D::from_secs(24 * 3600)) },
             ],
             failure_limit: RawWindow { limit: 10, window: Dur(D::from_secs(24 * 3600)) },
-            mobile_send_ceiling: RawWindow { limit: 50, window: Dur(D::from_secs(24 * 3600)) },
+            mobile_send_ceiling: RawWindow { limit: 200, window: Dur(D::from_secs(24 * 3600)) },
             mobile_failure_ceiling: RawWindow { limit: 1000, window: Dur(D::from_secs(24 * 3600)) },
             source_send_limit: RawWindow { limit: 20, window: Dur(D::from_secs(3600)) },
             delivery: RawDelivery { outbox: Some(RawOutbox { path: "otp-outbox.jsonl".into() }), webhook: None },

@@ -46,7 +46,7 @@ pub async fn finish(
         && let Some(audit) = &app.audit
     {
         // Nobody was identified and nothing was released: counted, summarised per interval.
-        audit.refusals.add(&cx.client.to_string(), &cx.outcome.route, status);
+        audit.refusals.add(&crate::ratelimit::keys::ip_key(cx.client), &cx.outcome.route, status);
     } else if cx.outcome.personal
         && let Some(audit) = &app.audit
     {

@@ -59,7 +59,15 @@ async fn process(
     cx: &mut RequestCtx,
 ) -> Result<Response<Body>, GatewayError> {
     let rt = cx.rt.clone();
-    let (index, path_params) = context::route(&rt, &head, &mut cx.outcome)?;
+    let (index, path_params) = match context::route(&rt, &head, &mut cx.outcome) {
+        Ok(found) => found,
+        // A token in the query string is refused before anyone is identified: it is charged
+        // to the refusal budget and summarised like any other such refusal.
+        Err(refused @ GatewayError::InvalidToken) => {
+            return Err(limits::unidentified(app, &head.headers, refused, cx).await);
+        }
+        Err(other) => return Err(other),
+    };
     cx.path_params = path_params;
     let route = &rt.policy.routes[index];
     let caller = match identify::caller(app, route, conn, &head.headers, cx).await {

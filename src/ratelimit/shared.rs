@@ -84,7 +84,7 @@ impl Shared {
         });
         let answers = join_all(calls).await;
         let mut out: Outcome = vec![Ok(0); cells.len()];
-        let mut charged = Vec::new();
+        let mut charged: Vec<Vec<(String, u64)>> = Vec::new();
         let mut refused = false;
         let mut failure = None;
         for ((_, members), answer) in groups.iter().zip(answers) {
@@ -93,7 +93,7 @@ impl Shared {
                     let all_allowed = results.iter().all(Result::is_ok);
                     refused |= !all_allowed;
                     if all_allowed {
-                        charged.extend(members.iter().map(|&i| (keyed[i].1.clone(), keyed[i].2)));
+                        charged.push(members.iter().map(|&i| (keyed[i].1.clone(), keyed[i].2)).collect());
                     }
                     for (&i, r) in members.iter().zip(results) {
                         out[i] = r;
@@ -102,9 +102,10 @@ impl Shared {
                 Err(e) => failure = Some(e),
             }
         }
-        if (refused || failure.is_some()) && !charged.is_empty() && groups.len() > 1 {
-            // Best effort: a failed refund leaves the cells to expire on their own.
-            let _ = self.store.gcra_refund(&charged).await;
+        if (refused || failure.is_some()) && groups.len() > 1 {
+            // One refund per hash tag (a script's keys must share a slot). Best effort: a failed
+            // refund leaves the cells to expire on their own.
+            join_all(charged.iter().map(|keys| self.store.gcra_refund(keys))).await;
         }
         match failure {
             Some(e) => Err(e),

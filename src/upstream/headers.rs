@@ -111,9 +111,11 @@ pub fn upstream_request_headers(incoming: &HeaderMap, fwd: &Forwarding<'_>, poli
     let doomed: Vec<HeaderName> = out
         .keys()
         .filter(|n| {
-            let name = normalize_name(n.as_str());
-            is_stripped_request_header(&name, &policy.strip_headers)
-                || fwd.allow.is_some_and(|allow| !allow.contains(&name))
+            // The allowlist takes names exactly as spelled (a `content_type` is not a
+            // `content-type` here, though some servers would read it as one); the denylist
+            // catches every spelling.
+            is_stripped_request_header(&normalize_name(n.as_str()), &policy.strip_headers)
+                || fwd.allow.is_some_and(|allow| !allow.iter().any(|a| a == n.as_str()))
         })
         .cloned()
         .collect();

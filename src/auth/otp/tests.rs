@@ -319,3 +319,38 @@ async fn one_source_cannot_pump_otps_to_many_numbers() {
     assert!(matches!(f.generate_from(STRANGER, "9000000024", T0).await, Err(GatewayError::OtpThrottled { .. })));
     assert!(f.generate_from(OWNER, "9000000024", T0).await.is_ok(), "other sources are unaffected");
 }
+
+/// Caps are checked and charged in one atomic step each: however many requests race, a source
+/// gets no more sends than its limit.
+#[tokio::test]
+async fn concurrent_sends_cannot_pass_a_cap() {
+    let mut r = rules();
+    r.source_send_limit = WindowLimit { limit: 5, window: Duration::from_secs(3600) };
+    let f = Arc::new(Fixture::new(r, false));
+    let tries = (0..40u64).map(|i| {
+        let f = f.clone();
+        tokio::spawn(async move { f.generate_from(STRANGER, &format!("{}", 9_000_000_100u64 + i), T0).await.is_ok() })
+    });
+    let sent = futures_util::future::join_all(tries).await.into_iter().filter(|r| matches!(r, Ok(true))).count();
+    assert_eq!(sent, 5);
+}
+
+/// A source that signed a number in before is not held to that number's send ceiling: strangers
+/// who spend the ceiling from many addresses do not lock the owner's device out.
+#[tokio::test]
+async fn the_owners_device_is_exempt_from_a_spent_ceiling() {
+    let mut r = rules();
+    r.resend_after = Duration::from_secs(1);
+    r.mobile_send_ceiling = WindowLimit { limit: 3, window: Duration::from_secs(86_400) };
+    let f = Fixture::new(r, false);
+    let m = "9000000041";
+    let t = f.generate_from(OWNER, m, T0).await.unwrap();
+    let otp = f.otp_of(&t);
+    f.confirm_from(OWNER, &t, &otp, T0).await.unwrap();
+    for source in ["198.51.100.21", "198.51.100.22"] {
+        f.generate_from(source, m, T0 + 10).await.unwrap();
+    }
+    let stranger = f.generate_from("198.51.100.23", m, T0 + 10).await;
+    assert!(matches!(stranger, Err(GatewayError::OtpThrottled { .. })), "the ceiling holds for strangers");
+    assert!(f.generate_from(OWNER, m, T0 + 2_000).await.is_ok(), "the owner's device still gets an OTP");
+}

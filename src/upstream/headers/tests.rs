@@ -190,7 +190,8 @@ fn personal_routes_forward_only_their_allowlist() {
     };
     let incoming = headers(&[
         ("accept", "application/json"),
-        ("X_App_Version", "1"),
+        ("x-app-version", "1"),
+        ("content_type", "application/x-www-form-urlencoded"),
         ("x-remote-user", "9000000002"),
         ("remote-user", "9000000002"),
         ("x-auth-request-user", "9000000002"),
@@ -207,12 +208,12 @@ fn personal_routes_forward_only_their_allowlist() {
             "accept",
             "accept-encoding",
             "traceparent",
+            "x-app-version",
             "x-forwarded-for",
             "x-forwarded-proto",
-            "x-request-id",
-            "x_app_version"
+            "x-request-id"
         ],
-        "the allowlist (in any spelling), then what the gateway adds"
+        "the allowlist (exactly as spelled: no `content_type` a server might read as Content-Type), then what the gateway adds"
     );
     let open = Forwarding { allow: None, ..fwd };
     let out = upstream_request_headers(&incoming, &open, &p);
