@@ -235,7 +235,13 @@ async fn two_replicas_behave_as_one(store: &str) {
         assert!(dir.join("audit.log").is_file(), "{id}'s log is named by its replica id");
         copy_dir(&dir, &root.path().join(id));
     }
-    let out = Command::new(BIN).args(["audit", "verify", "--log"]).arg(root.path()).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["audit", "verify", "--keys-dir"])
+        .arg(d.keys.path())
+        .arg("--log")
+        .arg(root.path())
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success() && text.matches("chain intact").count() == 2, "{text}");
     let query = |logs: &[&str]| {

@@ -1,6 +1,10 @@
 //! Issue 7: the audit trail of a full demo scenario — durable records, `audit verify` catching a
 //! flipped byte, `audit query` by mobile, the citizen's access log — and a scan of everything the
 //! gateway wrote (logs, audit files, spans received) for personal data, OTPs and tokens.
+//! Issue 13: the keyed chain end to end — `audit verify` needs the key, heads exported as metrics
+//! verify as anchors, restarts of the real binary (clean: nothing to report; `audit.log` deleted
+//! meanwhile: a restarted segment) — and a full disk that the gateway survives: 503 while it is
+//! full, records again once space returns, without a restart.
 
 use std::process::Command;
 use std::time::Duration;
@@ -87,12 +91,31 @@ async fn a_demo_scenario_leaves_a_verifiable_trail_and_no_personal_data_anywhere
     );
     assert!(accesses.iter().any(|a| a["accessedBy"]["id"] == "you"));
 
-    // The trail verifies; a security team queries it by mobile.
+    // The trail verifies under the key (the demo keeps its keys in the data dir); without the key
+    // there is no verification, and a structure-only check says it is not one.
     let log = data("audit.log");
     let log_s = log.display().to_string();
-    let (ok, out) = otpgate(&["audit", "verify", "--log", &log_s]);
-    assert!(ok, "{out}");
     let keys = dir.path().display().to_string();
+    let (ok, out) = otpgate(&["audit", "verify", "--log", &log_s, "--keys-dir", &keys]);
+    assert!(ok && out.contains("keyed chain intact"), "{out}");
+    let (ok, out) = otpgate(&["audit", "verify", "--log", &log_s]);
+    assert!(!ok && out.contains("needs --keys-dir"), "{out}");
+    let (ok, out) = otpgate(&["audit", "verify", "--log", &log_s, "--structure-only"]);
+    assert!(ok && out.contains("NOT VERIFIED") && !out.contains("ok:"), "{out}");
+    // The head the metrics export is an anchor the chain must hold.
+    let m = get_h1(gw.addr("admin"), "/metrics").await.text();
+    let (seq, mac48) = (metric(&m, "otpgate_audit_head_seq", &[]), metric(&m, "otpgate_audit_head_mac48", &[]));
+    assert!(seq >= 4.0, "{m}");
+    assert_eq!(metric(&m, "otpgate_audit_up", &[]), 1.0);
+    assert!(metric(&m, "otpgate_audit_free_bytes", &[]) > 0.0);
+    let anchor = format!("{}:{:012x}", seq as u64, mac48 as u64);
+    let (ok, out) = otpgate(&["audit", "verify", "--log", &log_s, "--keys-dir", &keys, "--anchor", &anchor]);
+    assert!(ok && out.contains("1 anchor(s) matched"), "{anchor}: {out}");
+    let wrong = format!("{}:{:012x}", seq as u64, (mac48 as u64) ^ 1);
+    let (ok, out) = otpgate(&["audit", "verify", "--log", &log_s, "--keys-dir", &keys, "--anchor", &wrong]);
+    assert!(!ok && out.contains("anchor"), "{out}");
+    let ready = get_h1(gw.addr("admin"), "/readyz").await;
+    assert!(ready.json()["audit_free_bytes"].as_u64().is_some_and(|f| f > 0), "{}", ready.text());
     let (ok, out) = otpgate(&[
         "audit",
         "query",
@@ -126,7 +149,9 @@ async fn a_demo_scenario_leaves_a_verifiable_trail_and_no_personal_data_anywhere
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let written = [gw.stderr(), std::fs::read_to_string(&log).unwrap(), collector.output()];
-    assert_eq!(written[1].lines().count(), 4, "one record per personal-data request");
+    let records = written[1].lines().filter(|l| !l.contains(",\"event\":\"")).count();
+    assert_eq!(records, 4, "one record per personal-data request");
+    assert!(written[0].contains("audit checkpoint"), "checkpoints are logged for shipping");
     assert!(written[2].contains("otpgate.request_id"), "spans were received");
     let outbox = read("otp-outbox.jsonl");
     let otps: Vec<String> = outbox
@@ -162,7 +187,7 @@ async fn a_demo_scenario_leaves_a_verifiable_trail_and_no_personal_data_anywhere
     let target = second_line + 40;
     bytes[target] = if bytes[target] == b'a' { b'b' } else { b'a' };
     std::fs::write(&log, &bytes).unwrap();
-    let (ok, out) = otpgate(&["audit", "verify", "--log", &log_s]);
+    let (ok, out) = otpgate(&["audit", "verify", "--log", &log_s, "--keys-dir", &keys]);
     assert!(!ok, "a flipped byte must fail verification: {out}");
     assert!(out.contains("line 2") || out.contains("seq 1"), "names the broken record: {out}");
 }
@@ -190,12 +215,39 @@ impl Drop for TinyDisk {
     }
 }
 
+/// Polls `f` every 50 ms until it holds (at most 15 s).
+async fn within(what: &str, mut f: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while std::time::Instant::now() < deadline {
+        if f().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("{what}: not within 15 s");
+}
+
+/// Every record of the log in `dir` (control lines left out), as JSON.
+fn records_in(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join("audit.log")).unwrap();
+    text.lines().filter(|l| !l.contains(",\"event\":\"")).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The control lines of the log in `dir`, as JSON.
+fn controls_in(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let text = std::fs::read_to_string(dir.join("audit.log")).unwrap();
+    text.lines().filter(|l| l.contains(",\"event\":\"")).map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
 #[tokio::test]
-async fn when_the_audit_log_cannot_be_written_nothing_is_released() {
+async fn when_the_audit_disk_fills_nothing_is_released_and_the_gateway_recovers_when_space_returns() {
     let Some(disk) = TinyDisk::mount(256 << 10) else {
         // Mounting needs root, which CI on this project's machines has.
         panic!("cannot mount a tmpfs (run the suite as root, as CI does)");
     };
+    // Something else on the volume takes half of it; removing it later is the operator freeing space.
+    let ballast = disk.dir.path().join("ballast");
+    std::fs::write(&ballast, vec![0u8; 128 << 10]).unwrap();
     let docs = crate::harness::upstream::Documents::start().await;
     let outbox = tempfile::tempdir().unwrap();
     let outbox_file = outbox.path().join("otp-outbox.jsonl");
@@ -211,31 +263,34 @@ async fn when_the_audit_log_cannot_be_written_nothing_is_released() {
 ";
     let dir = policy_dir(&gateway, routes);
     let keys = tempfile::tempdir().unwrap();
-    let (ok, out) = otpgate(&["keys", "generate", "--dir", &keys.path().display().to_string()]);
+    let keys_s = keys.path().display().to_string();
+    let (ok, out) = otpgate(&["keys", "generate", "--dir", &keys_s]);
     assert!(ok, "{out}");
     let args: Vec<String> =
         ["serve", "--listen-plain", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--insecure-otp-outbox"]
             .iter()
             .map(|s| s.to_string())
             .chain(["--config".into(), dir.path().display().to_string()])
-            .chain(["--keys-dir".into(), keys.path().display().to_string()])
+            .chain(["--keys-dir".into(), keys_s.clone()])
             .chain(["--data-dir".into(), disk.dir.path().display().to_string()])
             .collect();
-    let gw = Gateway::spawn(&args, &["http", "admin"]);
-    let http = gw.addr("http");
+    let mut gw = Gateway::spawn(&args, &["http", "admin"]);
+    let (http, admin) = (gw.addr("http"), gw.addr("admin"));
     let token = sign_in(http, &outbox_file, "9000000001").await;
-    let mut released = 0;
-    let mut refused = 0;
+    let personal = || get_auth(http, "/records?mobile=9000000001", &token);
+    let withheld = |r: &Resp| {
+        assert_eq!(r.error_code(), "GWY5033");
+        assert!(!r.text().contains("Secret"), "the withheld answer does not leak");
+    };
+
+    // The disk fills: records until then, 503 (nothing released) from then on.
+    let (mut released, mut refused) = (0, 0);
     for _ in 0..2000 {
-        let r = get_auth(http, "/records?mobile=9000000001", &token).await;
+        let r = personal().await;
         match r.status {
-            200 => {
-                assert_eq!(refused, 0, "nothing is released once the log has failed");
-                released += 1;
-            }
+            200 => released += 1,
             503 => {
-                assert_eq!(r.error_code(), "GWY5033");
-                assert!(!r.text().contains("Secret"), "the withheld answer does not leak");
+                withheld(&r);
                 refused += 1;
                 if refused >= 5 {
                     break;
@@ -245,10 +300,96 @@ async fn when_the_audit_log_cannot_be_written_nothing_is_released() {
         }
     }
     assert!(released > 10 && refused >= 5, "released {released}, refused {refused}");
-    let m = get_h1(gw.addr("admin"), "/metrics").await.text();
+    // Once not even a checkpoint fits, the log stays refusing: /readyz and the metrics say so.
+    within("readyz reports the audit log failing", async || {
+        let ready = get_h1(admin, "/readyz").await;
+        ready.status == 200 && ready.text().contains("audit log cannot be written")
+    })
+    .await;
+    let r = personal().await;
+    assert_eq!(r.status, 503);
+    withheld(&r);
+    let ready = get_h1(admin, "/readyz").await.json();
+    assert!(ready["audit_free_bytes"].as_u64().is_some_and(|f| f < 16 << 10), "{ready}");
+    assert_eq!(ready["ready"], true, "degraded, still serving public routes");
+    let m = get_h1(admin, "/metrics").await.text();
     assert!(metric(&m, "otpgate_audit_failures_total", &[]) >= 5.0, "{m}");
-    drop(gw);
-    // What was written before the disk filled still verifies.
-    let (ok, out) = otpgate(&["audit", "verify", "--log", &disk.dir.path().join("audit.log").display().to_string()]);
-    assert!(ok, "{out}");
+    assert!(metric(&m, "otpgate_audit_write_errors_total", &[]) >= 1.0, "{m}");
+    assert_eq!(metric(&m, "otpgate_audit_up", &[]), 0.0, "{m}");
+
+    // Space returns: the gateway records and releases again by itself, without a restart.
+    std::fs::remove_file(&ballast).unwrap();
+    within("personal routes answer again", async || personal().await.status == 200).await;
+    released += 1;
+    for _ in 0..5 {
+        assert_eq!(personal().await.status, 200);
+        released += 1;
+    }
+    assert!(!get_h1(admin, "/readyz").await.text().contains("cannot be written"));
+    let m = get_h1(admin, "/metrics").await.text();
+    assert_eq!(metric(&m, "otpgate_audit_up", &[]), 1.0, "{m}");
+    assert!(metric(&m, "otpgate_audit_free_bytes", &[]) > 64.0 * 1024.0, "{m}");
+
+    // A clean stop; the whole log verifies: the outage is in it, torn writes are not, and every
+    // answer released has its record.
+    gw.signal("TERM");
+    assert!(gw.wait_exit(Duration::from_secs(20)).is_some_and(|s| s.success()), "{}", gw.stderr());
+    let log = disk.dir.path().join("audit.log").display().to_string();
+    let (ok, out) = otpgate(&["audit", "verify", "--keys-dir", &keys_s, "--log", &log]);
+    assert!(ok && out.contains("keyed chain intact"), "{out}");
+    let allowed = records_in(disk.dir.path()).iter().filter(|r| r["status"] == 200).count();
+    assert_eq!(allowed, released, "one record per released answer");
+    let controls = controls_in(disk.dir.path());
+    assert!(controls.iter().any(|c| c["why"] == "recovered"), "{controls:?}");
+    assert_eq!(controls.last().unwrap()["why"], "close", "a clean shutdown closes the chain");
+}
+
+/// `otpgate demo` on `data`, with a plain listener.
+fn demo_on(data: &std::path::Path, extra: &[&str]) -> Gateway {
+    let args: Vec<String> =
+        ["demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--listen-plain", "127.0.0.1:0"]
+            .iter()
+            .chain(extra)
+            .map(|s| s.to_string())
+            .chain(["--data-dir".into(), data.display().to_string()])
+            .collect();
+    Gateway::spawn(&args, &["registry", "https", "http", "admin"])
+}
+
+/// One personal request on a fresh session, then SIGTERM and a clean exit.
+async fn serve_once_and_stop(mut gw: Gateway, data: &std::path::Path) {
+    let http = gw.addr("http");
+    let token = sign_in(http, &data.join("otp-outbox.jsonl"), "9000000001").await;
+    assert_eq!(get_auth(http, "/api/v2/appointment/beneficiaries", &token).await.status, 200);
+    gw.signal("TERM");
+    assert!(gw.wait_exit(Duration::from_secs(20)).is_some_and(|s| s.success()), "{}", gw.stderr());
+}
+
+#[tokio::test]
+async fn restarts_of_the_gateway_keep_one_chain_and_a_deleted_log_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path();
+    let keys = data.display().to_string();
+    let log = data.join("audit.log").display().to_string();
+    let verify = || otpgate(&["audit", "verify", "--keys-dir", &keys, "--log", &log]);
+    let retention = ["--audit-keep-files", "5", "--audit-keep-days", "30"];
+    serve_once_and_stop(demo_on(data, &retention), data).await;
+    serve_once_and_stop(demo_on(data, &retention), data).await;
+    // Two clean restarts: one chain, nothing to report.
+    let (ok, out) = verify();
+    assert!(ok && out.contains("keyed chain intact") && !out.contains("note:"), "{out}");
+    let opens: Vec<String> = controls_in(data)
+        .iter()
+        .filter(|c| c["event"] == "open")
+        .map(|c| c["start"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(opens, ["new", "clean"]);
+
+    // audit.log deleted while the gateway is down: reported as it is, and after the next start.
+    std::fs::remove_file(data.join("audit.log")).unwrap();
+    let (ok, out) = verify();
+    assert!(!ok && out.contains("audit.log is missing"), "{out}");
+    serve_once_and_stop(demo_on(data, &[]), data).await;
+    let (ok, out) = verify();
+    assert!(!ok && out.contains("restarted segment"), "{out}");
 }

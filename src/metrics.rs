@@ -3,11 +3,15 @@
 //! Label values are bounded: route names come from the policy (or `unmatched`), methods from a
 //! fixed list, statuses are numbers. No request data ever becomes a label.
 
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
@@ -93,6 +97,88 @@ impl StoreCounters {
     }
 }
 
+/// The audit log's state at one scrape (see `audit::AuditLog`), read in one go so the head's seq and MAC
+/// belong together.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AuditSample {
+    /// Seq of the newest durable line of the chain.
+    pub head_seq: Option<u64>,
+    /// The first 48 bits of that line's MAC, as an integer (exact in a float sample).
+    pub head_mac48: u64,
+    /// Whether appends are accepted (false while a failed write is retried).
+    pub up: bool,
+    /// Free bytes on the log's filesystem.
+    pub free_bytes: Option<u64>,
+    pub write_errors: u64,
+    pub files_removed: u64,
+    pub checkpoints: u64,
+}
+
+/// Where the audit metrics are read from at each scrape.
+pub trait AuditSource: Send + Sync + 'static {
+    fn sample(&self) -> AuditSample;
+}
+
+/// Reads the audit log (once one is attached) at each scrape.
+#[derive(Clone, Default)]
+struct AuditCollector {
+    source: Arc<OnceLock<Box<dyn AuditSource>>>,
+}
+
+impl std::fmt::Debug for AuditCollector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditCollector").field("attached", &self.source.get().is_some()).finish()
+    }
+}
+
+impl Collector for AuditCollector {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let Some(source) = self.source.get() else { return Ok(()) };
+        let s = source.sample();
+        let gauge = |encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64| {
+            let g = ConstGauge::new(value);
+            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)
+        };
+        let counter = |encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64| {
+            let c = ConstCounter::new(value);
+            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)
+        };
+        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        if let Some(seq) = s.head_seq {
+            gauge(&mut encoder, "audit_head_seq", "Seq of the newest durable line of the audit chain", int(seq))?;
+            gauge(
+                &mut encoder,
+                "audit_head_mac48",
+                "First 48 bits of that line's MAC (printf %012x gives the hex for audit verify --anchor SEQ:HEX)",
+                int(s.head_mac48),
+            )?;
+        }
+        gauge(
+            &mut encoder,
+            "audit_up",
+            "1 when the audit log accepts records, 0 while a failed write is retried",
+            i64::from(s.up),
+        )?;
+        if let Some(free) = s.free_bytes {
+            gauge(&mut encoder, "audit_free_bytes", "Free bytes on the audit log's filesystem", int(free))?;
+        }
+        counter(
+            &mut encoder,
+            "audit_write_errors",
+            "Failed audit log writes or syncs (retries included)",
+            s.write_errors,
+        )?;
+        counter(&mut encoder, "audit_files_removed", "Rotated audit log files removed by retention", s.files_removed)?;
+        counter(
+            &mut encoder,
+            "audit_checkpoints",
+            "Signed checkpoint lines written to the audit chain",
+            s.checkpoints,
+        )?;
+        Ok(())
+    }
+}
+
 fn latency_histogram() -> Histogram {
     // 0.25 ms … ~8 s.
     Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
@@ -106,6 +192,7 @@ pub struct Metrics {
     reloads: Family<ReloadLabels, Counter>,
     throttled: Family<ThrottleLabels, Counter>,
     audit_failures: Counter,
+    audit: AuditCollector,
     /// Values redacted (or, in dry run, that would have been), by profile.
     pub redactions: Family<RedactionLabels, Counter>,
     pub connections: Gauge,
@@ -171,6 +258,8 @@ impl Metrics {
             "Personal-data responses withheld because the audit log could not be written",
             audit_failures.clone(),
         );
+        let audit = AuditCollector::default();
+        registry.register_collector(Box::new(audit.clone()));
         let redactions = Family::<RedactionLabels, Counter>::default();
         registry.register(
             "redacted_values",
@@ -197,6 +286,7 @@ impl Metrics {
             reloads,
             throttled,
             audit_failures,
+            audit,
             redactions,
             connections,
             partner_crls_expired,
@@ -231,6 +321,12 @@ impl Metrics {
 
     pub fn audit_failure(&self) {
         self.audit_failures.inc();
+    }
+
+    /// Report the audit log's head, health, free space and retention at each scrape (the first source
+    /// attached stays).
+    pub fn observe_audit(&self, source: impl AuditSource) {
+        let _ = self.audit.source.set(Box::new(source));
     }
 
     pub fn redacted(&self, profile: &str, dry_run: bool, values: u64) {

@@ -91,8 +91,9 @@ impl Lines {
 }
 
 /// Calls `f` with every record of the log at `path` (file or directory), oldest first, streaming. The
-/// chain is not checked (that is [`super::verify`]); a last line without a newline (being written right
-/// now, or torn) is skipped. Returns how many files were read (0 when there is no log).
+/// chain is not checked (that is [`super::verify`]); control lines are skipped, and so is a last line
+/// without a newline (being written right now, or torn). Returns how many files were read (0 when there
+/// is no log).
 pub(crate) fn scan_records(path: &Path, mut f: impl FnMut(AuditRecord)) -> Result<usize, AuditError> {
     let (dir, base) = locate(path);
     let io_err = |what, source| AuditError::Io { path: dir.clone(), what, source };
@@ -107,6 +108,9 @@ pub(crate) fn scan_records(path: &Path, mut f: impl FnMut(AuditRecord)) -> Resul
         while let Some(line) = lines.next_line().map_err(|e| io_err("reading", e))? {
             if !line.complete {
                 break;
+            }
+            if super::line::is_control(line.bytes) {
+                continue;
             }
             let record = serde_json::from_slice::<AuditRecord>(line.bytes).map_err(|e| AuditError::Corrupt {
                 path: file.path.clone(),

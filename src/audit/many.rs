@@ -4,12 +4,14 @@
 
 use std::path::{Path, PathBuf};
 
+use super::control::head_path;
 use super::files::{list, locate};
 use super::{AuditError, AuditRecord, Filter, LOG_FILE, query};
 use crate::clock::parse_rfc3339_ms;
 
 /// The logs (each one chain) named by `paths`: a file is one log; a directory is its own log if it
-/// has one, plus every log found in its subdirectories (one level per replica, any depth).
+/// has one (log files, or only the head file of a log whose files are gone), plus every log found in
+/// its subdirectories (one level per replica, any depth).
 pub fn find_logs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, AuditError> {
     let mut logs = Vec::new();
     for path in paths {
@@ -35,7 +37,8 @@ pub fn find_logs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, AuditError> {
 fn collect(dir: &Path, logs: &mut Vec<PathBuf>) -> Result<(), AuditError> {
     let io = |source| AuditError::Io { path: dir.to_path_buf(), what: "listing the logs", source };
     let (dir_of, base) = locate(dir);
-    if !list(&dir_of, &base).map_err(io)?.is_empty() {
+    // A head file without log files is a log whose files were deleted: `verify` must see it.
+    if !list(&dir_of, &base).map_err(io)?.is_empty() || head_path(&dir_of, &base).is_file() {
         logs.push(dir.join(LOG_FILE));
     }
     for entry in std::fs::read_dir(dir).map_err(io)? {

@@ -2,15 +2,21 @@
 //!
 //! - [`AuditRecord`] is what is recorded; identifiers in it are keyed HMACs made by [`Hasher`], never raw
 //!   mobiles or reference numbers.
-//! - [`AuditLog`] appends records to `DIR/audit.log` as JSON lines chained by SHA-256, with group commit
-//!   (many appends share one `fdatasync`) and size-based rotation that keeps the chain across files. An
-//!   append resolves only once its line is durable; after a write or sync failure the log refuses
-//!   everything (the gateway answers 503 and releases nothing).
-//! - [`verify`] walks every file of a log and reports the first broken line; [`query`] streams records
-//!   through a [`Filter`]; [`AccessIndex`] answers "who accessed my records" for a citizen.
+//! - [`AuditLog`] appends records to `DIR/audit.log` as JSON lines chained by HMAC-SHA256 under a key
+//!   derived from `audit.key` ([`ChainKey`]), with group commit (many appends share one `fdatasync`) and
+//!   size-based rotation that keeps the chain across files. An append resolves only once its line is
+//!   durable. After a write or sync failure the log refuses records (the gateway answers 503 and releases
+//!   nothing) and retries with backoff until it can write again — no restart needed. Rotated files are
+//!   removed by retention ([`LogOptions::keep_files`], [`LogOptions::keep_for`]).
+//! - Control lines in the chain ([`control`]) record each writer's start, periodic signed checkpoints of the
+//!   head, rotations, recoveries, retention and a clean shutdown; `audit.log.head` keeps the newest.
+//! - [`verify`] walks every file of a log and reports the first broken line, missing segment or restarted
+//!   segment; [`query`] streams records through a [`Filter`]; [`AccessIndex`] answers "who accessed my
+//!   records" for a citizen.
 //!
 //! The line format and why every byte is covered are described in [`line`].
 
+pub mod control;
 mod files;
 mod hasher;
 mod index;
@@ -32,14 +38,16 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+pub use control::{HeadRef, Start};
 pub use hasher::Hasher;
 pub use index::{AccessEntry, AccessIndex};
-pub use log::{AuditLog, LogOptions};
+pub use line::ChainKey;
+pub use log::{AuditLog, Headroom, LogOptions, mac48};
 pub use many::{find_logs, query_many};
 pub use query::{Filter, query, render_table};
 pub use refusals::Refusals;
 pub use trail::Trail;
-pub use verify::{Problem, VerifyError, VerifyReport, verify};
+pub use verify::{Anchor, Mode, Note, Problem, VerifyError, VerifyReport, verify, verify_with};
 
 /// The name of the file being appended to; rotated files are `audit.log.<first seq, 20 digits>`.
 pub const LOG_FILE: &str = "audit.log";
@@ -83,7 +91,7 @@ impl FromStr for Decision {
 
 /// One audit record: one request on a personal route, allowed or denied.
 ///
-/// In the log each record is one JSON line with `seq`, `prev` and `hash` added (see [`line`]); unknown
+/// In the log each record is one JSON line with `seq`, `prev` and `mac` added (see [`line`]); unknown
 /// fields are ignored when reading, so those three do not disturb deserialization.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct AuditRecord {
@@ -132,17 +140,18 @@ pub enum AuditError {
         #[source]
         source: std::io::Error,
     },
-    /// The existing log cannot be continued: its last complete line is not a valid chained record.
+    /// The existing log cannot be continued: its last complete line is not a valid chained line under the
+    /// key (changed, or written under another `audit.key`).
     #[error("audit log {} is corrupt at its tail ({detail}); refusing to start — run `otpgate audit verify`", path.display())]
     CorruptTail { path: PathBuf, detail: String },
     /// Another process holds the log's lock.
     #[error("audit log {} is locked by another process", path.display())]
     Locked { path: PathBuf },
-    /// Writing or syncing this batch failed; the log is now failed.
+    /// Writing or syncing this batch failed; the log refuses records until a retry succeeds.
     #[error("audit log write failed: {0}")]
     Write(String),
-    /// The log failed earlier (or was shut down) and accepts no more records.
-    #[error("audit log is in a failed state and accepts no records")]
+    /// The log cannot be written right now (a failed write, retrying) or was shut down.
+    #[error("audit log cannot be written (retrying after a failed write) or is closed")]
     Failed,
     /// A record could not be serialized.
     #[error("audit record serialization: {0}")]

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::index::{DEFAULT_PER_SUBJECT, entries};
-use super::{AccessEntry, AccessIndex, AuditError, AuditLog, AuditRecord, Hasher, LogOptions, Refusals};
+use super::{
+    AccessEntry, AccessIndex, AuditError, AuditLog, AuditRecord, ChainKey, Hasher, HeadRef, LogOptions, Refusals,
+};
 use crate::store::{RedisStore, StoreError};
 
 /// How long a subject's shared access list lives after its last entry.
@@ -27,9 +29,10 @@ pub struct Trail {
 }
 
 impl Trail {
-    /// Open the log in `dir` (recovering a torn tail) and index it for citizens' access logs.
-    pub async fn open(dir: &Path, key: &[u8]) -> Result<Trail, AuditError> {
-        let log = AuditLog::open(dir, LogOptions::default()).await?;
+    /// Open the log in `dir` (recovering a torn tail), its chain keyed by a key derived from `key`
+    /// (`audit.key`, which also keys the identifier hasher), and index it for citizens' access logs.
+    pub async fn open(dir: &Path, key: &[u8], options: LogOptions) -> Result<Trail, AuditError> {
+        let log = AuditLog::open(dir, &ChainKey::derive(key), options).await?;
         let index = AccessIndex::build(log.path())?;
         Ok(Trail { log, hasher: Hasher::new(key), index, shared: None, refusals: Refusals::default() })
     }
@@ -40,12 +43,13 @@ impl Trail {
         self
     }
 
-    /// Append durably, then index it for citizens' access logs.
-    pub async fn write(&self, record: &AuditRecord) -> Result<(), AuditError> {
-        self.log.append(record).await?;
+    /// Append durably, then index it for citizens' access logs. Resolves with the record's line: its
+    /// seq and MAC, an anchor of the chain (for the request's span).
+    pub async fn write(&self, record: &AuditRecord) -> Result<HeadRef, AuditError> {
+        let line = self.log.append_head(record).await?;
         let Some(store) = &self.shared else {
             self.index.add(record);
-            return Ok(());
+            return Ok(line);
         };
         for (subject, entry) in entries(record) {
             let Ok(json) = serde_json::to_string(&entry) else { continue };
@@ -53,7 +57,18 @@ impl Trail {
                 tracing::warn!(error = %e, request_id = record.request_id, "access index entry not shared");
             }
         }
-        Ok(())
+        Ok(line)
+    }
+
+    /// The newest durable line of the chain: its seq and lowercase hex MAC (`None` before the first line).
+    /// For span attributes and anything else that ships the head off the host.
+    pub fn head(&self) -> Option<(u64, String)> {
+        self.log.head().map(|h| (h.seq, h.mac_hex()))
+    }
+
+    /// Writes what is queued and a `close` checkpoint, then stops the writer (clean shutdown).
+    pub async fn close(&self) {
+        self.log.close().await;
     }
 
     /// Write the summary records of the refusals counted since the last call.

@@ -1,6 +1,8 @@
 //! The audit log's writer thread and its queue. The thread takes every pending record, writes them with
-//! one `write`, syncs once (group commit), then answers every waiter; rotates by size; on any failure
-//! answers everyone with an error and stops for good.
+//! one `write`, syncs once (group commit), then answers every waiter; rotates by size; writes checkpoints;
+//! applies retention. After a failed write or sync it cuts the file back to its last synced length, answers
+//! the batch with an error, refuses records (fast, at the caller) and retries with backoff until a line can
+//! be written again — then takes records again, without a restart.
 //!
 //! Closed-loop callers come back right after their answer, so a batch taken at once would hold only those
 //! that arrived during the previous sync (about half of them). When the queue holds fewer records than the
@@ -10,21 +12,25 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::path::PathBuf;
+use std::os::unix::fs::MetadataExt as _;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 use tokio::sync::{Semaphore, oneshot};
 
-use super::files::rotated_name;
-use super::{AuditError, LOG_FILE, line};
+use super::control::{self, Control, HeadRef, Why};
+use super::files::{self, rotated_name};
+use super::line::{self, ChainKey};
+use super::log::{LogOptions, Status};
+use super::{AuditError, LOG_FILE};
 
-/// A serialized record and who waits for its seq.
+/// A serialized record and who waits for its line.
 pub(crate) struct Pending {
     pub body: Vec<u8>,
-    pub done: oneshot::Sender<Result<u64, AuditError>>,
+    pub done: oneshot::Sender<Result<HeadRef, AuditError>>,
 }
 
 /// The queue between appenders and the writer thread.
@@ -40,6 +46,8 @@ struct State {
     items: Vec<Pending>,
     /// No more pushes: the writer drains what is queued, then stops.
     closed: bool,
+    /// Stop without the `close` checkpoint (tests: a crash).
+    crashed: bool,
     /// The writer has stopped.
     stopped: bool,
     /// Queue length at which a push wakes the writer (`usize::MAX` while it is not waiting).
@@ -71,8 +79,8 @@ impl Queue {
         Ok(())
     }
 
-    /// Stops accepting records; the writer finishes what is queued, releases its files, then answers
-    /// `reply` (at once if it has already stopped).
+    /// Stops accepting records; the writer finishes what is queued, writes its `close` checkpoint, releases
+    /// its files, then answers `reply` (at once if it has already stopped).
     pub fn close(&self, reply: Option<oneshot::Sender<()>>) {
         let mut st = self.state.lock();
         st.closed = true;
@@ -86,68 +94,217 @@ impl Queue {
         drop(st);
         self.ready.notify_one();
     }
+
+    /// The next [`Queue::close`] stops the writer without its `close` checkpoint.
+    #[cfg(test)]
+    pub fn crash(&self) {
+        self.state.lock().crashed = true;
+    }
+}
+
+/// Test faults: which writes fail, and how.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Fault {
+    /// Writes (each write+sync of the log file) that succeed before the faults begin.
+    pub ok_writes: u64,
+    /// How many writes fail after that (`u64::MAX`: all of them).
+    pub failing_writes: u64,
+    /// A failing write first writes half its bytes (a torn line), as a full disk does.
+    pub torn: bool,
+}
+
+/// The files of a log directory the writer touches.
+#[derive(Clone, Debug)]
+pub(crate) struct Paths {
+    pub dir: PathBuf,
+    /// `audit.log`.
+    pub current: PathBuf,
+    /// `audit.log.next`: the next file while a rotation prepares it.
+    pub next: PathBuf,
+    /// `audit.log.head`: the newest control line.
+    pub head: PathBuf,
+}
+
+impl Paths {
+    pub fn new(dir: &Path, base: &str) -> Paths {
+        Paths {
+            dir: dir.to_path_buf(),
+            current: dir.join(base),
+            next: dir.join(format!("{base}.next")),
+            head: control::head_path(dir, base),
+        }
+    }
+}
+
+/// Everything [`Writer::new`] needs.
+pub(crate) struct Setup {
+    pub paths: Paths,
+    pub file: File,
+    pub lock: File,
+    pub file_len: u64,
+    pub file_head_len: u64,
+    pub file_first_seq: u64,
+    pub next_seq: u64,
+    pub prev: [u8; 32],
+    pub key: ChainKey,
+    pub log_id: String,
+    pub options: LogOptions,
+    pub status: Arc<Status>,
+    pub fault: Option<Fault>,
+}
+
+/// A line to write: a record (whose waiter is answered when it is durable) or a control line.
+enum Entry<'a> {
+    Record(&'a [u8]),
+    Control(Vec<u8>),
+}
+
+/// Retrying after a failure.
+struct Failing {
+    since_ms: u64,
+    attempts: u32,
+    next_try: Instant,
+    delay: Duration,
+}
+
+/// What the writer wakes up for.
+enum Wake {
+    Batch,
+    Tick,
+    Closed,
 }
 
 /// The writer's state: the open file and the chain tail. Owned by the writer thread alone.
 pub(crate) struct Writer {
-    pub dir: PathBuf,
-    pub file: File,
+    paths: Paths,
+    file: File,
     /// Held for the writer's lifetime: one writer per directory.
-    pub _lock: File,
-    pub file_len: u64,
-    /// Length of the current file up to its last synced batch.
-    pub durable_len: u64,
+    _lock: File,
+    /// Length of the current file up to its last synced write (every acknowledged line is before it).
+    durable_len: u64,
+    /// Length of the current file's first line: a file holding only that is never rotated.
+    file_head_len: u64,
     /// Seq of the first line in the current file (names the file when it is rotated).
-    pub file_first_seq: u64,
-    pub next_seq: u64,
-    pub prev: [u8; 32],
-    pub rotate_bytes: u64,
-    pub max_batch: usize,
-    pub gather: Duration,
-    pub healthy: Arc<AtomicBool>,
-    pub fsyncs: Arc<AtomicU64>,
-    /// Tests: fail every batch after this many successful ones.
-    pub fail_after_batches: Option<u64>,
-    pub batches: u64,
-    pub buf: Vec<u8>,
+    file_first_seq: u64,
+    next_seq: u64,
+    prev: [u8; 32],
+    key: ChainKey,
+    log_id: String,
+    options: LogOptions,
+    status: Arc<Status>,
+    /// The `open` line, until it is written.
+    open: Option<Vec<u8>>,
+    records_since_checkpoint: u64,
+    last_checkpoint: Instant,
+    last_retention: Instant,
+    failing: Option<Failing>,
+    /// A rotation happened: apply retention once the write is done.
+    retention_due: bool,
+    fault: Option<Fault>,
+    writes: u64,
+    buf: Vec<u8>,
+    durable: Vec<(usize, HeadRef)>,
 }
 
+/// How often retention by age looks at the rotated files.
+const RETENTION_EVERY: Duration = Duration::from_secs(60);
+
 impl Writer {
-    /// The thread body: runs until the log is closed (or every handle dropped) or a write fails.
+    pub fn new(s: Setup) -> Writer {
+        let now = crate::clock::monotonic();
+        Writer {
+            paths: s.paths,
+            file: s.file,
+            _lock: s.lock,
+            durable_len: s.file_len,
+            file_head_len: s.file_head_len,
+            file_first_seq: s.file_first_seq,
+            next_seq: s.next_seq,
+            prev: s.prev,
+            key: s.key,
+            log_id: s.log_id,
+            options: s.options,
+            status: s.status,
+            open: None,
+            records_since_checkpoint: 0,
+            last_checkpoint: now,
+            last_retention: now,
+            failing: None,
+            retention_due: false,
+            fault: s.fault,
+            writes: 0,
+            buf: Vec::new(),
+            durable: Vec::new(),
+        }
+    }
+
+    /// Writes the `open` line (and applies retention). On failure the writer starts unhealthy and retries.
+    pub fn start(&mut self, open: Control) {
+        match serde_json::to_vec(&open) {
+            Ok(body) => self.open = Some(body),
+            Err(e) => tracing::error!(error = %e, "audit log: open line not serializable"),
+        }
+        match self.write_open() {
+            Ok(()) => {
+                self.status.healthy.store(true, Ordering::SeqCst);
+                self.retention_due = true;
+                self.after_write();
+            }
+            Err(e) => self.failed(&e, "writing the open line"),
+        }
+    }
+
+    fn write_open(&mut self) -> io::Result<()> {
+        let Some(body) = self.open.clone() else { return Ok(()) };
+        self.append(&[Entry::Control(body)])?;
+        self.open = None;
+        Ok(())
+    }
+
+    /// The thread body: runs until the log is closed (or every handle dropped).
     pub fn run(mut self, queue: Arc<Queue>) {
-        let mut batch: Vec<Pending> = Vec::with_capacity(self.max_batch);
+        let mut batch: Vec<Pending> = Vec::with_capacity(self.options.max_batch.max(1));
         let mut prev_batch = 0usize;
         let mut last_sync = Duration::ZERO;
-        loop {
-            if !self.take_batch(&queue, &mut batch, prev_batch, last_sync) {
-                break;
-            }
-            queue.space.add_permits(batch.len());
-            let started = crate::clock::monotonic();
-            match self.write_batch(&batch) {
-                Ok(first_seq) => {
-                    last_sync = started.elapsed();
-                    prev_batch = batch.len();
-                    for (i, p) in batch.drain(..).enumerate() {
-                        let _ = p.done.send(Ok(first_seq + i as u64));
-                    }
+        let crashed = loop {
+            if self.failing.is_some() {
+                if !self.retry(&queue) {
+                    break queue.state.lock().crashed;
                 }
-                Err(e) => {
-                    tracing::error!(error = %e, "audit log write failed; refusing further records");
-                    self.healthy.store(false, Ordering::SeqCst);
-                    // Cut a torn or unsynced batch away: the file keeps only durable records, so it
-                    // still verifies and the next start resumes cleanly.
-                    if self.file.set_len(self.durable_len).is_ok() {
-                        let _ = self.file.sync_data();
-                    }
-                    for p in batch.drain(..) {
-                        let _ = p.done.send(Err(AuditError::Write(e.to_string())));
-                    }
+                continue;
+            }
+            match self.take_batch(&queue, &mut batch, prev_batch, last_sync) {
+                Wake::Closed => break queue.state.lock().crashed,
+                Wake::Tick => self.tick(),
+                Wake::Batch => {
+                    queue.space.add_permits(batch.len());
+                    let started = crate::clock::monotonic();
+                    let taken = batch.len();
+                    self.write_batch(&mut batch);
+                    last_sync = started.elapsed();
+                    prev_batch = taken;
+                }
+            }
+        };
+        if !crashed && self.failing.is_none() {
+            // Retention a last rotation made due goes first: the close checkpoint is the last line (a
+            // rotation it causes itself is left to the next start's retention pass).
+            let close = self.control_body(Why::Close);
+            for _ in 0..3 {
+                self.after_write();
+                if !self.would_rotate(&close) {
+                    break;
+                }
+                if let Err(e) = self.rotate() {
+                    tracing::error!(error = %e, "audit log: rotation before the close checkpoint failed");
                     break;
                 }
             }
+            if let Err(e) = self.append(&[Entry::Control(close)]) {
+                tracing::error!(error = %e, "audit log: close checkpoint not written");
+            }
         }
-        self.healthy.store(false, Ordering::SeqCst);
+        self.status.healthy.store(false, Ordering::SeqCst);
         let (rest, waiters) = {
             let mut st = queue.state.lock();
             (st.closed, st.stopped) = (true, true);
@@ -163,18 +320,29 @@ impl Writer {
         }
     }
 
-    /// Waits for records and moves up to `max_batch` of them into `batch`; false when closed and drained.
-    fn take_batch(&self, queue: &Queue, batch: &mut Vec<Pending>, prev_batch: usize, last_sync: Duration) -> bool {
+    /// Waits for records, a due checkpoint or retention pass, or the end; moves up to `max_batch` records
+    /// into `batch`.
+    fn take_batch(&self, queue: &Queue, batch: &mut Vec<Pending>, prev_batch: usize, last_sync: Duration) -> Wake {
         let mut st = queue.state.lock();
+        let tick = self.next_tick();
         while st.items.is_empty() && !st.closed {
             st.wanted = 1;
-            queue.ready.wait(&mut st);
+            match tick {
+                Some(at) => {
+                    if queue.ready.wait_until(&mut st, at).timed_out() && st.items.is_empty() {
+                        st.wanted = usize::MAX;
+                        return Wake::Tick;
+                    }
+                }
+                None => queue.ready.wait(&mut st),
+            }
         }
         if st.items.is_empty() {
-            return false;
+            return Wake::Closed;
         }
-        let target = prev_batch.min(self.max_batch);
-        let window = self.gather.min(last_sync);
+        let max_batch = self.options.max_batch.max(1);
+        let target = prev_batch.min(max_batch);
+        let window = self.options.gather.min(last_sync);
         if st.items.len() < target && !window.is_zero() {
             let deadline = crate::clock::monotonic() + window;
             st.wanted = target;
@@ -185,60 +353,435 @@ impl Writer {
             }
         }
         st.wanted = usize::MAX;
-        let take = st.items.len().min(self.max_batch);
+        let take = st.items.len().min(max_batch);
         batch.extend(st.items.drain(..take));
-        true
+        Wake::Batch
     }
 
-    /// Writes every body as a chained line and syncs once; returns the first line's seq.
-    fn write_batch(&mut self, batch: &[Pending]) -> io::Result<u64> {
-        if self.fail_after_batches.is_some_and(|n| self.batches >= n) {
-            return Err(io::Error::other("injected write fault"));
+    /// When the writer must wake without records: a checkpoint of records not yet checkpointed, or a
+    /// retention pass by age.
+    fn next_tick(&self) -> Option<Instant> {
+        let checkpoint =
+            (self.records_since_checkpoint > 0).then(|| self.last_checkpoint + self.options.checkpoint_interval);
+        let retention = self.options.keep_for.map(|_| self.last_retention + RETENTION_EVERY);
+        match (checkpoint, retention) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
         }
-        let first_seq = self.next_seq;
-        self.buf.clear();
-        for p in batch {
-            let start = self.buf.len();
-            let hash = line::encode(&mut self.buf, self.next_seq, &self.prev, &p.body);
-            self.buf.push(b'\n');
-            let line_len = (self.buf.len() - start) as u64;
-            let before = self.file_len + start as u64;
-            if before > 0 && before + line_len > self.rotate_bytes {
-                self.file.write_all(&self.buf[..start])?;
-                self.file_len += start as u64;
-                self.rotate()?;
-                self.buf.drain(..start);
+    }
+
+    fn tick(&mut self) {
+        let now = crate::clock::monotonic();
+        if self.records_since_checkpoint > 0 && now >= self.last_checkpoint + self.options.checkpoint_interval {
+            let body = self.control_body(Why::Interval);
+            if let Err(e) = self.append(&[Entry::Control(body)]) {
+                self.failed(&e, "writing a checkpoint");
+                return;
             }
-            self.prev = hash;
-            self.next_seq += 1;
+            self.after_write();
         }
-        self.file.write_all(&self.buf)?;
-        self.file_len += self.buf.len() as u64;
-        self.file.sync_data()?;
-        self.durable_len = self.file_len;
-        self.fsyncs.fetch_add(1, Ordering::Relaxed);
-        self.batches += 1;
-        Ok(first_seq)
+        if self.options.keep_for.is_some() && now >= self.last_retention + RETENTION_EVERY {
+            self.retention();
+        }
     }
 
-    /// Seals the current file under its first seq and starts an empty `audit.log`; the next line written
-    /// (seq `next_seq`) is the new file's first.
-    fn rotate(&mut self) -> io::Result<()> {
-        self.file.sync_data()?;
-        self.fsyncs.fetch_add(1, Ordering::Relaxed);
-        let current = self.dir.join(LOG_FILE);
-        let sealed = self.dir.join(rotated_name(LOG_FILE, self.file_first_seq));
-        if sealed.exists() {
-            return Err(io::Error::new(io::ErrorKind::AlreadyExists, format!("{} already exists", sealed.display())));
+    /// Writes a batch of records (and a checkpoint, when one is due) and answers every waiter: `Ok` for
+    /// each line made durable, an error for the rest.
+    fn write_batch(&mut self, batch: &mut Vec<Pending>) {
+        let due = self.records_since_checkpoint + batch.len() as u64 >= self.options.checkpoint_records
+            || crate::clock::monotonic() >= self.last_checkpoint + self.options.checkpoint_interval;
+        let result = {
+            let mut entries: Vec<Entry<'_>> = batch.iter().map(|p| Entry::Record(&p.body)).collect();
+            if due {
+                entries.push(Entry::Control(self.control_body(Why::Interval)));
+            }
+            self.append(&entries)
+        };
+        let mut heads: Vec<Option<HeadRef>> = vec![None; batch.len()];
+        for &(i, head) in &self.durable {
+            if let Some(slot) = heads.get_mut(i) {
+                *slot = Some(head);
+            }
         }
-        std::fs::rename(&current, &sealed)?;
-        self.file = OpenOptions::new().read(true).append(true).create_new(true).open(&current)?;
-        File::open(&self.dir)?.sync_all()?;
-        self.fsyncs.fetch_add(1, Ordering::Relaxed);
-        tracing::info!(sealed = %sealed.display(), "audit log rotated");
-        self.file_len = 0;
-        self.durable_len = 0;
-        self.file_first_seq = self.next_seq;
+        self.durable.clear();
+        // Refuse further appends before anyone hears of the failure.
+        let message = match &result {
+            Ok(()) => String::new(),
+            Err(e) => {
+                self.failed(e, "writing records");
+                e.to_string()
+            }
+        };
+        for (p, head) in batch.drain(..).zip(heads) {
+            let answer = head.ok_or_else(|| AuditError::Write(message.clone()));
+            let _ = p.done.send(answer);
+        }
+        if result.is_ok() {
+            self.after_write();
+        }
+    }
+
+    /// Work a write made due: retention after a rotation (again if its own lines rotated the file).
+    fn after_write(&mut self) {
+        while std::mem::take(&mut self.retention_due) && self.failing.is_none() {
+            self.retention();
+        }
+    }
+
+    /// Writes `entries` as chained lines — rotating first whenever the next line would overflow the
+    /// current file — with one write and one sync per file. Every line made durable is listed in
+    /// `self.durable` (its index in `entries`, its seq and MAC). On error the current file is cut back to
+    /// its last synced length and the chain state is that of the last durable line.
+    fn append(&mut self, entries: &[Entry<'_>]) -> io::Result<()> {
+        self.durable.clear();
+        let mut i = 0;
+        let mut controls: Vec<usize> = Vec::new();
+        while i < entries.len() {
+            self.buf.clear();
+            controls.clear();
+            let (mut seq, mut prev, mut len) = (self.next_seq, self.prev, self.durable_len);
+            let first_line_of_file = self.durable_len == 0;
+            let mut head_len = self.file_head_len;
+            let chunk_start = self.durable.len();
+            let chunk_first = i;
+            let mut rotate = false;
+            while let Some(entry) = entries.get(i) {
+                let mark = self.buf.len();
+                let body = match entry {
+                    Entry::Record(b) => *b,
+                    Entry::Control(b) => b.as_slice(),
+                };
+                let mac = line::encode(&mut self.buf, &self.key, seq, &prev, body);
+                self.buf.push(b'\n');
+                let line_len = (self.buf.len() - mark) as u64;
+                if len > head_len && len + line_len > self.options.rotate_bytes {
+                    self.buf.truncate(mark);
+                    rotate = true;
+                    break;
+                }
+                if first_line_of_file && len == 0 {
+                    head_len = line_len;
+                }
+                if matches!(entry, Entry::Control(_)) {
+                    controls.push(mark);
+                }
+                self.durable.push((i, HeadRef { seq, mac }));
+                (prev, seq, len, i) = (mac, seq + 1, len + line_len, i + 1);
+            }
+            if !self.buf.is_empty() {
+                if let Err(e) = self.write_buf() {
+                    self.durable.truncate(chunk_start);
+                    self.cut_back();
+                    return Err(e);
+                }
+                let records = entries[chunk_first..i].iter().filter(|e| matches!(e, Entry::Record(_))).count() as u64;
+                self.commit(seq, prev, len, head_len);
+                self.records_since_checkpoint += records;
+                let lines = std::mem::take(&mut self.buf);
+                for &mark in &controls {
+                    let end = lines[mark..].iter().position(|&b| b == b'\n').map_or(lines.len(), |p| mark + p);
+                    self.control_written(&lines[mark..end]);
+                }
+                self.buf = lines;
+            }
+            if rotate {
+                self.rotate()?;
+            }
+        }
         Ok(())
     }
+
+    /// Whether a line with `body`, appended now, would rotate the file first.
+    fn would_rotate(&self, body: &[u8]) -> bool {
+        let mut scratch = Vec::new();
+        line::encode(&mut scratch, &self.key, self.next_seq, &self.prev, body);
+        let len = scratch.len() as u64 + 1;
+        self.durable_len > self.file_head_len && self.durable_len + len > self.options.rotate_bytes
+    }
+
+    /// One write of `buf` and one sync.
+    fn write_buf(&mut self) -> io::Result<()> {
+        self.writes += 1;
+        if let Some(f) = self.fault
+            && self.writes > f.ok_writes
+            && self.writes - f.ok_writes <= f.failing_writes
+        {
+            if f.torn {
+                let _ = self.file.write_all(&self.buf[..self.buf.len() / 2]);
+            }
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "injected write fault"));
+        }
+        self.file.write_all(&self.buf)?;
+        self.file.sync_data()?;
+        self.status.fsyncs.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    fn commit(&mut self, seq: u64, prev: [u8; 32], len: u64, head_len: u64) {
+        (self.next_seq, self.prev, self.durable_len, self.file_head_len) = (seq, prev, len, head_len);
+        *self.status.head.lock() = seq.checked_sub(1).map(|s| HeadRef { seq: s, mac: prev });
+    }
+
+    /// Cuts a torn or unsynced write away: the file keeps only durable lines, so the chain goes on from the
+    /// last of them and the file still verifies.
+    fn cut_back(&mut self) {
+        let cut = self.file.set_len(self.durable_len).and_then(|()| self.file.sync_all());
+        if let Err(e) = cut {
+            tracing::error!(error = %e, "audit log: cannot cut back a failed write yet; will retry");
+        }
+    }
+
+    /// A control line is durable: count it, keep it as the head file, log it for shipping.
+    fn control_written(&mut self, line_bytes: &[u8]) {
+        let Ok(parsed) = line::parse(line_bytes) else { return };
+        let Ok(control) = serde_json::from_slice::<Control>(line_bytes) else { return };
+        let why = match &control {
+            Control::Checkpoint { why, .. } => Some(format!("{why:?}").to_lowercase()),
+            Control::Open { .. } => Some("open".to_string()),
+            Control::Retention { .. } => None,
+        };
+        if let Some(why) = why {
+            self.records_since_checkpoint = 0;
+            self.last_checkpoint = crate::clock::monotonic();
+            let is_checkpoint = matches!(control, Control::Checkpoint { .. });
+            self.status.checkpoints.fetch_add(u64::from(is_checkpoint), Ordering::Relaxed);
+            tracing::info!(
+                target: "otpgate::audit",
+                seq = parsed.seq,
+                mac = %line::hex32(&parsed.link),
+                log = %self.log_id,
+                replica = self.options.replica.as_deref().unwrap_or(""),
+                why,
+                line = %String::from_utf8_lossy(line_bytes),
+                "audit checkpoint"
+            );
+        }
+        if let Err(e) = control::write_head(&self.paths.head, line_bytes) {
+            tracing::warn!(error = %e, path = %self.paths.head.display(), "audit log: head file not updated");
+        }
+    }
+
+    fn control_body(&self, why: Why) -> Vec<u8> {
+        let c = Control::Checkpoint {
+            time: crate::clock::rfc3339(self.options.clock.now_ms()),
+            log: self.log_id.clone(),
+            replica: self.options.replica.clone(),
+            why,
+            failed_since: None,
+            failed_writes: None,
+        };
+        serde_json::to_vec(&c).unwrap_or_default()
+    }
+
+    /// Seals the current file under its first seq and puts a new `audit.log` in its place whose first line
+    /// is a `rotate` checkpoint. Every step keeps a state the next start can read: the old file gets a
+    /// second name (a hard link), the new file is written and synced under `audit.log.next`, then renamed
+    /// over `audit.log` (atomic). `audit.log` is therefore never missing, so a missing one is always
+    /// reported; a crash before the rename is undone at start.
+    fn rotate(&mut self) -> io::Result<()> {
+        let sealed = self.paths.dir.join(rotated_name(LOG_FILE, self.file_first_seq));
+        let linked = match std::fs::hard_link(&self.paths.current, &sealed) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && same_file(&sealed, &self.paths.current) => false,
+            Err(e) => return Err(io::Error::new(e.kind(), format!("{}: {e}", sealed.display()))),
+        };
+        self.buf.clear();
+        let body = self.control_body(Why::Rotate);
+        let mac = line::encode(&mut self.buf, &self.key, self.next_seq, &self.prev, &body);
+        self.buf.push(b'\n');
+        let prepared = self.prepare_next();
+        let file = match prepared.and_then(|f| std::fs::rename(&self.paths.next, &self.paths.current).map(|()| f)) {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = std::fs::remove_file(&self.paths.next);
+                if linked {
+                    let _ = std::fs::remove_file(&sealed);
+                }
+                return Err(e);
+            }
+        };
+        self.file = file;
+        let len = self.buf.len() as u64;
+        self.file_first_seq = self.next_seq;
+        self.commit(self.next_seq + 1, mac, len, len);
+        let dir_synced = File::open(&self.paths.dir).and_then(|d| d.sync_all());
+        self.status.fsyncs.fetch_add(2, Ordering::Relaxed);
+        tracing::info!(sealed = %sealed.display(), "audit log rotated");
+        let lines = std::mem::take(&mut self.buf);
+        self.control_written(&lines[..lines.len() - 1]);
+        self.buf = lines;
+        self.retention_due = true;
+        dir_synced
+    }
+
+    /// Creates `audit.log.next` holding `self.buf` (the new file's first line), synced.
+    fn prepare_next(&mut self) -> io::Result<File> {
+        let _ = std::fs::remove_file(&self.paths.next);
+        let mut f = OpenOptions::new().read(true).append(true).create_new(true).open(&self.paths.next)?;
+        self.writes += 1;
+        if let Some(fault) = self.fault
+            && self.writes > fault.ok_writes
+            && self.writes - fault.ok_writes <= fault.failing_writes
+        {
+            return Err(io::Error::new(io::ErrorKind::StorageFull, "injected write fault"));
+        }
+        f.write_all(&self.buf)?;
+        f.sync_data()?;
+        Ok(f)
+    }
+
+    /// Removes the oldest rotated files beyond `keep_files`, or last written before `keep_for` ago — each
+    /// after a durable `retention` line that names it, so `audit verify` accepts the log's new start — and
+    /// logs and counts each. Stops at the first file it cannot remove (never leaving a hole in the middle).
+    fn retention(&mut self) {
+        self.last_retention = crate::clock::monotonic();
+        if self.options.keep_files == 0 && self.options.keep_for.is_none() {
+            return;
+        }
+        let rotated: Vec<files::LogFile> = match files::list(&self.paths.dir, LOG_FILE) {
+            Ok(files) => files.into_iter().filter(|f| f.name_seq.is_some()).collect(),
+            Err(e) => {
+                tracing::warn!(error = %e, "audit retention: cannot list the log's files");
+                return;
+            }
+        };
+        // The file after the last one listed, whatever rotations this pass's own lines cause.
+        let current_first = self.file_first_seq;
+        let by_count = rotated.len().saturating_sub(self.options.keep_files);
+        let by_count = if self.options.keep_files == 0 { 0 } else { by_count };
+        let by_age = match self.options.keep_for {
+            Some(keep) => {
+                let cutoff =
+                    self.options.clock.now_ms().saturating_sub(u64::try_from(keep.as_millis()).unwrap_or(u64::MAX));
+                rotated.iter().take_while(|f| modified_ms(&f.path).is_some_and(|t| t < cutoff)).count()
+            }
+            None => 0,
+        };
+        for k in 0..by_count.max(by_age) {
+            let (file, first_seq) = match &rotated[k] {
+                files::LogFile { path, name_seq: Some(seq) } => (path, *seq),
+                _ => return,
+            };
+            let next_seq = rotated.get(k + 1).and_then(|f| f.name_seq).unwrap_or(current_first);
+            let name = file.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let reason = if k < by_count { "count" } else { "age" };
+            let line = Control::Retention {
+                time: crate::clock::rfc3339(self.options.clock.now_ms()),
+                log: self.log_id.clone(),
+                replica: self.options.replica.clone(),
+                removed: name.clone(),
+                first_seq,
+                next_seq,
+                reason: reason.into(),
+            };
+            if let Err(e) = self.append(&[Entry::Control(serde_json::to_vec(&line).unwrap_or_default())]) {
+                self.failed(&e, "writing a retention line");
+                return;
+            }
+            if let Err(e) = std::fs::remove_file(file) {
+                tracing::warn!(error = %e, file = name, "audit retention: cannot remove; keeping it and every newer file");
+                return;
+            }
+            self.status.files_removed.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(file = name, reason, first_seq, next_seq, "audit log file removed by retention");
+        }
+    }
+
+    /// A write failed: refuse records and retry from now on.
+    fn failed(&mut self, e: &io::Error, what: &str) {
+        self.status.write_errors.fetch_add(1, Ordering::Relaxed);
+        let was_healthy = self.status.healthy.swap(false, Ordering::SeqCst);
+        let delay = self.failing.as_ref().map_or(self.options.retry_min, |f| f.delay);
+        let now = crate::clock::monotonic();
+        match &mut self.failing {
+            Some(f) => {
+                f.attempts += 1;
+                f.delay = (f.delay * 2).min(self.options.retry_max.max(self.options.retry_min));
+                f.next_try = now + f.delay;
+            }
+            None => {
+                self.failing =
+                    Some(Failing { since_ms: self.options.clock.now_ms(), attempts: 1, next_try: now + delay, delay });
+            }
+        }
+        if was_healthy || self.open.is_some() {
+            tracing::error!(
+                error = %e, what,
+                "audit log write failed: personal routes answer 503 until it can be written again (retrying)"
+            );
+        }
+    }
+
+    /// While failing: answers queued records with an error until the next try, then tries to cut the file
+    /// back and write a line (the pending `open` line, or a `recovered` checkpoint). False when the log is
+    /// closed meanwhile.
+    fn retry(&mut self, queue: &Queue) -> bool {
+        let Some(next_try) = self.failing.as_ref().map(|f| f.next_try) else { return true };
+        {
+            let mut st = queue.state.lock();
+            loop {
+                let refused: Vec<Pending> = std::mem::take(&mut st.items);
+                if !refused.is_empty() {
+                    drop(st);
+                    queue.space.add_permits(refused.len());
+                    for p in refused {
+                        let _ = p.done.send(Err(AuditError::Failed));
+                    }
+                    st = queue.state.lock();
+                    continue;
+                }
+                if st.closed {
+                    return false;
+                }
+                st.wanted = 1;
+                let timed_out = queue.ready.wait_until(&mut st, next_try).timed_out();
+                st.wanted = usize::MAX;
+                if timed_out && st.items.is_empty() {
+                    break;
+                }
+            }
+        }
+        let cut = self.file.set_len(self.durable_len).and_then(|()| self.file.sync_all());
+        let result = cut.and_then(|()| {
+            if self.open.is_some() {
+                self.write_open()
+            } else {
+                let body = Control::Checkpoint {
+                    time: crate::clock::rfc3339(self.options.clock.now_ms()),
+                    log: self.log_id.clone(),
+                    replica: self.options.replica.clone(),
+                    why: Why::Recovered,
+                    failed_since: self.failing.as_ref().map(|f| crate::clock::rfc3339(f.since_ms)),
+                    failed_writes: self.failing.as_ref().map(|f| f.attempts),
+                };
+                let body = serde_json::to_vec(&body).unwrap_or_default();
+                self.append(&[Entry::Control(body)])
+            }
+        });
+        match result {
+            Ok(()) => {
+                let attempts = self.failing.take().map_or(0, |f| f.attempts);
+                self.status.healthy.store(true, Ordering::SeqCst);
+                tracing::info!(failed_writes = attempts, "audit log writable again: taking records");
+                self.retention_due = true;
+                self.after_write();
+            }
+            Err(e) => self.failed(&e, "retrying"),
+        }
+        true
+    }
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => (x.dev(), x.ino()) == (y.dev(), y.ino()),
+        _ => false,
+    }
+}
+
+/// Unix ms of a file's last modification.
+fn modified_ms(path: &Path) -> Option<u64> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    let since = modified.duration_since(std::time::UNIX_EPOCH).ok()?;
+    u64::try_from(since.as_millis()).ok()
 }

@@ -93,7 +93,9 @@ impl Delivery for Outbox {
                 .await
                 .map_err(DeliveryError::Outbox)?;
             // A file that existed before keeps no wider mode than a new one gets.
-            f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600)).await.map_err(DeliveryError::Outbox)?;
+            f.set_permissions(std::os::unix::fs::PermissionsExt::from_mode(0o600))
+                .await
+                .map_err(DeliveryError::Outbox)?;
             f.write_all(line.as_bytes()).await.map_err(DeliveryError::Outbox)?;
             f.flush().await.map_err(DeliveryError::Outbox)?;
             if self.console {

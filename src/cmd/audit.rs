@@ -2,17 +2,31 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::audit::{self, Decision, Filter, Hasher};
+use crate::audit::{self, Anchor, ChainKey, Decision, Filter, Hasher, Mode};
 
 #[derive(Debug, clap::Subcommand)]
 pub enum AuditCommand {
-    /// Verify the hash chain of every log given; report each log's first broken record; exit 1
-    /// if any is broken.
+    /// Verify the keyed chain of every log given (every MAC under audit.key, the links, files
+    /// missing at the start, middle or end, restarted segments, the head file, anchors); report
+    /// each log's first problem; exit 1 if any log is broken.
     Verify {
         /// `audit.log` (rotated files beside it are found), its directory, or a directory of
         /// replicas' logs (`DATA_DIR/audit/`); repeatable.
         #[arg(long, required = true)]
         log: Vec<PathBuf>,
+        /// Keys directory holding `audit.key`: the chain is keyed with it. Required, unless
+        /// --structure-only.
+        #[arg(long, env = "OTPGATE_KEYS_DIR")]
+        keys_dir: Option<PathBuf>,
+        /// A line the chain must hold, kept elsewhere: SEQ:MAC, MAC being 12 to 64 hex digits
+        /// (a shipped `audit checkpoint` log line's seq and mac, or a sample of
+        /// otpgate_audit_head_seq and otpgate_audit_head_mac48 as printf '%d:%012x'); repeatable.
+        #[arg(long, value_parser = parse_anchor)]
+        anchor: Vec<Anchor>,
+        /// Check layout, seqs and links only, without the key. NOT a verification: anyone with
+        /// write access can forge a log that passes. Output says so on every line.
+        #[arg(long, conflicts_with_all = ["keys_dir", "anchor"])]
+        structure_only: bool,
     },
     /// Records matching every filter given, from every log given, merged by time, oldest first.
     Query {
@@ -43,27 +57,36 @@ pub enum AuditCommand {
 
 pub fn run(cmd: AuditCommand) -> Result<(), String> {
     match cmd {
-        AuditCommand::Verify { log } => {
+        AuditCommand::Verify { log, keys_dir, anchor, structure_only } => {
+            let key = match (&keys_dir, structure_only) {
+                (Some(dir), _) => Some(ChainKey::derive(&read_audit_key(dir)?)),
+                (None, true) => None,
+                (None, false) => {
+                    return Err("audit verify needs --keys-dir (the directory holding audit.key): the chain is \
+                                keyed with it, and without the key nothing can be verified. \
+                                (--structure-only checks the layout alone; it is not a verification.)"
+                        .into());
+                }
+            };
+            let mode = key.as_ref().map_or(Mode::StructureOnly, Mode::Keyed);
             let logs = audit::find_logs(&log).map_err(|e| e.to_string())?;
             let mut broken = 0;
             for log in &logs {
-                match audit::verify(log) {
-                    Ok(report) => println!(
-                        "ok: {}: {} records in {} file(s), chain intact (last seq {})",
-                        log.display(),
-                        report.records,
-                        report.files,
-                        report.last_seq.map_or("-".to_string(), |s| s.to_string())
-                    ),
+                match audit::verify_with(log, mode, &anchor) {
+                    Ok(report) => print_report(log, &report),
                     Err(e) => {
                         broken += 1;
                         eprintln!("broken: {}: {e}", log.display());
                     }
                 }
             }
-            match broken {
-                0 => Ok(()),
-                n => Err(format!("{n} of {} audit log(s) broken", logs.len())),
+            match (broken, structure_only) {
+                (0, false) => Ok(()),
+                (0, true) => {
+                    eprintln!("structure only: no MAC was checked; this is NOT a verification (give --keys-dir)");
+                    Ok(())
+                }
+                (n, _) => Err(format!("{n} of {} audit log(s) broken", logs.len())),
             }
         }
         AuditCommand::Query { log, keys_dir, subject, client, record, since, decision, format } => {
@@ -99,6 +122,43 @@ pub fn run(cmd: AuditCommand) -> Result<(), String> {
                 print!("{}", audit::render_table(&records));
             }
             Ok(())
+        }
+    }
+}
+
+fn parse_anchor(s: &str) -> Result<Anchor, String> {
+    s.parse()
+}
+
+fn print_report(log: &Path, r: &audit::VerifyReport) {
+    let span = match (r.first_seq, r.last_seq) {
+        (Some(a), Some(b)) => format!("seq {a}..={b}"),
+        _ => "empty".to_string(),
+    };
+    let who = match (&r.log_id, &r.replica) {
+        (Some(id), Some(replica)) => format!(", log {id}, replica {replica}"),
+        (Some(id), None) => format!(", log {id}"),
+        _ => String::new(),
+    };
+    let anchors =
+        if r.anchors_matched > 0 { format!(", {} anchor(s) matched", r.anchors_matched) } else { String::new() };
+    let (tag, what) = if r.keyed {
+        ("ok", "keyed chain intact")
+    } else {
+        ("STRUCTURE ONLY (NOT VERIFIED)", "layout and links intact, MACs not checked")
+    };
+    println!(
+        "{tag}: {}: {} records ({} lines) in {} file(s), {what} ({span}, head {}{who}{anchors})",
+        log.display(),
+        r.records,
+        r.lines,
+        r.files,
+        r.last_mac
+    );
+    for note in &r.notes {
+        match note.seq {
+            Some(seq) => println!("  note: seq {seq}: {}", note.text),
+            None => println!("  note: {}", note.text),
         }
     }
 }

@@ -35,6 +35,8 @@ pub struct DemoArgs {
     pub config: Option<PathBuf>,
     #[command(flatten)]
     pub state: super::StoreArgs,
+    #[command(flatten)]
+    pub audit: super::AuditArgs,
 }
 
 #[derive(Debug, clap::Args)]
@@ -57,7 +59,7 @@ pub async fn run(args: DemoArgs, telemetry: &crate::telemetry::Telemetry) -> Res
     crate::auth::keys::generate(&args.data_dir).map_err(|e| e.to_string())?;
     let secrets = crate::auth::keys::load(&args.data_dir).map_err(|e| e.to_string())?;
     let identity_key = secrets.identity_key.clone();
-    let audit = super::open_audit(&args.state.audit_dir(&args.data_dir)?, &secrets.audit_key).await?;
+    let audit = super::open_audit(&args.data_dir, &args.state, &args.audit, &secrets.audit_key).await?;
 
     let registry = demo::Registry::new(RegistryConfig {
         seed: args.seed,

@@ -48,9 +48,17 @@ impl StoreArgs {
 
     /// The directory of this replica's audit log.
     pub fn audit_dir(&self, data_dir: &std::path::Path) -> Result<std::path::PathBuf, String> {
+        match self.replica()? {
+            None => Ok(data_dir.to_path_buf()),
+            Some(id) => Ok(data_dir.join("audit").join(id)),
+        }
+    }
+
+    /// This replica's name: `--replica-id`, else the host name with a shared store, else none.
+    pub fn replica(&self) -> Result<Option<String>, String> {
         let id = match &self.replica_id {
             Some(id) => id.clone(),
-            None if self.store == "memory" => return Ok(data_dir.to_path_buf()),
+            None if self.store == "memory" => return Ok(None),
             None => host_name().ok_or("--replica-id: give one (the host name is unknown)")?,
         };
         let valid = (1..=64).contains(&id.len())
@@ -59,7 +67,33 @@ impl StoreArgs {
         if !valid {
             return Err(format!("--replica-id: `{id}` is not 1-64 of A-Z a-z 0-9 . _ - (not starting with .)"));
         }
-        Ok(data_dir.join("audit").join(id))
+        Ok(Some(id))
+    }
+}
+
+/// The audit trail's retention: the flags `serve` and `demo` share.
+///
+/// Rotated files (64 MiB each) older than `--audit-keep-days` are removed; `--audit-keep-files`
+/// also caps their number (size the cap from the volume: files × 64 MiB well under its size).
+/// Each removal is recorded in the chain first, logged and counted
+/// (`otpgate_audit_files_removed_total`); the current file is never removed.
+#[derive(Debug, Clone, clap::Args)]
+pub struct AuditArgs {
+    /// Keep at most N rotated audit files, removing the oldest first (0: no count limit).
+    #[arg(long, env = "OTPGATE_AUDIT_KEEP_FILES", default_value_t = 0)]
+    pub audit_keep_files: usize,
+    /// Remove rotated audit files last written more than D days ago (0: keep them forever). The
+    /// default keeps a year and a month, as long as the shared access index keeps citizens' entries.
+    #[arg(long, env = "OTPGATE_AUDIT_KEEP_DAYS", default_value_t = 400)]
+    pub audit_keep_days: u64,
+}
+
+impl AuditArgs {
+    /// The log options these flags (and the replica's name) give.
+    pub fn options(&self, replica: Option<String>) -> crate::audit::LogOptions {
+        let keep_for = (self.audit_keep_days > 0)
+            .then(|| std::time::Duration::from_secs(self.audit_keep_days.saturating_mul(86_400)));
+        crate::audit::LogOptions { keep_files: self.audit_keep_files, keep_for, replica, ..Default::default() }
     }
 }
 
@@ -69,10 +103,16 @@ fn host_name() -> Option<String> {
     name.map(|h| h.trim().to_string()).filter(|h| !h.is_empty())
 }
 
-/// Open the durable audit trail in `dir`.
-pub async fn open_audit(dir: &std::path::Path, key: &[u8]) -> Result<crate::audit::Trail, String> {
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-    crate::audit::Trail::open(dir, key).await.map_err(|e| e.to_string())
+/// Open the durable audit trail of this replica in the data dir.
+pub async fn open_audit(
+    data_dir: &std::path::Path,
+    state: &StoreArgs,
+    audit: &AuditArgs,
+    key: &[u8],
+) -> Result<crate::audit::Trail, String> {
+    let dir = state.audit_dir(data_dir)?;
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    crate::audit::Trail::open(&dir, key, audit.options(state.replica()?)).await.map_err(|e| e.to_string())
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -42,6 +42,8 @@ pub struct ServeArgs {
     /// only: anyone who can read the file can sign in as anyone).
     #[arg(long, env = "OTPGATE_INSECURE_OTP_OUTBOX")]
     pub insecure_otp_outbox: bool,
+    #[command(flatten)]
+    pub audit: super::AuditArgs,
     /// Override an upstream's URL: NAME=URL (repeatable).
     #[arg(long = "upstream", value_parser = parse_override)]
     pub upstreams: Vec<(String, String)>,
@@ -76,7 +78,7 @@ pub async fn run(args: ServeArgs, telemetry: &crate::telemetry::Telemetry) -> Re
     specs.push(ListenerSpec { name: "admin", addr: args.admin, tls: Tls::None, role: Role::Admin });
     let secrets = crate::auth::keys::load(&args.keys_dir).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
-    let audit = super::open_audit(&args.state.audit_dir(&args.data_dir)?, &secrets.audit_key).await?;
+    let audit = super::open_audit(&args.data_dir, &args.state, &args.audit, &secrets.audit_key).await?;
     let options = Options {
         data_dir: args.data_dir,
         secrets: Some(secrets),
@@ -101,12 +103,15 @@ pub fn render_errors(errors: Vec<crate::config::ConfigError>) -> String {
 }
 
 /// Bind, announce, start the background tasks (reloads, limiter eviction), serve until
-/// SIGTERM/SIGINT, drain.
+/// SIGTERM/SIGINT, drain, and close the audit trail (its `close` checkpoint: a clean restart).
 pub async fn run_gateway(
     app: Arc<App>,
     specs: Vec<ListenerSpec>,
     after_bind: impl FnOnce(&[(&'static str, String)]),
 ) -> Result<(), String> {
+    if let Some(trail) = &app.audit {
+        app.metrics.observe_audit(trail.log.clone());
+    }
     let server = Server::bind(app.clone(), specs).await.map_err(|e| e.to_string())?;
     let urls = server.urls();
     for (name, url) in &urls {
@@ -116,5 +121,8 @@ pub async fn run_gateway(
     after_bind(&urls);
     crate::server::reload::start(&app);
     server.run(super::shutdown_signal()).await;
+    if let Some(trail) = &app.audit {
+        trail.close().await;
+    }
     Ok(())
 }

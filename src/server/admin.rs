@@ -1,5 +1,6 @@
 //! The admin listener: `/healthz` (the process is up), `/readyz` (it takes traffic: false while
-//! draining; degraded, with the reason, while the shared state store does not answer) and
+//! draining; degraded, with the reason, while the shared state store does not answer or the audit
+//! log cannot be written or is low on space; always with the audit log's free bytes) and
 //! `/metrics` (Prometheus text).
 
 use std::sync::Arc;
@@ -22,14 +23,7 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         "/readyz" if app.is_draining() => {
             json(StatusCode::SERVICE_UNAVAILABLE, r#"{"ready":false,"reason":"draining"}"#)
         }
-        // Still ready: every replica shares the store, so turning them all unready would empty
-        // the Service and take the public routes down with sign-in (ARCHITECTURE.md, "Failure
-        // policy"). The reason is said, and `otpgate_store_up` is 0 for the alert.
-        "/readyz" if app.store.shared().is_some_and(|s| !s.is_healthy()) => json(
-            StatusCode::OK,
-            r#"{"ready":true,"degraded":"state store unreachable: sign-in, sessions and partner quotas answer 503; public routes serve"}"#,
-        ),
-        "/readyz" => json(StatusCode::OK, r#"{"ready":true}"#),
+        "/readyz" => readyz(&app),
         "/metrics" => {
             let mut resp = Response::new(full(Bytes::from(app.metrics.encode())));
             resp.headers_mut()
@@ -38,6 +32,39 @@ pub async fn handle(app: Arc<App>, req: Request<Incoming>) -> Response<Body> {
         }
         _ => GatewayError::RouteNotFound.render(&request_id),
     }
+}
+
+/// Ready, with what is degraded. Degraded is still ready (200): turning a replica unready would not
+/// help when every replica shares what failed — the store, and in the shipped chart one audit volume —
+/// and would empty the Service, taking the public routes down too (ARCHITECTURE.md, "Failure policy").
+/// The reasons are said here, and `otpgate_store_up`, `otpgate_audit_up` and
+/// `otpgate_audit_free_bytes` carry them for alerts.
+fn readyz(app: &App) -> Response<Body> {
+    let mut degraded = Vec::new();
+    if app.store.shared().is_some_and(|s| !s.is_healthy()) {
+        degraded.push(
+            "state store unreachable: sign-in, sessions and partner quotas answer 503; public routes serve".to_string(),
+        );
+    }
+    let mut body = serde_json::json!({ "ready": true });
+    if let Some(audit) = &app.audit {
+        let room = audit.log.headroom();
+        if !audit.log.is_healthy() {
+            degraded.push(
+                "audit log cannot be written: personal routes answer 503 until it can (it retries by itself)".into(),
+            );
+        }
+        if room.is_low() {
+            degraded.push(format!("audit log disk low: under {} bytes free", room.low_threshold));
+        }
+        body["audit_free_bytes"] = room.free_bytes.into();
+    }
+    if !degraded.is_empty() {
+        body["degraded"] = degraded.join("; ").into();
+    }
+    let mut resp = json(StatusCode::OK, "");
+    *resp.body_mut() = full(Bytes::from(body.to_string()));
+    resp
 }
 
 fn json(status: StatusCode, body: &'static str) -> Response<Body> {
