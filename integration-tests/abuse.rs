@@ -140,6 +140,8 @@ async fn refusals_before_identification_are_limited_and_summarised() {
     let out = std::process::Command::new(BIN)
         .args(["audit", "verify", "--log"])
         .arg(gw.data_path("audit.log"))
+        .arg("--keys-dir")
+        .arg(gw.data_path("keys"))
         .output()
         .unwrap();
     assert!(out.status.success(), "summaries are chained: {}", String::from_utf8_lossy(&out.stderr));
