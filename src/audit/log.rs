@@ -311,10 +311,14 @@ fn io_err<'a>(path: &'a Path, what: &'static str) -> impl FnOnce(io::Error) -> A
     move |source| AuditError::Io { path: path.to_path_buf(), what, source }
 }
 
-/// One log file's ends: its first and last complete lines, checked.
+/// One log file's ends: its last complete line, checked, and its first line (the file's first seq, and
+/// what it says when it is an intact control line — only that: a damaged first line is for `audit verify`
+/// to report, not a reason to refuse records).
 struct Ends {
-    first: Parsed,
-    first_line: Vec<u8>,
+    first_seq: u64,
+    /// The first line when it is an intact control line.
+    first_control: Option<Control>,
+    first_line_len: u64,
     last: Parsed,
 }
 
@@ -357,8 +361,8 @@ fn open_blocking(
     let head = control::read_head(&paths.head, Some(&key)).map_err(io_err(&paths.head, "reading"))?;
     let plan = plan_start(current.as_ref(), newest_rotated.as_ref(), !rotated.is_empty(), &head);
     let file_len = file.metadata().map_err(io_err(&path, "reading metadata"))?.len();
-    let file_head_len = current.as_ref().map_or(0, |c| c.first_line.len() as u64 + 1);
-    let file_first_seq = current.as_ref().map_or(plan.next_seq, |c| c.first.seq);
+    let file_head_len = current.as_ref().map_or(0, |c| c.first_line_len + 1);
+    let file_first_seq = current.as_ref().map_or(plan.next_seq, |c| c.first_seq);
     let log_id = log_id_of(&head, current.as_ref().or(newest_rotated.as_ref()));
     let replica = options.replica.clone();
     let open = Control::Open {
@@ -483,14 +487,9 @@ fn compare_with_head(tail: Parsed, h: &HeadFile) -> Start {
     }
 }
 
-/// Whether the current file's last line is an `open` line (read again: only when the head file is absent).
+/// Whether the current file holds nothing but an `open` line.
 fn is_open_line(current: Option<&Ends>) -> bool {
-    current
-        .is_some_and(|c| c.last.seq == c.first.seq && matches!(control_of(&c.first_line), Some(Control::Open { .. })))
-}
-
-fn control_of(line: &[u8]) -> Option<Control> {
-    serde_json::from_slice(line).ok()
+    current.is_some_and(|c| c.last.seq == c.first_seq && matches!(c.first_control, Some(Control::Open { .. })))
 }
 
 /// The log id: the head file's, else the one the newest file's first line names, else a new one.
@@ -498,7 +497,7 @@ fn log_id_of(head: &HeadRead, newest: Option<&Ends>) -> String {
     if let HeadRead::Valid(h) = head {
         return h.control.log().to_string();
     }
-    if let Some(Some(c)) = newest.filter(|e| e.first.control).map(|e| control_of(&e.first_line)) {
+    if let Some(c) = newest.and_then(|e| e.first_control.as_ref()) {
         return c.log().to_string();
     }
     uuid::Uuid::new_v4().simple().to_string()
@@ -557,7 +556,7 @@ fn rotated_ends(path: &Path, key: &ChainKey) -> Result<Ends, AuditError> {
     ends(&file, path, len, key)
 }
 
-/// Checks the first line and the line ending at `end` (exclusive; `end - 1` is its newline).
+/// Checks the line ending at `end` (exclusive; `end - 1` is its newline) and reads the first line.
 fn ends(file: &File, path: &Path, end: u64, key: &ChainKey) -> Result<Ends, AuditError> {
     let corrupt = |which: &str, fault: line::LineFault| AuditError::CorruptTail {
         path: path.to_path_buf(),
@@ -569,8 +568,13 @@ fn ends(file: &File, path: &Path, end: u64, key: &ChainKey) -> Result<Ends, Audi
     let last = line::check(key, &last_bytes).map_err(|f| corrupt("last", f))?;
     let first_end = first_newline(file, end).map_err(io_err(path, "reading"))?.unwrap_or(line_end);
     let first_line = read_range(file, 0, first_end).map_err(io_err(path, "reading"))?;
-    let first = line::check(key, &first_line).map_err(|f| corrupt("first", f))?;
-    Ok(Ends { first, first_line, last })
+    let first_seq = line::peek_seq(&first_line)
+        .ok_or_else(|| AuditError::CorruptTail { path: path.to_path_buf(), detail: "first line has no seq".into() })?;
+    let first_control = match line::check(key, &first_line) {
+        Ok(p) if p.control => serde_json::from_slice(&first_line).ok(),
+        _ => None,
+    };
+    Ok(Ends { first_seq, first_control, first_line_len: first_line.len() as u64, last })
 }
 
 /// Offset of the first `\n` before `end`.

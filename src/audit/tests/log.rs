@@ -130,6 +130,21 @@ async fn a_corrupt_complete_tail_or_another_key_refuses_to_start() {
     ));
 }
 
+#[tokio::test]
+async fn a_damaged_first_line_does_not_stop_the_log_but_verify_reports_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_closed(dir.path(), LogOptions::default(), (0..2).map(rec)).await;
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&path, &bytes).unwrap();
+    let log = open(dir.path(), LogOptions::default()).await;
+    assert_eq!(log.start(), Start::Clean);
+    log.append(&rec(2)).await.unwrap();
+    log.close().await;
+    let err = verify(&path).unwrap_err();
+    assert_eq!(err.line, 1, "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rotation_keeps_the_chain_across_files() {
     let dir = tempfile::tempdir().unwrap();
