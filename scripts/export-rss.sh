@@ -39,7 +39,7 @@ python3 - "$N" <<'PY'
 import json, sys, time
 for _ in range(50):
     done = [r for r in map(json.loads, open("otpgate-demo-data/audit.log"))
-            if r["route"] == "partner-export" and r["reason"] == "stream_complete"]
+            if r.get("route") == "partner-export" and r.get("reason") == "stream_complete"]
     if done:
         assert done[-1]["record_count"] == int(sys.argv[1]), done[-1]
         print(f"audit: stream_complete, record_count {done[-1]['record_count']}")
