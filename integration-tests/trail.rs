@@ -153,6 +153,10 @@ async fn a_demo_scenario_leaves_a_verifiable_trail_and_no_personal_data_anywhere
     assert_eq!(records, 4, "one record per personal-data request");
     assert!(written[0].contains("audit checkpoint"), "checkpoints are logged for shipping");
     assert!(written[2].contains("otpgate.request_id"), "spans were received");
+    assert!(
+        written[2].contains("otpgate.audit.seq") && written[2].contains("otpgate.audit.mac"),
+        "an audited request's span carries its place in the keyed chain"
+    );
     let outbox = read("otp-outbox.jsonl");
     let otps: Vec<String> = outbox
         .lines()

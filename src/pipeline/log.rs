@@ -51,15 +51,23 @@ pub async fn finish(
         && let Some(audit) = &app.audit
     {
         let record = record(audit, &cx, app.clock.now_ms(), status, reason);
-        if let Err(e) = audit.write(&record).await {
-            tracing::error!(request_id = cx.request_id, error = %e, "audit record not written; response withheld");
-            app.metrics.audit_failure();
-            let err = GatewayError::AuditUnavailable;
-            resp = err.render(&cx.request_id);
-            status = resp.status().as_u16();
-            reason = err.code();
-        } else if let Some(ended) = cx.outcome.stream_end.take() {
-            app.tasks.spawn(stream_completion(app.clone(), record, ended));
+        match audit.write(&record).await {
+            Err(e) => {
+                tracing::error!(request_id = cx.request_id, error = %e, "audit record not written; response withheld");
+                app.metrics.audit_failure();
+                let err = GatewayError::AuditUnavailable;
+                resp = err.render(&cx.request_id);
+                status = resp.status().as_u16();
+                reason = err.code();
+            }
+            Ok(line) => {
+                // The record's place in the keyed chain: the span carries the head it made.
+                cx.span.record("otpgate.audit.seq", i64::try_from(line.seq).unwrap_or(i64::MAX));
+                cx.span.record("otpgate.audit.mac", line.mac_hex().as_str());
+                if let Some(ended) = cx.outcome.stream_end.take() {
+                    app.tasks.spawn(stream_completion(app.clone(), record, ended));
+                }
+            }
         }
         caller_id = caller_name(audit, &cx.outcome);
     }

@@ -50,6 +50,8 @@ pub fn start(headers: &HeaderMap, method: &http::Method) -> (tracing::Span, Trac
         otpgate.fields_redacted = tracing::field::Empty,
         otpgate.policy_version = tracing::field::Empty,
         otpgate.upstream_ms = tracing::field::Empty,
+        otpgate.audit.seq = tracing::field::Empty,
+        otpgate.audit.mac = tracing::field::Empty,
         client.address = tracing::field::Empty,
     );
     let parent = incoming(headers);
