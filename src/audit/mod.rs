@@ -23,6 +23,7 @@ mod index;
 pub mod line;
 mod log;
 mod many;
+mod options;
 mod query;
 mod refusals;
 mod trail;
