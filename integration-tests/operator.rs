@@ -40,3 +40,14 @@ async fn https_answers_carry_hsts_and_every_answer_nosniff() {
     assert!(head.contains("strict-transport-security: max-age=15552000"), "{head}");
     assert!(head.contains("x-content-type-options: nosniff"), "{head}");
 }
+
+#[tokio::test]
+async fn metrics_name_the_build_and_show_the_process() {
+    let gw = Gateway::demo(&[]);
+    let text = get_h1(gw.addr("admin"), "/metrics").await.text();
+    let info = text.lines().find(|l| l.starts_with("otpgate_build_info{")).unwrap_or_default();
+    assert!(info.contains("version=\"0.1.0\"") && info.contains("revision=\"") && info.ends_with(" 1"), "{info}");
+    assert!(metric(&text, "otpgate_process_cpu_seconds_total", &[]) > 0.0, "{text}");
+    assert!(metric(&text, "otpgate_process_resident_memory_bytes", &[]) > 1e6);
+    assert!(metric(&text, "otpgate_process_open_fds", &[]) >= 4.0);
+}

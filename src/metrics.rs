@@ -16,6 +16,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+mod process;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
     pub route: String,
@@ -260,6 +262,7 @@ impl Metrics {
         );
         let audit = AuditCollector::default();
         registry.register_collector(Box::new(audit.clone()));
+        registry.register_collector(Box::new(process::Process));
         let redactions = Family::<RedactionLabels, Counter>::default();
         registry.register(
             "redacted_values",
