@@ -164,7 +164,11 @@ async fn partner_quota(
     }
     let key_material = app.otp_key().unwrap_or(b"otpgate-subjects");
     let key = format!("pq:subj:{}:{}", p.id, ist_day(now_ms));
-    for value in params::named_values_in(quota_subjects, &cx.path_params, query, body)? {
+    // Each person once: a body naming one mobile 70,000 times is one store call, not 70,000.
+    let mut values = params::named_values_in(quota_subjects, &cx.path_params, query, body)?;
+    values.sort_unstable();
+    values.dedup();
+    for value in values {
         let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key_material).map_err(|_| GatewayError::Internal)?;
         mac.update(b"subject:");
         mac.update(value.as_bytes());
