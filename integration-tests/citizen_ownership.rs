@@ -309,7 +309,7 @@ async fn ownership_is_checked_on_path_parameters() {
     ownership: {request: [{param: '{beneficiary_reference_id}', kind: beneficiary}]}
 ";
     let dir = policy_dir(&gateway, routes);
-    let (ok, _, stderr) = check_policy(dir.path());
+    let (ok, _, stderr) = check_outbox_policy(dir.path());
     assert!(ok, "a rule on a parameter the path carries is valid: {stderr}");
     let gw = Gateway::serve(dir.path(), &[]);
     let http = gw.addr("http");
@@ -368,10 +368,8 @@ async fn ownership_is_checked_on_path_parameters() {
     assert!(audit_rows_naming(&gw, "10000000000002").is_empty());
 }
 
-fn check_policy(dir: &std::path::Path) -> (bool, String, String) {
-    let out =
-        std::process::Command::new(BIN).args(["check", "--insecure-otp-outbox", "--config"]).arg(dir).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+fn check_outbox_policy(dir: &std::path::Path) -> (bool, String, String) {
+    check_policy(dir, &[std::ffi::OsStr::new("--insecure-otp-outbox")])
 }
 
 /// `otpgate check` refuses an ownership rule the route cannot carry to the check: a path
@@ -389,7 +387,7 @@ fn check_refuses_an_ownership_rule_on_a_parameter_the_route_cannot_carry() {
   - {name: handled, methods: [GET], path: /e, access: citizen, handler: my_access_log, ownership: {request: [{param: mobile, kind: mobile}]}}
 ";
     let dir = policy_dir(&gateway, routes);
-    let (ok, _, stderr) = check_policy(dir.path());
+    let (ok, _, stderr) = check_outbox_policy(dir.path());
     assert!(!ok, "{stderr}");
     for want in [
         "routes.yaml: routes[1].ownership.request[1].param: `{beneficiary_id}` names a path parameter",

@@ -88,12 +88,11 @@ async fn citizen_routes_are_closed_without_a_session() {
 }
 
 fn check(dir: &std::path::Path) -> (bool, String, String) {
-    check_with(dir, &[])
+    check_policy(dir, &[])
 }
 
 fn check_with(dir: &std::path::Path, extra: &[&std::ffi::OsStr]) -> (bool, String, String) {
-    let out = Command::new(BIN).args(["check", "--config"]).arg(dir).args(extra).output().unwrap();
-    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+    check_policy(dir, extra)
 }
 
 /// `check` compiles the policy exactly as `serve` does, keys and server certificate included, so a

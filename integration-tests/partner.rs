@@ -364,9 +364,8 @@ async fn metrics(gw: &Gateway) -> String {
 }
 
 fn check(dir: &Path) -> (bool, String) {
-    let out =
-        std::process::Command::new(BIN).args(["check", "--insecure-otp-outbox", "--config"]).arg(dir).output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    let (ok, stdout, stderr) = check_policy(dir, &[std::ffi::OsStr::new("--insecure-otp-outbox")]);
+    (ok, format!("{stdout}{stderr}"))
 }
 
 #[tokio::test]

@@ -278,6 +278,12 @@ pub async fn h2<IO: AsyncRead + AsyncWrite + Unpin + Send + 'static>(io: IO, req
     collect(send.send_request(req).await.expect("h2 request")).await
 }
 
+/// `otpgate check --config DIR` with `extra` flags: (exit ok, stdout, stderr).
+pub fn check_policy(dir: &Path, extra: &[&std::ffi::OsStr]) -> (bool, String, String) {
+    let out = Command::new(BIN).args(["check", "--config"]).arg(dir).args(extra).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
 /// A connection from a chosen loopback source address (127.0.0.2, 127.0.0.3, …: "another
 /// address" for per-source limits).
 pub async fn tcp_from(src: &str, addr: SocketAddr) -> TcpStream {
