@@ -16,6 +16,7 @@ mod operator;
 mod partner;
 mod ratelimit;
 mod redaction;
+mod resumption;
 mod scaleout;
 mod telemetry;
 mod trail;

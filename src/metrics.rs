@@ -3,20 +3,20 @@
 //! Label values are bounded: route names come from the policy (or `unmatched`), methods from a
 //! fixed list, statuses are numbers. No request data ever becomes a label.
 
-use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
-use prometheus_client::metrics::counter::ConstCounter;
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+mod audit;
 mod process;
+
+use audit::AuditCollector;
+pub use audit::{AuditSample, AuditSource, write_histogram as audit_write_histogram};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RequestLabels {
@@ -47,6 +47,50 @@ pub struct RedactionLabels {
     pub profile: String,
     /// `applied`, or `dry_run` (would have been redacted).
     pub mode: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub event: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartnerLabels {
+    pub partner: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct PartnerStatusLabels {
+    pub partner: String,
+    pub status: u16,
+}
+
+/// What happened to an OTP request (`otpgate_otp_events_total{event}`).
+pub const OTP_EVENTS: [&str; 8] = [
+    "sent",
+    "send_throttled",
+    "delivery_failed",
+    "confirmed",
+    "wrong_otp",
+    "invalid_txn",
+    "confirm_throttled",
+    "refused",
+];
+/// How a TLS handshake ended (`otpgate_tls_handshakes_total{kind}`).
+pub const HANDSHAKE_KINDS: [&str; 3] = ["full", "resumed", "failed"];
+
+/// Per-partner families: requests by status, people looked up today and the quota.
+#[derive(Default)]
+struct PartnerFamilies {
+    requests: Family<PartnerStatusLabels, Counter>,
+    subjects_today: Family<PartnerLabels, Gauge>,
+    subject_quota: Family<PartnerLabels, Gauge>,
+    subjects_new: Family<PartnerLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -99,88 +143,6 @@ impl StoreCounters {
     }
 }
 
-/// The audit log's state at one scrape (see `audit::AuditLog`), read in one go so the head's seq and MAC
-/// belong together.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct AuditSample {
-    /// Seq of the newest durable line of the chain.
-    pub head_seq: Option<u64>,
-    /// The first 48 bits of that line's MAC, as an integer (exact in a float sample).
-    pub head_mac48: u64,
-    /// Whether appends are accepted (false while a failed write is retried).
-    pub up: bool,
-    /// Free bytes on the log's filesystem.
-    pub free_bytes: Option<u64>,
-    pub write_errors: u64,
-    pub files_removed: u64,
-    pub checkpoints: u64,
-}
-
-/// Where the audit metrics are read from at each scrape.
-pub trait AuditSource: Send + Sync + 'static {
-    fn sample(&self) -> AuditSample;
-}
-
-/// Reads the audit log (once one is attached) at each scrape.
-#[derive(Clone, Default)]
-struct AuditCollector {
-    source: Arc<OnceLock<Box<dyn AuditSource>>>,
-}
-
-impl std::fmt::Debug for AuditCollector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuditCollector").field("attached", &self.source.get().is_some()).finish()
-    }
-}
-
-impl Collector for AuditCollector {
-    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let Some(source) = self.source.get() else { return Ok(()) };
-        let s = source.sample();
-        let gauge = |encoder: &mut DescriptorEncoder, name: &str, help: &str, value: i64| {
-            let g = ConstGauge::new(value);
-            g.encode(encoder.encode_descriptor(name, help, None, g.metric_type())?)
-        };
-        let counter = |encoder: &mut DescriptorEncoder, name: &str, help: &str, value: u64| {
-            let c = ConstCounter::new(value);
-            c.encode(encoder.encode_descriptor(name, help, None, c.metric_type())?)
-        };
-        let int = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
-        if let Some(seq) = s.head_seq {
-            gauge(&mut encoder, "audit_head_seq", "Seq of the newest durable line of the audit chain", int(seq))?;
-            gauge(
-                &mut encoder,
-                "audit_head_mac48",
-                "First 48 bits of that line's MAC (printf %012x gives the hex for audit verify --anchor SEQ:HEX)",
-                int(s.head_mac48),
-            )?;
-        }
-        gauge(
-            &mut encoder,
-            "audit_up",
-            "1 when the audit log accepts records, 0 while a failed write is retried",
-            i64::from(s.up),
-        )?;
-        if let Some(free) = s.free_bytes {
-            gauge(&mut encoder, "audit_free_bytes", "Free bytes on the audit log's filesystem", int(free))?;
-        }
-        counter(
-            &mut encoder,
-            "audit_write_errors",
-            "Failed audit log writes or syncs (retries included)",
-            s.write_errors,
-        )?;
-        counter(&mut encoder, "audit_files_removed", "Rotated audit log files removed by retention", s.files_removed)?;
-        counter(
-            &mut encoder,
-            "audit_checkpoints",
-            "Signed checkpoint lines written to the audit chain",
-            s.checkpoints,
-        )?;
-        Ok(())
-    }
-}
-
 fn latency_histogram() -> Histogram {
     // 0.25 ms … ~8 s.
     Histogram::new(exponential_buckets(0.000_25, 2.0, 16))
@@ -200,6 +162,11 @@ pub struct Metrics {
     pub connections: Gauge,
     partner_crls_expired: Gauge,
     partner_crl_next_update: Gauge,
+    partner_ca_not_after: Gauge,
+    partners: PartnerFamilies,
+    otp_events: Family<EventLabels, Counter>,
+    tls_handshakes: Family<KindLabels, Counter>,
+    tls_not_after: Gauge,
 }
 
 impl Default for Metrics {
@@ -281,8 +248,56 @@ impl Metrics {
             "Earliest nextUpdate (unix seconds) of the current policy's partner CRLs, 0 without CRLs; alert before it passes",
             partner_crl_next_update.clone(),
         );
+        let partner_ca_not_after = Gauge::default();
+        registry.register(
+            "partner_ca_not_after_seconds",
+            "Earliest notAfter (unix seconds) of the current policy's partner CA certificates, 0 without partners",
+            partner_ca_not_after.clone(),
+        );
+        let partners = PartnerFamilies::default();
+        registry.register("partner_requests", "Partner requests by partner and status", partners.requests.clone());
+        registry.register(
+            "partner_subjects_today",
+            "Distinct people a partner looked up today (IST), as this replica last saw the shared count",
+            partners.subjects_today.clone(),
+        );
+        registry.register(
+            "partner_subject_quota",
+            "A partner's daily quota of distinct people",
+            partners.subject_quota.clone(),
+        );
+        registry.register(
+            "partner_subjects_new",
+            "People a partner looked up for the first time that day",
+            partners.subjects_new.clone(),
+        );
+        let otp_events = Family::<EventLabels, Counter>::default();
+        registry.register("otp_events", "OTP requests and confirmations by outcome", otp_events.clone());
+        for event in OTP_EVENTS {
+            drop(otp_events.get_or_create(&EventLabels { event }));
+        }
+        let tls_handshakes = Family::<KindLabels, Counter>::default();
+        registry.register(
+            "tls_handshakes",
+            "TLS handshakes: full, resumed (ticket or session id) or failed",
+            tls_handshakes.clone(),
+        );
+        for kind in HANDSHAKE_KINDS {
+            drop(tls_handshakes.get_or_create(&KindLabels { kind }));
+        }
+        let tls_not_after = Gauge::default();
+        registry.register(
+            "tls_certificate_not_after_seconds",
+            "notAfter (unix seconds) of the serving certificate, 0 without HTTPS",
+            tls_not_after.clone(),
+        );
         Metrics {
             registry,
+            partner_ca_not_after,
+            partners,
+            otp_events,
+            tls_handshakes,
+            tls_not_after,
             requests,
             latency,
             upstream_errors,
@@ -350,6 +365,43 @@ impl Metrics {
         self.partner_crls_expired.set(i64::try_from(expired).unwrap_or(i64::MAX));
         let seconds = earliest_next_update_ms.map_or(0, |ms| ms / 1000);
         self.partner_crl_next_update.set(i64::try_from(seconds).unwrap_or(i64::MAX));
+    }
+
+    /// The earliest notAfter of the partner CAs (unix ms), if there are partners.
+    pub fn partner_cas(&self, earliest_not_after_ms: Option<u64>) {
+        self.partner_ca_not_after
+            .set(i64::try_from(earliest_not_after_ms.map_or(0, |ms| ms / 1000)).unwrap_or(i64::MAX));
+    }
+
+    /// One answer to a partner.
+    pub fn partner_request(&self, partner: &str, status: u16) {
+        self.partners.requests.get_or_create(&PartnerStatusLabels { partner: partner.to_string(), status }).inc();
+    }
+
+    /// A partner's count of distinct people today after a lookup, its quota, and whether the person
+    /// was new today.
+    pub fn partner_subjects(&self, partner: &str, today: u64, quota: u32, new: bool) {
+        let labels = PartnerLabels { partner: partner.to_string() };
+        self.partners.subjects_today.get_or_create(&labels).set(i64::try_from(today).unwrap_or(i64::MAX));
+        self.partners.subject_quota.get_or_create(&labels).set(i64::from(quota));
+        if new {
+            self.partners.subjects_new.get_or_create(&labels).inc();
+        }
+    }
+
+    /// One outcome of the OTP flow (one of [`OTP_EVENTS`]).
+    pub fn otp_event(&self, event: &'static str) {
+        self.otp_events.get_or_create(&EventLabels { event }).inc();
+    }
+
+    /// One TLS handshake's end (one of [`HANDSHAKE_KINDS`]).
+    pub fn tls_handshake(&self, kind: &'static str) {
+        self.tls_handshakes.get_or_create(&KindLabels { kind }).inc();
+    }
+
+    /// The serving certificate's notAfter (unix seconds).
+    pub fn tls_certificate(&self, not_after_secs: i64) {
+        self.tls_not_after.set(not_after_secs);
     }
 
     /// The Prometheus text exposition of every metric.

@@ -227,6 +227,10 @@ impl crate::metrics::AuditSource for AuditLog {
             checkpoints: self.checkpoints(),
         }
     }
+
+    fn write_seconds(&self) -> prometheus_client::metrics::histogram::Histogram {
+        self.inner.status.write_seconds.clone()
+    }
 }
 
 /// The first 48 bits of a MAC as an integer: exact in a Prometheus sample (a float), short enough to read,

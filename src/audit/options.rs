@@ -69,7 +69,6 @@ impl LogOptions {
 }
 
 /// State the writer thread publishes and every handle reads.
-#[derive(Default)]
 pub(crate) struct Status {
     pub healthy: AtomicBool,
     pub fsyncs: AtomicU64,
@@ -77,4 +76,20 @@ pub(crate) struct Status {
     pub files_removed: AtomicU64,
     pub checkpoints: AtomicU64,
     pub head: Mutex<Option<HeadRef>>,
+    /// Seconds each write-and-sync took.
+    pub write_seconds: prometheus_client::metrics::histogram::Histogram,
+}
+
+impl Default for Status {
+    fn default() -> Self {
+        Status {
+            healthy: AtomicBool::default(),
+            fsyncs: AtomicU64::default(),
+            write_errors: AtomicU64::default(),
+            files_removed: AtomicU64::default(),
+            checkpoints: AtomicU64::default(),
+            head: Mutex::default(),
+            write_seconds: crate::metrics::audit_write_histogram(),
+        }
+    }
 }

@@ -425,8 +425,10 @@ impl Writer {
             }
             return Err(io::Error::new(io::ErrorKind::StorageFull, "injected write fault"));
         }
+        let started = crate::clock::monotonic();
         self.file.write_all(&self.buf)?;
         self.file.sync_data()?;
+        self.status.write_seconds.observe(started.elapsed().as_secs_f64());
         self.status.fsyncs.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }

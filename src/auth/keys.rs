@@ -6,6 +6,9 @@
 //!   `YYYYMMDD-<6 hex>`, so the newest wins). `kid` matches `[A-Za-z0-9_-]{1,64}`.
 //! - `otp.key`: ≥ 32 random bytes, hex on one line; keys the HMAC of stored OTPs.
 //! - `identity.key`: ≥ 32 random bytes, hex on one line; keys the HS256 upstream identity assertion.
+//! - `audit.key`, `redact.key`: the same shape; key the audit trail's HMACs and the redaction tokens.
+//! - `tickets.key`: the same shape; master of the TLS session-ticket keys (one per period, derived,
+//!   so every replica with this directory resumes the others' sessions: `runtime::tls::tickets`).
 //!
 //! Files whose names start with `.` (the `..data` links of a Secret mount) and other names are ignored.
 //! Nothing here prints key material: errors name files, and `Debug` shows kids only.
@@ -26,6 +29,8 @@ pub const IDENTITY_KEY_FILE: &str = "identity.key";
 pub const AUDIT_KEY_FILE: &str = "audit.key";
 /// Master key of the redaction profiles' HMAC tokens (one derived key per profile).
 pub const REDACT_KEY_FILE: &str = "redact.key";
+/// Master of the TLS session-ticket keys.
+pub const TICKETS_KEY_FILE: &str = "tickets.key";
 /// Minimum length of a symmetric key, in bytes.
 pub const MIN_SYMMETRIC_KEY_BYTES: usize = 32;
 /// Largest key file read; anything bigger is not a key.
@@ -132,6 +137,8 @@ pub struct Secrets {
     pub audit_key: Vec<u8>,
     /// Master key of redaction HMAC tokens.
     pub redact_key: Vec<u8>,
+    /// Master of the TLS session-ticket keys.
+    pub tickets_key: Vec<u8>,
 }
 
 impl fmt::Debug for Secrets {
@@ -141,6 +148,7 @@ impl fmt::Debug for Secrets {
             .field("otp_key", &"[redacted]")
             .field("identity_key", &"[redacted]")
             .field("audit_key", &"[redacted]")
+            .field("tickets_key", &"[redacted]")
             .field("redact_key", &"[redacted]")
             .finish()
     }
@@ -275,7 +283,8 @@ pub fn load(dir: &Path) -> Result<Secrets, KeyError> {
     let identity_key = read_symmetric(&dir.join(IDENTITY_KEY_FILE))?;
     let audit_key = read_symmetric(&dir.join(AUDIT_KEY_FILE))?;
     let redact_key = read_symmetric(&dir.join(REDACT_KEY_FILE))?;
-    Ok(Secrets { sessions, otp_key, identity_key, audit_key, redact_key })
+    let tickets_key = read_symmetric(&dir.join(TICKETS_KEY_FILE))?;
+    Ok(Secrets { sessions, otp_key, identity_key, audit_key, redact_key, tickets_key })
 }
 
 /// A full set of random in-memory secrets (`otpgate check` without a keys directory; tests).
@@ -287,6 +296,7 @@ pub fn ephemeral() -> Result<Secrets, KeyError> {
         identity_key: random(),
         audit_key: random(),
         redact_key: random(),
+        tickets_key: random(),
     })
 }
 
@@ -338,15 +348,15 @@ fn read_symmetric(path: &Path) -> Result<Vec<u8>, KeyError> {
     Ok(key)
 }
 
-/// Create what is missing in `dir`: the directory (mode 0700), a session key if none exists, `otp.key`
-/// and `identity.key`. Files are created with mode 0600 and never overwritten. Returns the files written.
+/// Create what is missing in `dir`: the directory (mode 0700), a session key if none exists, and each
+/// symmetric key file. Files are created with mode 0600 and never overwritten. Returns the files written.
 pub fn generate(dir: &Path) -> Result<Vec<PathBuf>, KeyError> {
     create_dir(dir)?;
     let mut written = Vec::new();
     if session_files(dir)?.is_empty() {
         written.push(write_new_session_key(dir, kid_for_day(today_days()))?);
     }
-    for name in [OTP_KEY_FILE, IDENTITY_KEY_FILE, AUDIT_KEY_FILE, REDACT_KEY_FILE] {
+    for name in [OTP_KEY_FILE, IDENTITY_KEY_FILE, AUDIT_KEY_FILE, REDACT_KEY_FILE, TICKETS_KEY_FILE] {
         let path = dir.join(name);
         if !path.exists() {
             let key: [u8; MIN_SYMMETRIC_KEY_BYTES] = rand::random();

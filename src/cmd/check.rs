@@ -78,9 +78,10 @@ fn settings(args: &CheckArgs, notes: &mut Vec<&'static str>) -> Result<Settings,
         }
     };
     let server_identity = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => {
-            Some(ServerIdentity::load(cert, key).map_err(|e| vec![ConfigError::new(&e.file, "", e.message.clone())])?)
-        }
+        (Some(cert), Some(key)) => Some(
+            ServerIdentity::load(cert, key, None)
+                .map_err(|e| vec![ConfigError::new(&e.file, "", e.message.clone())])?,
+        ),
         _ => {
             notes.push("server certificate not checked (give --tls-cert and --tls-key)");
             None

@@ -80,7 +80,9 @@ pub async fn run(args: DemoArgs, telemetry: &crate::telemetry::Telemetry) -> Res
         None => PolicySource::Embedded { extra: vec![partners_file] },
     };
     let overrides = vec![("registry".to_string(), format!("http://{reg_addr}"))];
-    let identity = ServerIdentity::load(&certs.server, &certs.server_key).map_err(|e| e.to_string())?;
+    let clock = crate::clock::Clock::system();
+    let tickets = crate::runtime::tls::tickets::Tickets::new(&secrets.tickets_key, clock.clone());
+    let identity = ServerIdentity::load(&certs.server, &certs.server_key, Some(tickets)).map_err(|e| e.to_string())?;
     let options = Options {
         data_dir: args.data_dir.clone(),
         secrets: Some(secrets),
@@ -90,7 +92,7 @@ pub async fn run(args: DemoArgs, telemetry: &crate::telemetry::Telemetry) -> Res
         server_identity: Some(identity),
         span_counters: telemetry.counters.clone(),
         audit: Some(audit),
-        clock: crate::clock::Clock::system(),
+        clock,
     };
     let app = App::new(source, overrides, options).map_err(super::serve::render_errors)?;
 

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::runtime::tls::ServerIdentity;
+use crate::runtime::tls::tickets::Tickets;
 use crate::runtime::{App, Options, PolicySource};
 use crate::server::{ListenerSpec, Role, Server, Tls};
 
@@ -20,6 +21,10 @@ pub struct ServeArgs {
     pub tls_cert: Option<PathBuf>,
     #[arg(long, env = "OTPGATE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Issue no TLS session tickets (returning clients then resume only on the replica that served
+    /// them, from its session cache). Tickets are keyed by the keys directory's tickets.key.
+    #[arg(long, env = "OTPGATE_NO_TLS_TICKETS")]
+    pub no_tls_tickets: bool,
     /// HTTPS listener for partners only: a valid partner client certificate is required.
     #[arg(long, env = "OTPGATE_LISTEN_PARTNER")]
     pub listen_partner: Option<SocketAddr>,
@@ -56,8 +61,11 @@ pub fn parse_override(s: &str) -> Result<(String, String), String> {
 
 pub async fn run(args: ServeArgs, telemetry: &crate::telemetry::Telemetry) -> Result<(), String> {
     let mut specs = Vec::new();
+    let secrets = crate::auth::keys::load(&args.keys_dir).map_err(|e| e.to_string())?;
+    let clock = crate::clock::Clock::system();
+    let tickets = (!args.no_tls_tickets).then(|| Tickets::new(&secrets.tickets_key, clock.clone()));
     let identity = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(ServerIdentity::load(cert, key).map_err(|e| e.to_string())?),
+        (Some(cert), Some(key)) => Some(ServerIdentity::load(cert, key, tickets).map_err(|e| e.to_string())?),
         _ => None,
     };
     if (args.listen.is_some() || args.listen_partner.is_some()) && identity.is_none() {
@@ -76,7 +84,6 @@ pub async fn run(args: ServeArgs, telemetry: &crate::telemetry::Telemetry) -> Re
         return Err("nothing to serve: give --listen (HTTPS), --listen-partner and/or --listen-plain".into());
     }
     specs.push(ListenerSpec { name: "admin", addr: args.admin, tls: Tls::None, role: Role::Admin });
-    let secrets = crate::auth::keys::load(&args.keys_dir).map_err(|e| e.to_string())?;
     std::fs::create_dir_all(&args.data_dir).map_err(|e| format!("{}: {e}", args.data_dir.display()))?;
     let audit = super::open_audit(&args.data_dir, &args.state, &args.audit, &secrets.audit_key).await?;
     let options = Options {
@@ -88,7 +95,7 @@ pub async fn run(args: ServeArgs, telemetry: &crate::telemetry::Telemetry) -> Re
         server_identity: identity,
         span_counters: telemetry.counters.clone(),
         audit: Some(audit),
-        clock: crate::clock::Clock::system(),
+        clock,
     };
     let app = App::new(PolicySource::Dir(args.config), args.upstreams, options).map_err(render_errors)?;
     if args.listen_partner.is_some() && app.snapshot().tls.partner.is_none() {

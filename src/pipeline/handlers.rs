@@ -57,14 +57,31 @@ pub async fn answer(
                 tokens: &cr.tokens,
             };
             let source = crate::ratelimit::keys::ip_key(cx.client);
-            if handler == Handler::OtpGenerate {
-                flow.generate(body, cx.now_ms, &source).await?
+            let generate = handler == Handler::OtpGenerate;
+            let answer = if generate {
+                flow.generate(body, cx.now_ms, &source).await
             } else {
-                flow.confirm(body, cx.now_ms, &source).await?
-            }
+                flow.confirm(body, cx.now_ms, &source).await
+            };
+            app.metrics.otp_event(otp_event(generate, answer.as_ref().err()));
+            answer?
         }
     };
     Ok(json(StatusCode::OK, &value, request_id))
+}
+
+/// The `otpgate_otp_events_total` event of one OTP answer.
+fn otp_event(generate: bool, error: Option<&GatewayError>) -> &'static str {
+    match (generate, error) {
+        (true, None) => "sent",
+        (false, None) => "confirmed",
+        (true, Some(GatewayError::OtpThrottled { .. })) => "send_throttled",
+        (false, Some(GatewayError::OtpThrottled { .. })) => "confirm_throttled",
+        (_, Some(GatewayError::OtpDeliveryFailed)) => "delivery_failed",
+        (_, Some(GatewayError::InvalidOtp)) => "wrong_otp",
+        (_, Some(GatewayError::OtpTransactionInvalid)) => "invalid_txn",
+        (_, Some(_)) => "refused",
+    }
 }
 
 /// Who accessed the caller's records: partners by id, the caller as "you"; newest first.

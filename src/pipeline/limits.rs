@@ -23,7 +23,7 @@ use crate::policy::partners::{ist_day, until_ist_midnight};
 use crate::policy::{LimitKey, Route};
 use crate::ratelimit::keys::{ip_key, mobile_in_body};
 use crate::runtime::App;
-use crate::store::Window;
+use crate::store::{Distinct, Window};
 
 /// Sets of the subjects-per-day quota outlive their day by a margin.
 const SUBJECT_SET_TTL: Duration = Duration::from_secs(48 * 3600);
@@ -173,8 +173,12 @@ async fn partner_quota(
         mac.update(b"subject:");
         mac.update(value.as_bytes());
         let member = hex::encode(&mac.finalize().into_bytes()[..16]);
-        if !app.store.distinct_add(&key, &member, limit, SUBJECT_SET_TTL, now_ms).await.map_err(store_err)? {
-            return Err(GatewayError::RateLimited { retry_after: until_ist_midnight(now_ms) });
+        match app.store.distinct_add(&key, &member, limit, SUBJECT_SET_TTL, now_ms).await.map_err(store_err)? {
+            Distinct::Counted { new, count } => app.metrics.partner_subjects(&p.id, count, limit, new),
+            Distinct::Full => {
+                app.metrics.partner_subjects(&p.id, u64::from(limit), limit, false);
+                return Err(GatewayError::RateLimited { retry_after: until_ist_midnight(now_ms) });
+            }
         }
     }
     Ok(())

@@ -94,6 +94,10 @@ pub async fn finish(
         span.record("otpgate.upstream_ms", ms);
     }
     app.metrics.request(&o.route, method, status, elapsed);
+    if o.caller_kind == "partner" {
+        // Partner ids come from the policy: a bounded label.
+        app.metrics.partner_request(&o.caller_id, status);
+    }
     tracing::info!(
         target: "otpgate::access",
         request_id = cx.request_id,

@@ -60,6 +60,8 @@ pub struct Partners {
     pub crls: Vec<CertificateRevocationListDer<'static>>,
     /// What each CRL in `crls` says about itself, in the same order.
     pub crl_info: Vec<CrlInfo>,
+    /// The earliest notAfter (unix ms) of the CA certificates: partners' chains end there.
+    pub ca_not_after_ms: Option<u64>,
     pub clients: Vec<Partner>,
     /// The CA and CRL files, with the SHA-256 of the bytes compiled.
     trust_files: Vec<TrustFile>,
@@ -169,6 +171,7 @@ pub fn compile(
     let before = errors.len();
     let mut roots = RootCertStore::empty();
     let mut trust_files = Vec::new();
+    let mut ca_not_after_ms = None;
     if raw.ca.is_empty() {
         errors.push(at.err("ca", "at least one partner CA file is required"));
     }
@@ -186,6 +189,11 @@ pub fn compile(
         match parsed {
             Ok(certs) if !certs.is_empty() => {
                 for cert in certs {
+                    if let Ok((_, parsed)) = x509_parser::parse_x509_certificate(cert.as_ref()) {
+                        let ms =
+                            u64::try_from(parsed.validity().not_after.timestamp()).unwrap_or(0).saturating_mul(1000);
+                        ca_not_after_ms = Some(ca_not_after_ms.map_or(ms, |t: u64| t.min(ms)));
+                    }
                     if let Err(e) = roots.add(cert) {
                         errors.push(at.err(&field, format!("{}: not a usable CA certificate: {e}", path.display())));
                     }
@@ -369,7 +377,7 @@ pub fn compile(
             "partner CRL is past its nextUpdate: certificates of the CA it covers are refused until a current CRL is installed"
         );
     }
-    Some(Partners { roots: Arc::new(roots), crls, crl_info: crl_infos, clients, trust_files })
+    Some(Partners { roots: Arc::new(roots), crls, crl_info: crl_infos, ca_not_after_ms, clients, trust_files })
 }
 
 /// Seconds until the next midnight in India (UTC+05:30), where the subjects-per-day quota resets.

@@ -92,6 +92,10 @@ impl App {
         }
         let runtime = compile(&source.read()?, &settings, &limiters, 1)?;
         let (runtime, _) = watch::channel(Arc::new(runtime));
+        let metrics = Metrics::with(&options.span_counters, &store_counters);
+        if let Some(identity) = &settings.server_identity {
+            metrics.tls_certificate(identity.not_after_secs);
+        }
         Ok(Arc::new(App {
             runtime,
             source,
@@ -105,7 +109,7 @@ impl App {
                 .build(),
             limiters,
             audit,
-            metrics: Metrics::with(&options.span_counters, &store_counters),
+            metrics,
             clock: options.clock,
             shutdown: CancellationToken::new(),
             tasks: TaskTracker::new(),

@@ -100,6 +100,8 @@ async fn connection(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, tls: Tls, r
         (_, None) => tracing::error!("TLS listener without a TLS configuration; connection closed"),
         (_, Some(config)) => match tokio::time::timeout(header_read, TlsAcceptor::from(config).accept(tcp)).await {
             Ok(Ok(stream)) => {
+                let resumed = stream.get_ref().1.handshake_kind() == Some(rustls::HandshakeKind::Resumed);
+                app.metrics.tls_handshake(if resumed { "resumed" } else { "full" });
                 let client_cert = stream
                     .get_ref()
                     .1
@@ -108,8 +110,14 @@ async fn connection(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, tls: Tls, r
                     .map(Arc::new);
                 serve(app.clone(), stream, ConnInfo { peer, tls: true, client_cert }, role, stop).await
             }
-            Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-            Err(_) => tracing::debug!("TLS handshake timed out"),
+            Ok(Err(e)) => {
+                app.metrics.tls_handshake("failed");
+                tracing::debug!(error = %e, "TLS handshake failed");
+            }
+            Err(_) => {
+                app.metrics.tls_handshake("failed");
+                tracing::debug!("TLS handshake timed out");
+            }
         },
     }
     app.metrics.connections.dec();

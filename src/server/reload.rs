@@ -72,6 +72,7 @@ async fn watch_crls(app: Arc<App>, every: Duration) {
         let crls = rt.policy.partners.as_ref().map_or(&[][..], |p| p.crl_info.as_slice());
         let expired = crls.iter().filter(|c| c.expired(now)).count();
         app.metrics.partner_crls(expired, crls.iter().map(|c| c.next_update_ms).min());
+        app.metrics.partner_cas(rt.policy.partners.as_ref().and_then(|p| p.ca_not_after_ms));
         if let Some((generation, then)) = last
             && generation == rt.generation
         {

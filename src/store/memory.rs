@@ -12,7 +12,7 @@ use parking_lot::Mutex;
 use subtle::ConstantTimeEq;
 
 use super::expiring::Expiring;
-use super::{Attempt, OtpTxn, Session, SessionLimits, StoreError, Window};
+use super::{Attempt, Distinct, OtpTxn, Session, SessionLimits, StoreError, Window};
 
 /// Live counters held at most (sliding windows; distinct-subject sets).
 pub const WINDOW_CAP: usize = 2_000_000;
@@ -131,21 +131,22 @@ impl MemoryStore {
         limit: u32,
         ttl: Duration,
         now_ms: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Distinct, StoreError> {
         let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
         let entry = match self.sets.get(key, now_ms) {
             Some(entry) => entry,
             None => self.sets.entry(key, now_ms, now_ms.saturating_add(ttl_ms))?,
         };
         let mut set = entry.lock();
+        let count = |set: &std::collections::HashSet<String>| set.len() as u64;
         if set.contains(member) {
-            return Ok(true);
+            return Ok(Distinct::Counted { new: false, count: count(&set) });
         }
         if set.len() >= limit as usize {
-            return Ok(false);
+            return Ok(Distinct::Full);
         }
         set.insert(member.to_string());
-        Ok(true)
+        Ok(Distinct::Counted { new: true, count: count(&set) })
     }
 
     /// Live counters held (windows, sets), for tests and memory checks.

@@ -79,6 +79,15 @@ pub struct SessionLimits {
 #[error("state store unavailable: {0}")]
 pub struct StoreError(pub String);
 
+/// What [`Store::distinct_add`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Distinct {
+    /// The member is in the set (`new`: added just now), which holds `count` members.
+    Counted { new: bool, count: u64 },
+    /// The set is full and the member is not in it.
+    Full,
+}
+
 /// The state store: in process (one replica), or shared through Redis (many replicas).
 #[derive(Clone)]
 pub enum Store {
@@ -200,8 +209,8 @@ impl Store {
         }
     }
 
-    /// Add `member` to the set `key` unless the set already holds `limit` others; true when the
-    /// member is (now) in the set. Sets live for `ttl` from their first member.
+    /// Add `member` to the set `key` unless the set already holds `limit` others. Sets live for
+    /// `ttl` from their first member.
     pub async fn distinct_add(
         &self,
         key: &str,
@@ -209,7 +218,7 @@ impl Store {
         limit: u32,
         ttl: Duration,
         now_ms: u64,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<Distinct, StoreError> {
         match self {
             Store::Memory(m) => m.distinct_add(key, member, limit, ttl, now_ms),
             Store::Redis(r) => r.distinct_add(key, member, limit, ttl).await,

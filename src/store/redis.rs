@@ -16,7 +16,7 @@ use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
 use redis::{FromRedisValue, Script};
 
-use super::{Attempt, OtpTxn, Session, SessionLimits, StoreError, Window};
+use super::{Attempt, Distinct, OtpTxn, Session, SessionLimits, StoreError, Window};
 use crate::metrics::StoreCounters;
 
 /// Where the shared store is, parsed from `--store`.
@@ -237,10 +237,17 @@ impl RedisStore {
         })
     }
 
-    pub async fn distinct_add(&self, key: &str, member: &str, limit: u32, ttl: Duration) -> Result<bool, StoreError> {
+    pub async fn distinct_add(
+        &self,
+        key: &str,
+        member: &str,
+        limit: u32,
+        ttl: Duration,
+    ) -> Result<Distinct, StoreError> {
         let args = [s(member), n(u64::from(limit)), n(ms(ttl).max(1))];
-        let added: i64 = self.run("distinct_add", &scripts::DISTINCT_ADD, &[self.key("q", key)], &args).await?;
-        Ok(added == 1)
+        let (added, count): (i64, u64) =
+            self.run("distinct_add", &scripts::DISTINCT_ADD, &[self.key("q", key)], &args).await?;
+        Ok(if added < 0 { Distinct::Full } else { Distinct::Counted { new: added == 1, count } })
     }
 
     pub async fn session_put(&self, id: &str, session: &Session, limits: SessionLimits) -> Result<(), StoreError> {

@@ -185,7 +185,7 @@ partners:
 {{- fail "partners.caSecret: set either create: true or existingSecret, not both" }}
 {{- end }}
 {{- if $v.keys.create }}
-{{- range $f := list "otp.key" "identity.key" "audit.key" "redact.key" }}
+{{- range $f := list "otp.key" "identity.key" "audit.key" "redact.key" "tickets.key" }}
 {{- if not (hasKey $v.keys.files $f) }}
 {{- fail (printf "keys.files must hold %s (files of `otpgate keys generate --dir DIR`)" $f) }}
 {{- end }}

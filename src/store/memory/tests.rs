@@ -59,11 +59,12 @@ fn sliding_window_counts_and_says_when_to_retry() {
 fn distinct_sets_cap_new_members_only() {
     let m = MemoryStore::new();
     let ttl = Duration::from_secs(60);
-    assert!(m.distinct_add("d", "a", 2, ttl, 0).unwrap());
-    assert!(m.distinct_add("d", "b", 2, ttl, 0).unwrap());
-    assert!(m.distinct_add("d", "a", 2, ttl, 0).unwrap(), "a known member is still allowed");
-    assert!(!m.distinct_add("d", "c", 2, ttl, 0).unwrap(), "a third distinct member is not");
-    assert!(m.distinct_add("other", "c", 2, ttl, 0).unwrap());
+    assert_eq!(m.distinct_add("d", "a", 2, ttl, 0).unwrap(), Distinct::Counted { new: true, count: 1 });
+    assert_eq!(m.distinct_add("d", "b", 2, ttl, 0).unwrap(), Distinct::Counted { new: true, count: 2 });
+    let known = m.distinct_add("d", "a", 2, ttl, 0).unwrap();
+    assert_eq!(known, Distinct::Counted { new: false, count: 2 }, "a known member is still allowed");
+    assert_eq!(m.distinct_add("d", "c", 2, ttl, 0).unwrap(), Distinct::Full, "a third distinct member is not");
+    assert_eq!(m.distinct_add("other", "c", 2, ttl, 0).unwrap(), Distinct::Counted { new: true, count: 1 });
 }
 
 #[test]
@@ -107,5 +108,6 @@ fn a_key_flood_beyond_the_cap_is_refused_and_forgets_nothing() {
         let _ = m.distinct_add(&format!("quota-{i}"), "a", 3, w, 0);
     }
     assert!(m.distinct_add("quota-new", "a", 3, w, 0).is_err(), "a full set map refuses, never forgets");
-    assert!(m.distinct_add("quota-0", "b", 3, w, 0).unwrap(), "a live set keeps counting");
+    let counted = m.distinct_add("quota-0", "b", 3, w, 0).unwrap();
+    assert_eq!(counted, Distinct::Counted { new: true, count: 2 }, "a live set keeps counting");
 }

@@ -79,15 +79,17 @@ return 0",
     )
 });
 
-/// KEYS[1] set; ARGV member, limit, ttl_ms. 1 when the member is (now) in the set.
+/// KEYS[1] set; ARGV member, limit, ttl_ms. {1, count} when added, {0, count} when already in, {-1, count}
+/// when the set is full.
 pub static DISTINCT_ADD: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r"
-if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
-if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+local n = redis.call('SCARD', KEYS[1])
+if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return {0, n} end
+if n >= tonumber(ARGV[2]) then return {-1, n} end
 redis.call('SADD', KEYS[1], ARGV[1])
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
-return 1",
+return {1, n + 1}",
     )
 });
 

@@ -86,10 +86,11 @@ async fn sliding_windows_count_check_and_record() {
 async fn distinct_sets_stop_at_their_limit() {
     let s = store();
     let ttl = Duration::from_secs(60);
-    assert!(s.distinct_add("q", "a", 2, ttl).await.unwrap());
-    assert!(s.distinct_add("q", "b", 2, ttl).await.unwrap());
-    assert!(s.distinct_add("q", "a", 2, ttl).await.unwrap(), "a member already counted passes");
-    assert!(!s.distinct_add("q", "c", 2, ttl).await.unwrap());
+    assert_eq!(s.distinct_add("q", "a", 2, ttl).await.unwrap(), Distinct::Counted { new: true, count: 1 });
+    assert_eq!(s.distinct_add("q", "b", 2, ttl).await.unwrap(), Distinct::Counted { new: true, count: 2 });
+    let known = s.distinct_add("q", "a", 2, ttl).await.unwrap();
+    assert_eq!(known, Distinct::Counted { new: false, count: 2 }, "a member already counted passes");
+    assert_eq!(s.distinct_add("q", "c", 2, ttl).await.unwrap(), Distinct::Full);
 }
 
 #[tokio::test]
