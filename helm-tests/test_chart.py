@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import copy
 import hashlib
+import json
 import logging
 import os
 import re
@@ -720,6 +721,27 @@ def service_monitor_only_when_enabled_and_it_scrapes_the_admin_service():
     selected = [s["metadata"]["name"] for s in r.all("Service")
                 if labels_match(sm["spec"]["selector"]["matchLabels"], s["metadata"]["labels"])]
     assert selected == ["otpgate-admin"], selected
+
+
+@test
+def dashboard_configmap_for_the_grafana_sidecar_and_optional_prometheus_rule():
+    monitoring = CHART / "files" / "monitoring"
+    r = render(REQUIRED)
+    cm = r.one("ConfigMap", "otpgate-dashboard")
+    assert cm["metadata"]["labels"]["grafana_dashboard"] == "1", cm["metadata"]["labels"]
+    shipped = json.loads((monitoring / "otpgate-dashboard.json").read_text())
+    assert json.loads(cm["data"]["otpgate-dashboard.json"]) == shipped, "the repository's dashboard, unchanged"
+    assert not r.has("PrometheusRule"), "needs the operator's CRD: off by default"
+    off = render(REQUIRED, {"grafanaDashboard": {"enabled": False}})
+    assert not off.has("ConfigMap", "otpgate-dashboard")
+    on = render(REQUIRED, {"prometheusRule": {"enabled": True, "labels": {"release": "kps"}},
+                           "grafanaDashboard": {"namespace": "monitoring", "annotations": {"grafana_folder": "otpgate"}}})
+    rule = on.one("PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1" and rule["metadata"]["labels"]["release"] == "kps"
+    plain = helm.values_from_yaml((monitoring / "otpgate-rules.yaml").read_text())
+    assert rule["spec"]["groups"] == plain["groups"], "the plain rules file's groups, unchanged"
+    cm = on.one("ConfigMap", "otpgate-dashboard")
+    assert cm["metadata"]["namespace"] == "monitoring" and cm["metadata"]["annotations"] == {"grafana_folder": "otpgate"}
 
 
 @test

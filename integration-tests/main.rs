@@ -12,6 +12,7 @@ mod citizen_ownership;
 mod citizen_tokens;
 mod foundation;
 mod foundation_routing;
+mod monitoring;
 mod operator;
 mod partner;
 mod ratelimit;

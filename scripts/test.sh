@@ -16,6 +16,16 @@ fi
 
 cargo test --locked --all-targets "$@"
 
+# --- Alert rules (monitoring/): syntax and unit tests with promtool -----------------------------
+# promtool comes with Debian's `prometheus` package (its server is not started here).
+if ! command -v promtool >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+fi
+promtool check rules monitoring/otpgate-rules.yaml
+(cd monitoring && promtool test rules otpgate-rules.test.yaml)
+
 # --- Helm chart tests (helm/otpgate; owner: helm-tests/) ------------------------------------
 # The real Helm SDK from PyPI: helm-python-sdk's wheel bundles libhelm_c (Helm's Go SDK behind a
 # C ABI, loaded with ctypes), so no helm binary, Go toolchain or network is needed after install.
