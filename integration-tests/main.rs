@@ -10,6 +10,7 @@ mod abuse;
 mod citizen_flow;
 mod citizen_ownership;
 mod citizen_tokens;
+mod faults;
 mod foundation;
 mod foundation_routing;
 mod monitoring;

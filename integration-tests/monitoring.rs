@@ -106,7 +106,10 @@ async fn broken_scenario() -> String {
     let routes = "upstreams:\n  down: {url: 'http://127.0.0.1:1'}\nroutes:\n  - {name: down, methods: [GET], path: /down, access: public, upstream: down, limits: [{key: ip, rate: [{limit: 100, per: 1m}]}]}\n";
     let dir = policy_dir(crate::foundation::GATEWAY, routes);
     let gw = Gateway::serve(dir.path(), &["--store", "redis://127.0.0.1:1"]);
-    assert_eq!(get_h1(gw.addr("http"), "/down").await.status, 502);
+    for _ in 0..5 {
+        assert_eq!(get_h1(gw.addr("http"), "/down").await.status, 502);
+    }
+    assert_eq!(get_h1(gw.addr("http"), "/down").await.status, 503, "its circuit breaker open");
     let text = get_h1(gw.addr("admin"), "/metrics").await.text();
     assert_eq!(metric(&text, "otpgate_store_up", &[]), 0.0, "{text}");
     text

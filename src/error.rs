@@ -96,6 +96,8 @@ pub enum GatewayError {
     UpstreamBadResponse,
     #[error("upstream timed out")]
     UpstreamTimeout,
+    #[error("upstream failing; not contacted for a while")]
+    UpstreamCircuitOpen { retry_after: Duration },
     #[error("route not available")]
     NotImplemented,
     #[error("gateway is shutting down")]
@@ -136,6 +138,7 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             GatewayError::UpstreamBadResponse => StatusCode::BAD_GATEWAY,
             GatewayError::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            GatewayError::UpstreamCircuitOpen { .. } => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::NotImplemented => StatusCode::NOT_IMPLEMENTED,
             GatewayError::Draining => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -171,6 +174,7 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable => "GWY5021",
             GatewayError::UpstreamBadResponse => "GWY5022",
             GatewayError::UpstreamTimeout => "GWY5041",
+            GatewayError::UpstreamCircuitOpen { .. } => "GWY5034",
             GatewayError::NotImplemented => "GWY5011",
             GatewayError::Draining => "GWY5031",
             GatewayError::StoreUnavailable => "GWY5032",
@@ -207,7 +211,9 @@ impl GatewayError {
             GatewayError::InvalidOtp | GatewayError::OtpTransactionInvalid => {
                 h.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("OTP realm=\"otpgate\""));
             }
-            GatewayError::RateLimited { retry_after } | GatewayError::OtpThrottled { retry_after } => {
+            GatewayError::RateLimited { retry_after }
+            | GatewayError::OtpThrottled { retry_after }
+            | GatewayError::UpstreamCircuitOpen { retry_after } => {
                 let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
                 h.insert(header::RETRY_AFTER, HeaderValue::from(secs.max(1)));
             }

@@ -94,6 +94,11 @@ struct PartnerFamilies {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct UpstreamLabels {
+    pub upstream: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ReloadLabels {
     pub result: String,
 }
@@ -167,6 +172,8 @@ pub struct Metrics {
     otp_events: Family<EventLabels, Counter>,
     tls_handshakes: Family<KindLabels, Counter>,
     tls_not_after: Gauge,
+    breaker_state: Family<UpstreamLabels, Gauge>,
+    breaker_opened: Family<UpstreamLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -291,8 +298,22 @@ impl Metrics {
             "notAfter (unix seconds) of the serving certificate, 0 without HTTPS",
             tls_not_after.clone(),
         );
+        let breaker_state = Family::<UpstreamLabels, Gauge>::default();
+        registry.register(
+            "upstream_breaker_state",
+            "Circuit breaker of each upstream: 0 closed, 1 open (refusing at once), 2 half open (probing)",
+            breaker_state.clone(),
+        );
+        let breaker_opened = Family::<UpstreamLabels, Counter>::default();
+        registry.register(
+            "upstream_breaker_opened",
+            "Times an upstream's circuit breaker opened",
+            breaker_opened.clone(),
+        );
         Metrics {
             registry,
+            breaker_state,
+            breaker_opened,
             partner_ca_not_after,
             partners,
             otp_events,
@@ -402,6 +423,15 @@ impl Metrics {
     /// The serving certificate's notAfter (unix seconds).
     pub fn tls_certificate(&self, not_after_secs: i64) {
         self.tls_not_after.set(not_after_secs);
+    }
+
+    /// An upstream's circuit breaker state (0 closed, 1 open, 2 half open); `opened` counts it.
+    pub fn breaker(&self, upstream: &str, state: i64, opened: bool) {
+        let labels = UpstreamLabels { upstream: upstream.to_string() };
+        self.breaker_state.get_or_create(&labels).set(state);
+        if opened {
+            self.breaker_opened.get_or_create(&labels).inc();
+        }
     }
 
     /// The Prometheus text exposition of every metric.

@@ -136,6 +136,34 @@ impl Default for RawHttp2 {
 pub struct RawUpstream {
     /// `http://host:port` (a path prefix is not allowed: the bytes authorized are the bytes forwarded).
     pub url: String,
+    /// When to stop sending to an upstream that keeps failing (see `upstream::breaker`).
+    #[serde(default)]
+    pub breaker: RawBreaker,
+}
+
+/// A circuit breaker: after `failures` consecutive failures (connect errors and timeouts; 0: never
+/// open), refuse at once for `open_for`, then let one probe through.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBreaker {
+    #[serde(default = "default_breaker_failures")]
+    pub failures: u32,
+    #[serde(default = "default_breaker_open_for")]
+    pub open_for: Dur,
+}
+
+fn default_breaker_failures() -> u32 {
+    5
+}
+
+fn default_breaker_open_for() -> Dur {
+    Dur(std::time::Duration::from_secs(10))
+}
+
+impl Default for RawBreaker {
+    fn default() -> Self {
+        RawBreaker { failures: default_breaker_failures(), open_for: default_breaker_open_for() }
+    }
 }
 
 /// Who may call a route.

@@ -13,6 +13,7 @@ use crate::authz::Permit;
 use crate::error::GatewayError;
 use crate::runtime::App;
 use crate::upstream::assertion::IDENTITY_HEADER;
+use crate::upstream::breaker::{State, Transition};
 use crate::upstream::headers::{self, Forwarding};
 
 /// Lifetime of a citizen's assertion when the policy does not say.
@@ -60,9 +61,33 @@ pub async fn send(
     {
         head.headers.insert(IDENTITY_HEADER, v);
     }
+    let crate::policy::Target::Upstream(index) = route.target else {
+        return Err(GatewayError::Internal);
+    };
+    let up = &policy.upstreams[index];
+    let admission = app.breakers.admit(&up.name, up.breaker, app.clock.now_ms()).map_err(|refused| {
+        app.metrics.upstream_error(&route.name, "breaker_open");
+        GatewayError::UpstreamCircuitOpen { retry_after: refused.retry_after }
+    })?;
+    if admission.is_probe() {
+        app.metrics.breaker(&up.name, State::HalfOpen.value(), false);
+    }
     let sent = tokio::time::Instant::now();
     let deadline = sent + route.timeout;
-    let upstream = cx.rt.client.forward(permit, policy, head, body).await.map_err(|failure| {
+    let result = cx.rt.client.forward(permit, policy, head, body).await;
+    match app.breakers.record(admission, up.breaker, result.is_ok(), app.clock.now_ms()) {
+        Transition::Opened => {
+            app.metrics.breaker(&up.name, State::Open.value(), true);
+            let open_for_ms = u64::try_from(up.breaker.open_for.as_millis()).unwrap_or(u64::MAX);
+            tracing::warn!(upstream = %up.name, open_for_ms, "upstream circuit breaker opened");
+        }
+        Transition::Closed => {
+            app.metrics.breaker(&up.name, State::Closed.value(), false);
+            tracing::info!(upstream = %up.name, "upstream circuit breaker closed");
+        }
+        Transition::None => {}
+    }
+    let upstream = result.map_err(|failure| {
         app.metrics.upstream_error(&route.name, failure.as_str());
         tracing::warn!(request_id = cx.request_id, route = %route.name, kind = failure.as_str(), "upstream failure");
         failure.error()

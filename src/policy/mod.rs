@@ -54,6 +54,16 @@ pub struct Upstream {
     pub name: String,
     pub scheme: Scheme,
     pub authority: Authority,
+    pub breaker: BreakerRules,
+}
+
+/// When an upstream's circuit breaker opens (`upstream::breaker`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerRules {
+    /// Consecutive failures that open it (0: never).
+    pub failures: u32,
+    /// How long it refuses before letting one probe through.
+    pub open_for: Duration,
 }
 
 #[derive(Debug)]
@@ -219,8 +229,14 @@ fn compile(
     for (at, name, raw) in &m.upstreams {
         let url = overrides.iter().find(|(n, _)| n == name).map_or(raw.url.as_str(), |(_, u)| u);
         match parse_upstream_url(url) {
-            Ok((scheme, authority)) => upstreams.push(Upstream { name: name.clone(), scheme, authority }),
+            Ok((scheme, authority)) => {
+                let breaker = BreakerRules { failures: raw.breaker.failures, open_for: raw.breaker.open_for.0 };
+                upstreams.push(Upstream { name: name.clone(), scheme, authority, breaker });
+            }
             Err(e) => errors.push(at.err("url", e)),
+        }
+        if raw.breaker.open_for.0.is_zero() || raw.breaker.open_for.0 > Duration::from_secs(600) {
+            errors.push(at.err("breaker.open_for", "must be between 1ms and 10m"));
         }
     }
     for (name, _) in overrides {

@@ -57,6 +57,8 @@ pub struct App {
     pub subjects: moka::future::Cache<String, Arc<Subjects>>,
     /// Rate-limit state, kept across reloads.
     pub limiters: Limiters,
+    /// A circuit breaker per upstream name (kept across reloads).
+    pub breakers: crate::upstream::breaker::Breakers,
     pub audit: Option<Trail>,
     pub metrics: Metrics,
     pub clock: Clock,
@@ -108,6 +110,7 @@ impl App {
                 .time_to_live(Duration::from_secs(60))
                 .build(),
             limiters,
+            breakers: Default::default(),
             audit,
             metrics,
             clock: options.clock,

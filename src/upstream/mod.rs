@@ -6,6 +6,7 @@
 //! client is private, so nothing reaches the upstream without authorization.
 
 pub mod assertion;
+pub mod breaker;
 pub mod headers;
 pub mod identity;
 
