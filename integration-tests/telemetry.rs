@@ -161,3 +161,28 @@ async fn a_full_export_queue_drops_and_counts_spans_without_slowing_requests() {
     .await;
     assert!(dropped, "{}", get_h1(admin, "/metrics").await.text());
 }
+
+#[tokio::test]
+async fn a_collector_that_is_down_loses_spans_not_audit_records() {
+    // Nothing listens at the endpoint: every export fails at once.
+    let port = free_port();
+    let gw = demo_exporting(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://127.0.0.1:{port}")),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc".into()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "50".into()),
+    ]);
+    let http = gw.addr("http");
+    let token = crate::citizen_flow::sign_in(http, &gw.data_path("otp-outbox.jsonl"), "9000000001").await;
+    let r = crate::citizen_flow::get_auth(http, "/api/v2/appointment/beneficiaries", &token).await;
+    assert_eq!(r.status, 200, "personal data is served while the collector is down");
+    let admin = gw.addr("admin");
+    let counted = eventually(Duration::from_secs(10), || async move {
+        let text = get_h1(admin, "/metrics").await.text();
+        metric(&text, "otpgate_spans_dropped_total", &[]) >= 3.0 && metric(&text, "otpgate_audit_head_seq", &[]) >= 1.0
+    })
+    .await;
+    let text = get_h1(admin, "/metrics").await.text();
+    assert!(counted, "spans of the failed exports counted as dropped, the audit chain durable: {text}");
+    assert_eq!(metric(&text, "otpgate_spans_exported_total", &[]), 0.0);
+    assert_eq!(metric(&text, "otpgate_audit_up", &[]), 1.0);
+}

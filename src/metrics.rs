@@ -201,7 +201,11 @@ impl Metrics {
             "1 when the shared state store answers (or none is configured), else 0",
             store.up.clone(),
         );
-        m.registry.register("spans_dropped", "Spans dropped because the export queue was full", spans.dropped.clone());
+        m.registry.register(
+            "spans_dropped",
+            "Spans dropped: the export queue was full, or the collector refused or did not answer",
+            spans.dropped.clone(),
+        );
         m.registry.register("spans_exported", "Spans accepted by the OTLP collector", spans.exported.clone());
         m
     }

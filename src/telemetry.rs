@@ -104,7 +104,7 @@ fn otlp_provider(counters: &SpanCounters) -> (Option<SdkTracerProvider>, Option<
     let delay = Duration::from_millis(env_num("OTEL_BSP_SCHEDULE_DELAY", 5000).max(1));
     let (tx, rx) = mpsc::channel(queue);
     let (flush_tx, flush_rx) = mpsc::channel(1);
-    tokio::spawn(export_loop(exporter, rx, flush_rx, batch, delay, counters.exported.clone()));
+    tokio::spawn(export_loop(exporter, rx, flush_rx, batch, delay, counters.clone()));
     let processor = QueueProcessor { tx, flush: flush_tx, dropped: counters.dropped.clone() };
     let provider = SdkTracerProvider::builder().with_resource(resource).with_span_processor(processor).build();
     (Some(provider), Some(format!("{protocol} {endpoint}")), None)
@@ -144,7 +144,7 @@ async fn export_loop(
     mut flush: mpsc::Receiver<tokio::sync::oneshot::Sender<()>>,
     batch_size: usize,
     delay: Duration,
-    exported: Counter,
+    counters: SpanCounters,
 ) {
     let exporter = Arc::new(exporter);
     let mut batch = Vec::with_capacity(batch_size);
@@ -173,9 +173,13 @@ async fn export_loop(
             let n = spans.len() as u64;
             match exporter.export(spans).await {
                 Ok(()) => {
-                    exported.inc_by(n);
+                    counters.exported.inc_by(n);
                 }
-                Err(e) => tracing::debug!(error = %e, spans = n, "span export failed"),
+                Err(e) => {
+                    // Lost like a span that found the queue full: counted the same way.
+                    counters.dropped.inc_by(n);
+                    tracing::debug!(error = %e, spans = n, "span export failed");
+                }
             }
         }
         if rx.is_closed() && rx.is_empty() && batch.is_empty() {
