@@ -8,7 +8,8 @@ use otpgate::demo::Dataset;
 use otpgate::demo::data::{Date, Session};
 use serde_json::Value;
 
-use crate::citizen_flow::{get_auth, post, sign_in_from};
+use crate::citizen_flow::{OUTBOX_POLICY, get_auth, post, sign_in, sign_in_from};
+use crate::harness::upstream::{Hostile, OWN, OWN_APPOINTMENT, THEIR_APPOINTMENT};
 use crate::harness::*;
 
 const SCHEDULE: &str = "/api/v2/appointment/schedule";
@@ -256,4 +257,57 @@ async fn concurrent_bookings_give_each_capacity_one_seat_once_and_each_dose_once
         let s = shown(&gw, *d, date, seat).await;
         assert_eq!((&s["available_capacity"], &s["available_capacity_dose1"]), (&Value::from(0), &Value::from(0)));
     }
+}
+
+/// The gateway reads the caller's appointment ids from their own records only, and refuses (502)
+/// a list that spells the appointments key two ways rather than guess which one the registry means.
+#[tokio::test]
+async fn appointment_ids_are_read_from_the_callers_records_only() {
+    let hostile = Hostile::start().await;
+    let policy = |list: &str| {
+        let gateway = format!(
+            "citizens:\n  otp:\n{OUTBOX_POLICY}\n  subjects: {{upstream: bad, path: {list}, records: beneficiaries, owner: mobile_number, reference: beneficiary_reference_id, photo_id: photo_id_number, appointments: appointments, appointment_id: appointment_id}}\nupstreams:\n  bad: {{url: '{}'}}\n",
+            hostile.url()
+        );
+        let routes = "routes:
+  - {name: gen, methods: [POST], path: /api/v2/auth/public/generateOTP, access: public, handler: otp_generate}
+  - {name: conf, methods: [POST], path: /api/v2/auth/public/confirmOTP, access: public, handler: otp_confirm}
+  - name: slip
+    methods: [GET]
+    path: /api/v2/appointment/appointmentslip/download
+    access: citizen
+    upstream: bad
+    personal: true
+    redact: {citizen: none}
+    ownership: {request: [{param: appointment_id, kind: appointment}]}
+";
+        policy_dir(&gateway, routes)
+    };
+    let slips =
+        |hostile: &Hostile| -> Vec<String> { hostile.received().into_iter().filter(|t| t.starts_with(SLIP)).collect() };
+
+    let dir = policy("/with-appointments");
+    let gw = Gateway::serve(dir.path(), &[]);
+    let http = gw.addr("http");
+    let token = sign_in(http, &gw.data_path("otp-outbox.jsonl"), OWN).await;
+    let upper = OWN_APPOINTMENT.to_ascii_uppercase();
+    for (id, want) in [(THEIR_APPOINTMENT, 403), ("not-an-id", 400), (OWN_APPOINTMENT, 404), (upper.as_str(), 404)] {
+        // 404: the hostile registry has no slip endpoint; the request reached it.
+        let r = get_auth(http, &format!("{SLIP}?appointment_id={id}"), &token).await;
+        assert_eq!(r.status, want, "{id}: {}", r.text());
+    }
+    assert_eq!(
+        slips(&hostile),
+        [format!("{SLIP}?appointment_id={OWN_APPOINTMENT}"), format!("{SLIP}?appointment_id={upper}")],
+        "only the caller's own appointment was forwarded"
+    );
+    drop(gw);
+
+    let dir = policy("/appointments-twice");
+    let gw = Gateway::serve(dir.path(), &[]);
+    let http = gw.addr("http");
+    let token = sign_in(http, &gw.data_path("otp-outbox.jsonl"), OWN).await;
+    let r = get_auth(http, &format!("{SLIP}?appointment_id={OWN_APPOINTMENT}"), &token).await;
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert_eq!(slips(&hostile).len(), 2, "nothing more was forwarded");
 }

@@ -27,7 +27,7 @@ pub(crate) fn districts(reg: &Registry, state_id: &str) -> Answer {
     json_ok(&serde_json::json!({ "districts": districts, "ttl": 24 }))
 }
 
-/// `GET …/sessions[/public]/{calendar,find}By{District,Pin}`: capacities net of bookings.
+/// `GET …/sessions[/public]/{calendar,find}By{District,Pin}[&vaccine=…]`: capacities net of bookings.
 pub(crate) fn sessions(reg: &Registry, query: SessionQuery, q: &str) -> Answer {
     let mut centres: Vec<Centre> = if query.by_pin() {
         let pin = query_param(q, "pincode").and_then(|p| parse_digits(&p, 6)).ok_or(RegistryError::InvalidPincode)?;
@@ -39,6 +39,16 @@ pub(crate) fn sessions(reg: &Registry, query: SessionQuery, q: &str) -> Answer {
         let date = date_param(q)?;
         reg.dataset.centres_for_days(district, date, query.days()).ok_or(RegistryError::InvalidDistrict)?
     };
+    // CoWIN's optional `vaccine` filter (e.g. `COVISHIELD`): only its sessions, only centres with one.
+    if let Some(vaccine) = query_param(q, "vaccine").filter(|v| !v.is_empty()) {
+        for c in &mut centres {
+            c.sessions.retain(|s| s.vaccine.eq_ignore_ascii_case(&vaccine));
+            if let Some(fees) = &mut c.vaccine_fees {
+                fees.retain(|f| f.vaccine.eq_ignore_ascii_case(&vaccine));
+            }
+        }
+        centres.retain(|c| !c.sessions.is_empty());
+    }
     reg.bookings.apply(centres.iter_mut().flat_map(|c| c.sessions.iter_mut()));
     match query {
         SessionQuery::CalendarByDistrict | SessionQuery::CalendarByPin => {

@@ -69,6 +69,15 @@ async fn sessions_carry_cowins_fields() {
     }
     // Over 7 days x 4 centres some 18-44 session exists.
     assert!(upper_limits > 0);
+    let covaxin =
+        "/api/v2/appointment/sessions/public/calendarByDistrict?district_id=9&date=01-06-2021&vaccine=COVAXIN";
+    let v = get(&reg, covaxin, None).await.json();
+    let filtered = v["centers"].as_array().unwrap();
+    assert!(!filtered.is_empty() && filtered.len() <= centres.len());
+    for c in filtered {
+        let sessions = c["sessions"].as_array().unwrap();
+        assert!(!sessions.is_empty() && sessions.iter().all(|s| s["vaccine"] == "COVAXIN"), "{c}");
+    }
     let v = get(&reg, "/api/v2/appointment/sessions/public/findByDistrict?district_id=9&date=01-06-2021", None)
         .await
         .json();
