@@ -623,7 +623,7 @@ def rendered_policies_keys_and_tls_pass_otpgate_check():
             assert args[args.index("--tls-cert") + 1].endswith("/tls.crt")
             check += ["--tls-cert", str(tls / "tls.crt"), "--tls-key", str(tls / "tls.key")]
         out = otpgate(*check)
-        assert out.stdout.startswith("ok: 23 routes"), out.stdout
+        assert out.stdout.startswith("ok: 26 routes"), out.stdout
         assert "keys not checked" not in out.stdout + out.stderr, out.stdout + out.stderr
         if pki:
             assert "not checked" not in out.stdout + out.stderr, out.stdout + out.stderr
@@ -658,7 +658,7 @@ def partners_policy_with_its_ca_and_crl_passes_otpgate_check():
         assert sorted(p.name for p in ca_dir.iterdir()) == ["ca.pem", "crl.pem"]
         config = write_dir(tmp / "policies", files)
         out = otpgate("check", "--config", str(config))
-        assert out.stdout.startswith("ok: 22 routes"), out.stdout
+        assert out.stdout.startswith("ok: 25 routes"), out.stdout
         # The CA file really is read: without it the same policy fails.
         (ca_dir / "ca.pem").unlink()
         failed = otpgate("check", "--config", str(config), check_rc=False)

@@ -138,7 +138,10 @@ impl Blackhole {
 /// - `/error`: a 500 whose message carries a mobile number;
 /// - `/spelling/{case}`: the caller's record and a foreign one under two spellings of the records
 ///   key or the owner field ([`SPELLINGS`]); `/kelvin`: `bookings` and `boo\u212Aings` (Kelvin sign);
-/// - `/api/v2/x/{ref}`, `/api/v2/y/{ref}/certificate`: a document about reference `ref`, whoever asks.
+/// - `/api/v2/x/{ref}`, `/api/v2/y/{ref}/certificate`: a document about reference `ref`, whoever asks;
+/// - `/with-appointments`: the caller's record with appointment [`OWN_APPOINTMENT`] beside someone
+///   else's with [`THEIR_APPOINTMENT`]; `/appointments-twice`: the caller's record listing its
+///   appointments under `appointments` and `Appointments`.
 ///
 /// Every request target it receives is kept ([`Hostile::received`]).
 pub struct Hostile {
@@ -147,6 +150,8 @@ pub struct Hostile {
 }
 
 pub const OWN: &str = "9000000001";
+pub const OWN_APPOINTMENT: &str = "5b2f0c1e-3d4a-4e5f-9a6b-7c8d9e0f1a2b";
+pub const THEIR_APPOINTMENT: &str = "0a1b2c3d-4e5f-4a6b-8c7d-9e0f1a2b3c4d";
 
 impl Hostile {
     pub async fn start() -> Hostile {
@@ -249,6 +254,16 @@ async fn hostile_answer(req: Request<Incoming>) -> Result<Response<Full<Bytes>>,
                 record("10000000000005", Some(&format!("+91{OWN}"))),
             ], "ttl": 5});
             (200, "application/json", None, doc.to_string())
+        }
+        "/with-appointments" | "/appointments-twice" => {
+            let mut own = record("10000000000001", Some(OWN));
+            own["appointments"] = serde_json::json!([{"appointment_id": OWN_APPOINTMENT, "dose": 1}]);
+            if path == "/appointments-twice" {
+                own["Appointments"] = serde_json::json!([{"appointment_id": THEIR_APPOINTMENT, "dose": 1}]);
+            }
+            let mut theirs = record("10000000000002", Some("9000000002"));
+            theirs["appointments"] = serde_json::json!([{"appointment_id": THEIR_APPOINTMENT, "dose": 1}]);
+            (200, "application/json", None, serde_json::json!({"beneficiaries": [own, theirs]}).to_string())
         }
         "/foreign" => {
             let doc = serde_json::json!({"beneficiaries": [record("10000000000002", Some("9000000002"))]});

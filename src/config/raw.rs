@@ -357,7 +357,7 @@ impl Default for RawSession {
 }
 
 /// The upstream call that lists a caller's own records (their beneficiaries), used to decide
-/// whether an ID number or beneficiary reference in a request is theirs.
+/// whether an ID number, beneficiary reference or appointment id in a request is theirs.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawSubjects {
@@ -367,6 +367,13 @@ pub struct RawSubjects {
     pub owner: String,
     pub reference: String,
     pub photo_id: String,
+    /// The array in each record that lists its appointments (e.g. `appointments`); with
+    /// `appointment_id`, needed by `kind: appointment` ownership rules.
+    #[serde(default)]
+    pub appointments: Option<String>,
+    /// The id field of each of those appointments (e.g. `appointment_id`).
+    #[serde(default)]
+    pub appointment_id: Option<String>,
 }
 
 /// Whitelisted partner agencies: mTLS client certificate + API key + source CIDR.

@@ -27,7 +27,7 @@ pub(crate) fn districts(reg: &Registry, state_id: &str) -> Answer {
     json_ok(&serde_json::json!({ "districts": districts, "ttl": 24 }))
 }
 
-/// `GET …/sessions[/public]/{calendar,find}By{District,Pin}`: capacities net of bookings.
+/// `GET …/sessions[/public]/{calendar,find}By{District,Pin}[&vaccine=…]`: capacities net of bookings.
 pub(crate) fn sessions(reg: &Registry, query: SessionQuery, q: &str) -> Answer {
     let mut centres: Vec<Centre> = if query.by_pin() {
         let pin = query_param(q, "pincode").and_then(|p| parse_digits(&p, 6)).ok_or(RegistryError::InvalidPincode)?;
@@ -39,6 +39,16 @@ pub(crate) fn sessions(reg: &Registry, query: SessionQuery, q: &str) -> Answer {
         let date = date_param(q)?;
         reg.dataset.centres_for_days(district, date, query.days()).ok_or(RegistryError::InvalidDistrict)?
     };
+    // CoWIN's optional `vaccine` filter (e.g. `COVISHIELD`): only its sessions, only centres with one.
+    if let Some(vaccine) = query_param(q, "vaccine").filter(|v| !v.is_empty()) {
+        for c in &mut centres {
+            c.sessions.retain(|s| s.vaccine.eq_ignore_ascii_case(&vaccine));
+            if let Some(fees) = &mut c.vaccine_fees {
+                fees.retain(|f| f.vaccine.eq_ignore_ascii_case(&vaccine));
+            }
+        }
+        centres.retain(|c| !c.sessions.is_empty());
+    }
     reg.bookings.apply(centres.iter_mut().flat_map(|c| c.sessions.iter_mut()));
     match query {
         SessionQuery::CalendarByDistrict | SessionQuery::CalendarByPin => {
@@ -47,7 +57,7 @@ pub(crate) fn sessions(reg: &Registry, query: SessionQuery, q: &str) -> Answer {
         SessionQuery::FindByDistrict | SessionQuery::FindByPin => {
             let flat: Vec<FlatSession<'_>> = centres
                 .iter()
-                .flat_map(|c| c.sessions.iter().map(|session| FlatSession { info: &c.info, session }))
+                .flat_map(|c| c.sessions.iter().map(|session| FlatSession::new(&c.info, session)))
                 .collect();
             json_ok(&serde_json::json!({ "sessions": flat }))
         }
@@ -61,7 +71,7 @@ fn date_param(q: &str) -> Result<Date, RegistryError> {
 /// `GET /api/v2/appointment/beneficiaries`: the records of the assertion's mobile (may be empty).
 pub(crate) fn my_beneficiaries(reg: &Registry, claims: &IdentityClaims) -> Answer {
     let mobile = parse_mobile(&claims.sub).ok_or(RegistryError::Unauthenticated)?;
-    Ok(beneficiaries_json(&reg.dataset.beneficiaries_of_mobile(mobile)))
+    Ok(beneficiaries_json(reg, &reg.dataset.beneficiaries_of_mobile(mobile)))
 }
 
 /// The naive lookup: exactly one of a mobile or a photo id, anyone's records.
@@ -80,7 +90,7 @@ fn lookup(reg: &Registry, mobile: Option<&str>, photo_id: Option<&str>) -> Answe
     if found.is_empty() {
         return Err(RegistryError::NoBeneficiaries);
     }
-    Ok(beneficiaries_json(&found))
+    Ok(beneficiaries_json(reg, &found))
 }
 
 /// `GET /api/v2/appointment/beneficiaries/search?mobile=…|photo_id_number=…`.
@@ -127,15 +137,16 @@ pub(crate) fn export(reg: &Registry, q: &str) -> Answer {
     Ok(with_type(StatusCode::OK, "application/json", body))
 }
 
-/// `{"beneficiaries":[…]}` written with the same fast writer as the export.
-pub(crate) fn beneficiaries_json(list: &[Beneficiary]) -> Response<RegistryBody> {
+/// `{"beneficiaries":[…]}` written with the same fast writer as the export, each record with its
+/// live appointments (the export shows the generated ones).
+pub(crate) fn beneficiaries_json(reg: &Registry, list: &[Beneficiary]) -> Response<RegistryBody> {
     let mut out = Vec::with_capacity(32 + 400 * list.len());
     out.extend_from_slice(b"{\"beneficiaries\":[");
     for (i, b) in list.iter().enumerate() {
         if i > 0 {
             out.push(b',');
         }
-        b.write_json(&mut out);
+        b.write_json_with(&mut out, &reg.bookings.appointments_of(&reg.dataset, b));
     }
     out.extend_from_slice(b"]}");
     json_bytes(StatusCode::OK, out)

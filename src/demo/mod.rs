@@ -4,13 +4,15 @@
 //! Deliberately naive: apart from verifying the gateway's identity assertion it answers whatever it is
 //! asked, including the 2023-leak lookup of anyone's records by mobile or photo id. Data is computed
 //! from `(seed, index)` on demand ([`data`]), so `beneficiaries` costs no memory; the only state is the
-//! seat bookings ([`schedule::Bookings`]).
+//! bookings ([`bookings::Bookings`]: seats, appointments, who holds one for which dose).
 //!
 //! Module map: [`data`] records and geography · [`assertion`] identity JWT · `routes` routing table ·
-//! `endpoints` / `schedule` handlers · `export` streamed export body · `pdf` certificates ·
+//! `endpoints` / `schedule` (appointments) handlers · [`bookings`] booking state · `export` streamed
+//! export body · `pdf` certificates and appointment slips ·
 //! `response` body type and error catalogue · `serve` HTTP/1.1 + HTTP/2 listener.
 
 pub use crate::upstream::assertion;
+pub mod bookings;
 pub mod data;
 mod endpoints;
 mod export;
@@ -39,8 +41,8 @@ pub use pdf::certificate_pdf;
 pub use response::{RegistryBody, RegistryError};
 pub use serve::serve;
 
+use bookings::Bookings;
 use routes::{Access, Route};
-use schedule::Bookings;
 
 /// Largest request body the registry reads (schedule and partner search bodies are tiny).
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -126,10 +128,10 @@ impl Registry {
             (Route::Search, _) => endpoints::search(self, q),
             (Route::Certificate, _) => endpoints::certificate(self, q),
             (Route::Export, _) => endpoints::export(self, q),
-            (Route::Schedule, _) => {
-                let body = read_body(body, MAX_BODY_BYTES).await?;
-                schedule::schedule(&self.dataset, &self.bookings, &body)
-            }
+            (Route::Schedule, _) => schedule::schedule(self, &read_body(body, MAX_BODY_BYTES).await?),
+            (Route::Reschedule, _) => schedule::reschedule(self, &read_body(body, MAX_BODY_BYTES).await?),
+            (Route::Cancel, _) => schedule::cancel(self, &read_body(body, MAX_BODY_BYTES).await?),
+            (Route::AppointmentSlip, _) => schedule::appointment_slip(self, q),
             (Route::PartnerSearch, _) => {
                 let body = read_body(body, MAX_BODY_BYTES).await?;
                 endpoints::partner_search(self, &body)

@@ -1,6 +1,8 @@
-//! Vaccination certificates as small hand-written PDF 1.4 documents (one page, Helvetica text).
+//! Vaccination certificates and appointment slips as small hand-written PDF 1.4 documents (one
+//! page, Helvetica text).
 
-use super::data::{Beneficiary, Date};
+use super::bookings::Booked;
+use super::data::{Beneficiary, Date, SLOTS, centre_info};
 
 /// The certificate of `b`: a valid PDF 1.4 with a correct cross-reference table.
 pub fn certificate_pdf(b: &Beneficiary) -> Vec<u8> {
@@ -15,9 +17,31 @@ pub fn certificate_pdf(b: &Beneficiary) -> Vec<u8> {
         format!("Date of Dose 1: {}", date(b.dose1_date)),
         format!("Date of Dose 2: {}", date(b.dose2_date)),
     ];
-    let mut content = String::from("BT /F1 18 Tf 72 770 Td (Certificate for COVID-19 Vaccination) Tj ET\n");
+    text_pdf("Certificate for COVID-19 Vaccination", &lines)
+}
+
+/// The slip of appointment `a` for `people` (its beneficiaries' records, in its order).
+pub fn appointment_slip_pdf(a: &Booked, people: &[Beneficiary]) -> Vec<u8> {
+    let centre = centre_info(a.session.center_id);
+    let mut lines = vec![
+        format!("Appointment ID: {}", a.id),
+        format!("Dose: {}", a.dose),
+        format!("Date: {}", a.session.date),
+        format!("Time Slot: {}", SLOTS.get(usize::from(a.slot)).copied().unwrap_or("-")),
+        format!("Vaccination Center: {}", centre.as_ref().map_or("-", |c| c.name.as_str())),
+        format!("Address: {}", centre.as_ref().map_or("-", |c| c.address.as_str())),
+    ];
+    for b in people {
+        lines.push(format!("Beneficiary: {} (Reference ID {})", b.name(), b.reference_id));
+    }
+    text_pdf("Appointment Slip - COVID-19 Vaccination", &lines)
+}
+
+/// A one-page PDF of a title and lines of text, with a correct cross-reference table.
+fn text_pdf(title: &str, lines: &[String]) -> Vec<u8> {
+    let mut content = format!("BT /F1 18 Tf 72 770 Td ({}) Tj ET\n", escape(title));
     content.push_str("BT /F1 12 Tf 16 TL 72 730 Td\n");
-    for line in &lines {
+    for line in lines {
         content.push('(');
         content.push_str(&escape(line));
         content.push_str(") Tj T*\n");

@@ -1,7 +1,10 @@
 //! Response building for the registry: the body type, JSON/PDF responses and the error catalogue.
 //!
 //! Every error is `{"errorCode":"…","error":"…"}` with the status its variant names; codes follow
-//! CoWIN's style (`APPOIN…` appointment, `REGAUT…` authentication, `BENSRC…` search).
+//! CoWIN's style (`APPOIN…` appointment, `REGAUT…` authentication, `BENSRC…` search). Codes CoWIN
+//! is known to answer are CoWIN's own (`APPOIN0040` a full session and `APPOIN0022` an existing
+//! appointment, both 409; `APPOIN0015` an invalid slot; `APPOIN0018` an invalid PIN code); the
+//! others are the registry's, in the same style.
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -27,8 +30,8 @@ pub enum RegistryError {
     /// 400 `APPOIN0045`.
     #[error("Please enter valid district id")]
     InvalidDistrict,
-    /// 400 `APPOIN0046`.
-    #[error("Please enter valid pincode")]
+    /// 400 `APPOIN0018` (CoWIN's code and text).
+    #[error("Invalid Pincode")]
     InvalidPincode,
     /// 400 `APPOIN0047`.
     #[error("Please enter valid state id")]
@@ -39,8 +42,8 @@ pub enum RegistryError {
     /// 400 `APPOIN0042`.
     #[error("Invalid session id")]
     InvalidSession,
-    /// 400 `APPOIN0043`.
-    #[error("Invalid slot")]
+    /// 400 `APPOIN0015` (CoWIN's code and text).
+    #[error("Invalid Slot Id")]
     InvalidSlot,
     /// 400 `APPOIN0048`.
     #[error("Invalid beneficiary reference id")]
@@ -50,6 +53,15 @@ pub enum RegistryError {
         "This vaccination center is completely booked for the selected date. Please try another date or vaccination center."
     )]
     SessionFull,
+    /// 409 `APPOIN0022` (CoWIN's code): a beneficiary already holds an appointment for the dose.
+    #[error("An appointment already exists for this beneficiary and dose. Reschedule or cancel it instead.")]
+    AlreadyBooked,
+    /// 400 `APPOIN0049`: no live appointment has this id.
+    #[error("Invalid appointment id")]
+    InvalidAppointment,
+    /// 400 `APPOIN0050`: a beneficiary to cancel is not part of the appointment.
+    #[error("Beneficiary is not part of this appointment")]
+    NotInAppointment,
     /// 400 `BENSRC0001`: search needs exactly one valid `mobile` or `photo_id_number`.
     #[error("Please enter a valid mobile number or photo id number")]
     InvalidSearch,
@@ -90,8 +102,10 @@ impl RegistryError {
             | RegistryError::InvalidSlot
             | RegistryError::InvalidBeneficiary
             | RegistryError::InvalidSearch
+            | RegistryError::InvalidAppointment
+            | RegistryError::NotInAppointment
             | RegistryError::BadBody => StatusCode::BAD_REQUEST,
-            RegistryError::SessionFull => StatusCode::CONFLICT,
+            RegistryError::SessionFull | RegistryError::AlreadyBooked => StatusCode::CONFLICT,
             RegistryError::NoBeneficiaries | RegistryError::CertificateNotFound | RegistryError::NotFound => {
                 StatusCode::NOT_FOUND
             }
@@ -107,13 +121,16 @@ impl RegistryError {
             RegistryError::WrongKind => "REGAUT0002",
             RegistryError::InvalidDate => "APPOIN0044",
             RegistryError::InvalidDistrict => "APPOIN0045",
-            RegistryError::InvalidPincode => "APPOIN0046",
+            RegistryError::InvalidPincode => "APPOIN0018",
             RegistryError::InvalidState => "APPOIN0047",
             RegistryError::InvalidSchedule => "APPOIN0041",
             RegistryError::InvalidSession => "APPOIN0042",
-            RegistryError::InvalidSlot => "APPOIN0043",
+            RegistryError::InvalidSlot => "APPOIN0015",
             RegistryError::InvalidBeneficiary => "APPOIN0048",
             RegistryError::SessionFull => "APPOIN0040",
+            RegistryError::AlreadyBooked => "APPOIN0022",
+            RegistryError::InvalidAppointment => "APPOIN0049",
+            RegistryError::NotInAppointment => "APPOIN0050",
             RegistryError::InvalidSearch => "BENSRC0001",
             RegistryError::NoBeneficiaries => "BENSRC0002",
             RegistryError::CertificateNotFound => "CRTDWN0001",

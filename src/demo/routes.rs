@@ -61,6 +61,9 @@ pub(crate) enum Route<'a> {
     MyBeneficiaries,
     Search,
     Schedule,
+    Reschedule,
+    Cancel,
+    AppointmentSlip,
     Certificate,
     PartnerSearch,
     Export,
@@ -74,6 +77,9 @@ impl<'a> Route<'a> {
             "/api/v2/appointment/beneficiaries" => Route::MyBeneficiaries,
             "/api/v2/appointment/beneficiaries/search" => Route::Search,
             "/api/v2/appointment/schedule" => Route::Schedule,
+            "/api/v2/appointment/reschedule" => Route::Reschedule,
+            "/api/v2/appointment/cancel" => Route::Cancel,
+            "/api/v2/appointment/appointmentslip/download" => Route::AppointmentSlip,
             "/api/v2/registration/certificate/public/download" => Route::Certificate,
             "/api/v2/partner/beneficiaries/search" => Route::PartnerSearch,
             "/api/v2/partner/beneficiaries/export" => Route::Export,
@@ -93,7 +99,7 @@ impl<'a> Route<'a> {
 
     pub(crate) fn method(&self) -> Method {
         match self {
-            Route::Schedule | Route::PartnerSearch => Method::POST,
+            Route::Schedule | Route::Reschedule | Route::Cancel | Route::PartnerSearch => Method::POST,
             _ => Method::GET,
         }
     }
@@ -106,7 +112,13 @@ impl<'a> Route<'a> {
     pub(crate) fn access(&self) -> Access {
         match self {
             Route::States | Route::Districts(_) | Route::Sessions { public: true, .. } => Access::Public,
-            Route::Sessions { public: false, .. } | Route::Search | Route::Schedule | Route::Certificate => Access::Any,
+            Route::Sessions { public: false, .. }
+            | Route::Search
+            | Route::Schedule
+            | Route::Reschedule
+            | Route::Cancel
+            | Route::AppointmentSlip
+            | Route::Certificate => Access::Any,
             Route::MyBeneficiaries => Access::Citizen,
             Route::PartnerSearch | Route::Export => Access::Partner,
         }

@@ -8,8 +8,10 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
 use serde_json::Value;
 
-use super::data::{Date, FIRST_MOBILE};
+use super::data::{Date, FIRST_MOBILE, Session};
 use super::*;
+
+mod appointments;
 
 const KEY: &[u8] = b"registry-test-key";
 
@@ -233,7 +235,7 @@ async fn schedule_books_and_reflects_capacity() {
         (schedule_body(&sid, &["12345678901234".to_owned()]), "APPOIN0048"),
         (schedule_body(&sid, &[]), "APPOIN0041"),
         (schedule_body(&sid, &[refs[0].clone(), refs[0].clone()]), "APPOIN0041"),
-        (schedule_body(&sid, &refs).replace("09:00AM-11:00AM", "midnight"), "APPOIN0043"),
+        (schedule_body(&sid, &refs).replace("09:00AM-11:00AM", "midnight"), "APPOIN0015"),
         ("[1,2]".to_owned(), "GENERR0400"),
     ];
     for (body, code) in cases {

@@ -33,7 +33,8 @@ pub use request::check_request;
 pub use response::filter_response;
 pub use strict::parse_strict;
 
-/// What the caller owns: their mobile (10 digits) and, when known, their beneficiaries.
+/// What the caller owns: their mobile (10 digits) and, when known, their beneficiaries and those
+/// beneficiaries' appointments.
 ///
 /// `Debug` prints only whether the mobile is set and how many references are held, never the values.
 #[derive(Clone, Default)]
@@ -44,6 +45,8 @@ pub struct Subjects {
     pub beneficiary_refs: HashSet<String>,
     /// Photo id numbers (12 digits) of those beneficiaries.
     pub photo_ids: HashSet<String>,
+    /// Appointment ids (UUID form, lowercase) of those beneficiaries.
+    pub appointment_ids: HashSet<String>,
 }
 
 impl fmt::Debug for Subjects {
@@ -52,6 +55,7 @@ impl fmt::Debug for Subjects {
             .field("mobile", &if self.mobile.is_empty() { "<none>" } else { "<set>" })
             .field("beneficiary_refs", &self.beneficiary_refs.len())
             .field("photo_ids", &self.photo_ids.len())
+            .field("appointment_ids", &self.appointment_ids.len())
             .finish()
     }
 }
@@ -66,6 +70,9 @@ pub enum SubjectKind {
     PhotoId,
     /// A 13–14 digit beneficiary reference id; must be in [`Subjects::beneficiary_refs`].
     Beneficiary,
+    /// An appointment id in UUID form (`8-4-4-4-12` hex digits, either case); must be in
+    /// [`Subjects::appointment_ids`] (compared lowercased).
+    Appointment,
 }
 
 /// A parameter that names a subject, looked for in the route's path parameters, the query string AND a

@@ -29,7 +29,9 @@ use super::{Checked, OwnershipError, RequestRule, SubjectKind, Subjects};
 /// - Values: empty, non-digit or wrong-length values are `Ambiguous`. A mobile must be exactly 10 digits
 ///   (first 6–9; prefixed spellings such as `91…` are refused, since backends may read them differently)
 ///   and equal the caller's; a photo id is 12 digits and in `photo_ids`; a beneficiary reference is 13–14
-///   digits and in `beneficiary_refs`; otherwise `NotOwned`. Comparisons are constant-time.
+///   digits and in `beneficiary_refs`; an appointment id is a UUID (`8-4-4-4-12` hex digits, either case,
+///   nothing around it) and, lowercased, in `appointment_ids`; otherwise `NotOwned`. Comparisons are
+///   constant-time.
 ///
 /// Every `Ambiguous` cause is looked for before any ownership, so the error does not depend on the order of
 /// parameters: a request that is both ambiguous and not owned is `Ambiguous`.
@@ -168,6 +170,9 @@ fn well_formed(kind: SubjectKind, value: &[u8]) -> Result<(), OwnershipError> {
     if value.contains(&b'%') {
         return Err(OwnershipError::Ambiguous("double percent-encoding"));
     }
+    if kind == SubjectKind::Appointment {
+        return if is_uuid(value) { Ok(()) } else { Err(OwnershipError::Ambiguous("appointment id is not a UUID")) };
+    }
     if !value.iter().all(u8::is_ascii_digit) {
         return Err(OwnershipError::Ambiguous("subject value is not digits"));
     }
@@ -194,5 +199,15 @@ fn owned(kind: SubjectKind, value: &[u8], caller_mobile: Option<&str>, subjects:
         SubjectKind::Mobile => caller_mobile.is_some_and(|caller| ct_eq(caller, value)),
         SubjectKind::PhotoId => ct_contains(&subjects.photo_ids, value),
         SubjectKind::Beneficiary => ct_contains(&subjects.beneficiary_refs, value),
+        SubjectKind::Appointment => ct_contains(&subjects.appointment_ids, &value.to_ascii_lowercase()),
     }
+}
+
+/// `8-4-4-4-12` ASCII hex digits, hyphens exactly there: the one spelling of an appointment id.
+pub(crate) fn is_uuid(value: &[u8]) -> bool {
+    value.len() == 36
+        && value.iter().enumerate().all(|(i, b)| match i {
+            8 | 13 | 18 | 23 => *b == b'-',
+            _ => b.is_ascii_hexdigit(),
+        })
 }

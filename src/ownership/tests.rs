@@ -1,5 +1,6 @@
 //! Tests of the ownership checks: one file per side, plus property tests.
 
+mod appointments;
 mod helpers;
 mod keys;
 mod mobile_strict;

@@ -153,7 +153,7 @@ pub async fn sanitized_error(resp: Response<Incoming>, request_id: &str) -> Resp
         400 | 422 => "the registry refused the request",
         401 | 403 => "the registry refused access",
         404 | 410 => "the registry has no such record",
-        409 => "the registry reports a conflict (for a booking: the session may be full)",
+        409 => "the registry reports a conflict (for a booking: the session is full, or the appointment exists)",
         429 => "the registry is limiting requests; try again later",
         503 | 504 => "the registry is unavailable; try again later",
         _ => "the registry could not complete the request",

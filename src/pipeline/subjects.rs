@@ -1,7 +1,10 @@
 //! The `ownership` phase, request side: every parameter of a citizen's request that names a
-//! subject must be the caller's (see `ownership`). ID numbers and beneficiary references are
-//! checked against the caller's own record list, fetched from the registry with the caller's
-//! identity assertion and cached briefly per session.
+//! subject must be the caller's (see `ownership`). ID numbers, beneficiary references and
+//! appointment ids are checked against the caller's own record list (and each record's
+//! appointments), fetched from the registry with the caller's identity assertion and cached
+//! briefly per session. A request refused against a cached list is checked once more against a
+//! fresh one: an appointment booked a moment ago (here, through another session or another
+//! replica) is the caller's at once, not only when the cache expires.
 
 use std::sync::Arc;
 
@@ -45,37 +48,57 @@ pub async fn check(
         cx.outcome.released_owners = vec![citizen.mobile().as_str().to_string()];
     }
     let Some(own) = permit.ownership().filter(|o| o.checks_request()) else { return Ok(()) };
-    let subjects = subjects(app, permit, assertion.unwrap_or_default(), own.needs_subjects, cx).await?;
+    let assertion = assertion.unwrap_or_default();
     let content_type = head.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    ownership::check_request(&cx.path_params, head.uri.query(), body, content_type, &own.request, &subjects)
-        .map(drop)
-        .map_err(ownership_error)
+    let check = |subjects: &Subjects| {
+        ownership::check_request(&cx.path_params, head.uri.query(), body, content_type, &own.request, subjects)
+    };
+    let (subjects, fresh) = subjects(app, permit, assertion, own.needs_subjects, cx).await?;
+    match check(&subjects) {
+        Err(OwnershipError::NotOwned) if !fresh => {
+            // The cached list may predate a booking: ask the registry once more (the route's
+            // limits bound how often a caller can make the gateway do so).
+            if let Some(citizen) = permit.citizen() {
+                app.subjects.invalidate(citizen.session_id()).await;
+            }
+            let (subjects, _) = self::subjects(app, permit, assertion, own.needs_subjects, cx).await?;
+            check(&subjects).map(drop).map_err(ownership_error)
+        }
+        checked => checked.map(drop).map_err(ownership_error),
+    }
 }
 
-/// The caller's own subjects: just the mobile, or with their records when a rule needs them.
+/// The caller's own subjects: just the mobile, or with their records when a rule needs them; and
+/// whether they were fetched for this call (`false`: from the cache).
 async fn subjects(
     app: &App,
     permit: &Permit<'_>,
     assertion: &str,
     with_records: bool,
     cx: &RequestCtx,
-) -> Result<Arc<Subjects>, GatewayError> {
+) -> Result<(Arc<Subjects>, bool), GatewayError> {
     let citizen = permit.citizen().ok_or(GatewayError::Unauthenticated)?;
     let mobile_only = || Arc::new(Subjects { mobile: citizen.mobile().as_str().to_string(), ..Subjects::default() });
     if !with_records {
-        return Ok(mobile_only());
+        return Ok((mobile_only(), true));
     }
     // Compilation refuses record-naming rules without `citizens.subjects`.
     let Some(source) = cx.rt.policy.citizens.as_ref().and_then(|c| c.subjects.as_ref()) else {
-        return Ok(mobile_only());
+        return Ok((mobile_only(), true));
     };
-    app.subjects.try_get_with(citizen.session_id().to_string(), fetch(permit, source, assertion, cx)).await.map_err(
+    let fetched = std::sync::atomic::AtomicBool::new(false);
+    let fetching = async {
+        fetched.store(true, std::sync::atomic::Ordering::Relaxed);
+        fetch(permit, source, assertion, cx).await
+    };
+    let subjects = app.subjects.try_get_with(citizen.session_id().to_string(), fetching).await.map_err(
         |e: Arc<GatewayError>| match *e {
             GatewayError::UpstreamTimeout => GatewayError::UpstreamTimeout,
             GatewayError::UpstreamUnavailable => GatewayError::UpstreamUnavailable,
             _ => GatewayError::UpstreamBadResponse,
         },
-    )
+    )?;
+    Ok((subjects, fetched.load(std::sync::atomic::Ordering::Relaxed)))
 }
 
 async fn fetch(
@@ -121,6 +144,16 @@ async fn fetch(
         }
         if let Some(p) = text(&source.photo_id)? {
             subjects.photo_ids.insert(p);
+        }
+        let Some((list, id)) = &source.appointments else { continue };
+        let appointments = ownership::unique_member(fields, list).map_err(spelled_twice)?;
+        for appointment in appointments.and_then(|a| a.as_array()).into_iter().flatten() {
+            let Some(appointment) = appointment.as_object() else { continue };
+            if let Some(serde_json::Value::String(a)) =
+                ownership::unique_member(appointment, id).map_err(spelled_twice)?
+            {
+                subjects.appointment_ids.insert(a.to_ascii_lowercase());
+            }
         }
     }
     Ok(Arc::new(subjects))

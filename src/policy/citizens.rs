@@ -60,6 +60,8 @@ pub struct SubjectSource {
     pub owner: String,
     pub reference: String,
     pub photo_id: String,
+    /// `(array in each record, id field in each of its elements)` of the records' appointments.
+    pub appointments: Option<(String, String)>,
 }
 
 #[derive(Debug, Clone)]
@@ -161,6 +163,14 @@ pub fn compile(m: &Merged, errors: &mut Vec<ConfigError>) -> Option<Citizens> {
         if crate::policy::router::parse_template(&sub.path).is_err() || sub.path.contains('{') {
             errors.push(at.err("subjects.path", "must be a plain path such as /api/v2/appointment/beneficiaries"));
         }
+        let appointments = match (&sub.appointments, &sub.appointment_id) {
+            (Some(list), Some(id)) => Some((list.clone(), id.clone())),
+            (None, None) => None,
+            _ => {
+                errors.push(at.err("subjects.appointments", "`appointments` and `appointment_id` go together"));
+                None
+            }
+        };
         upstream.map(|upstream| SubjectSource {
             upstream,
             path: sub.path.clone(),
@@ -168,6 +178,7 @@ pub fn compile(m: &Merged, errors: &mut Vec<ConfigError>) -> Option<Citizens> {
             owner: sub.owner.clone(),
             reference: sub.reference.clone(),
             photo_id: sub.photo_id.clone(),
+            appointments,
         })
     });
     let assertion_ttl = c.assertion_ttl.map_or(Duration::from_secs(300), |d| d.0);

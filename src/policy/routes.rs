@@ -432,7 +432,16 @@ fn ownership(at: &At, r: &RawRoute, cx: &Context<'_>, errors: &mut Vec<ConfigErr
             errors.push(at.err("ownership", "give request rules, a response rule, or both"))
         }
         (Some(o), _, _) if o.needs_subjects && cx.citizens.is_some_and(|c| c.subjects.is_none()) => {
-            errors.push(at.err("ownership", "ID-number and beneficiary rules need `citizens.subjects`"))
+            errors.push(at.err("ownership", "ID-number, beneficiary and appointment rules need `citizens.subjects`"))
+        }
+        (Some(o), _, _)
+            if o.request.iter().any(|rule| rule.kind == SubjectKind::Appointment)
+                && cx.citizens.and_then(|c| c.subjects.as_ref()).is_some_and(|s| s.appointments.is_none()) =>
+        {
+            errors.push(at.err(
+                "ownership",
+                "appointment rules need `citizens.subjects.appointments` and `appointment_id` (where the registry lists each record's appointments)",
+            ))
         }
         _ => {}
     }

@@ -122,6 +122,29 @@ fn citizen_rules_are_validated_with_paths() {
 }
 
 #[test]
+fn appointment_rules_need_the_records_appointments() {
+    let subjects = |extra: &str| {
+        format!(
+            "citizens:\n  subjects: {{upstream: reg, path: /b, records: beneficiaries, owner: mobile_number, reference: beneficiary_reference_id, photo_id: photo_id_number{extra}}}\n"
+        )
+    };
+    let routes = format!(
+        "{UPSTREAM}routes:
+  - {{name: slip, methods: [GET], path: /slip, access: citizen, upstream: reg, ownership: {{request: [{{param: appointment_id, kind: appointment}}]}}}}
+"
+    );
+    let errors = load_files(&[("c.yaml", &subjects("")), ("r.yaml", &routes)]).unwrap_err();
+    let got: Vec<String> = errors.iter().map(|e| format!("{}:{}", e.file, e.path)).collect();
+    assert_eq!(got, ["r.yaml:routes[0].ownership"]);
+    let half = load_files(&[("c.yaml", &subjects(", appointments: appointments")), ("r.yaml", &routes)]).unwrap_err();
+    assert!(half.iter().any(|e| e.path == "citizens.subjects.appointments"), "{half:#?}");
+    let whole = subjects(", appointments: appointments, appointment_id: appointment_id");
+    let p = load_files(&[("c.yaml", &whole), ("r.yaml", &routes)]).expect("valid");
+    let source = p.citizens.as_ref().and_then(|c| c.subjects.as_ref()).unwrap();
+    assert_eq!(source.appointments, Some(("appointments".to_string(), "appointment_id".to_string())));
+}
+
+#[test]
 fn streaming_is_for_partner_routes_with_a_json_profile() {
     let shipped = load(&Sources::embedded(), &Vec::new(), &[0; 32]).expect("shipped policy is valid");
     let streamed: Vec<&str> = shipped

@@ -148,7 +148,7 @@ impl Dataset {
                     index: u8::from(centre == 0),
                 };
                 Some(Appointment {
-                    appointment_id: HexId((u128::from(h1) << 64) | u128::from(mix(h2))),
+                    appointment_id: self.appointment_id_of(index),
                     session,
                     session_id: self.session_id(session),
                     slot: ((h2 >> 50) % geo::SLOTS.len() as u64) as u8,
@@ -193,8 +193,14 @@ impl Beneficiary {
         self.photo_id_number.to_string()
     }
 
-    /// Append this record as one CoWIN-shaped JSON object.
+    /// Append this record as one CoWIN-shaped JSON object, with its generated appointment.
     pub fn write_json(&self, out: &mut Vec<u8>) {
+        self.write_json_with(out, self.appointment.as_slice());
+    }
+
+    /// Append this record as one CoWIN-shaped JSON object, with `appointments` as its live ones
+    /// (the registry's bookings, which replace the generated appointment once it was touched).
+    pub fn write_json_with(&self, out: &mut Vec<u8>, appointments: &[Appointment]) {
         out.reserve(512);
         out.extend_from_slice(b"{\"beneficiary_reference_id\":");
         push_u64_str(out, self.reference_id);
@@ -228,7 +234,10 @@ impl Beneficiary {
         out.extend_from_slice(b",\"district_id\":");
         push_u64(out, u64::from(self.district_id));
         out.extend_from_slice(b",\"appointments\":[");
-        if let Some(a) = &self.appointment {
+        for (i, a) in appointments.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
             a.write_json(out);
         }
         out.extend_from_slice(b"]}");

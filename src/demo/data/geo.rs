@@ -63,17 +63,55 @@ pub struct CentreInfo {
     pub fee_type: &'static str,
 }
 
+/// One session, in CoWIN's v2 shape (`session_id`, `date`, `available_capacity` and its split by
+/// dose, age limits, `vaccine`, `slots` as strings).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Session {
     #[serde(skip)]
     pub key: SessionKey,
     pub session_id: HexId,
     pub date: Date,
-    /// The generated capacity; the registry subtracts booked seats before answering.
+    /// Seats left, both doses: always `available_capacity_dose1 + available_capacity_dose2`. The
+    /// generated values; the registry subtracts booked seats before answering.
     pub available_capacity: u32,
+    pub available_capacity_dose1: u32,
+    pub available_capacity_dose2: u32,
     pub min_age_limit: u32,
+    /// Present only on sessions with an upper age limit (the 18–44 sessions of 2021).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_age_limit: Option<u32>,
+    /// Every adult may book: 18+ without an upper limit.
+    pub allow_all_age: bool,
     pub vaccine: &'static str,
     pub slots: &'static [&'static str],
+}
+
+impl Session {
+    /// Seats left for `dose` (1 or 2; any other dose has none).
+    pub fn capacity_for(&self, dose: u8) -> u32 {
+        match dose {
+            1 => self.available_capacity_dose1,
+            2 => self.available_capacity_dose2,
+            _ => 0,
+        }
+    }
+
+    /// Take `seats` off `dose`'s capacity (never below zero) and keep the total in step.
+    pub fn subtract(&mut self, dose: u8, seats: u32) {
+        match dose {
+            1 => self.available_capacity_dose1 = self.available_capacity_dose1.saturating_sub(seats),
+            2 => self.available_capacity_dose2 = self.available_capacity_dose2.saturating_sub(seats),
+            _ => {}
+        }
+        self.available_capacity = self.available_capacity_dose1 + self.available_capacity_dose2;
+    }
+}
+
+/// A paid centre's price of one vaccine (`vaccine_fees` of `calendarBy*`).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct VaccineFee {
+    pub vaccine: &'static str,
+    pub fee: &'static str,
 }
 
 /// A centre with its sessions over some days (the `calendarBy*` shape).
@@ -82,15 +120,37 @@ pub struct Centre {
     #[serde(flatten)]
     pub info: CentreInfo,
     pub sessions: Vec<Session>,
+    /// Paid centres only: the price of each vaccine its sessions give.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vaccine_fees: Option<Vec<VaccineFee>>,
 }
 
-/// One session with its centre's facts (the `findBy*` shape).
+/// One session with its centre's facts and the session's `fee` (the `findBy*` shape).
 #[derive(Clone, Debug, Serialize)]
 pub struct FlatSession<'a> {
     #[serde(flatten)]
     pub info: &'a CentreInfo,
     #[serde(flatten)]
     pub session: &'a Session,
+    /// `"0"` at free centres, the vaccine's price at paid ones.
+    pub fee: &'static str,
+}
+
+impl<'a> FlatSession<'a> {
+    pub fn new(info: &'a CentreInfo, session: &'a Session) -> FlatSession<'a> {
+        let fee = if info.fee_type == "Paid" { vaccine_fee(session.vaccine) } else { "0" };
+        FlatSession { info, session, fee }
+    }
+}
+
+/// The price of one dose at a paid centre, in rupees: the ceilings India set for private
+/// hospitals in June 2021.
+pub fn vaccine_fee(vaccine: &str) -> &'static str {
+    match vaccine {
+        "COVAXIN" => "1410",
+        "SPUTNIK V" => "1145",
+        _ => "780",
+    }
 }
 
 /// The `center_id` of centre `c` of `district_id`.
@@ -187,12 +247,21 @@ impl Dataset {
             0 => 0,
             _ => 20 + ((h >> 8) % 180) as u32,
         };
+        // The capacity-1 session's seat is a first dose; elsewhere up to half the seats are second doses.
+        let dose2 = if capacity_one { 0 } else { available_capacity * ((h >> 32) % 51) as u32 / 100 };
+        let min_age_limit = if capacity_one || (h >> 20) & 1 == 0 { 18 } else { 45 };
+        // A third of the 18+ sessions are for 18-44 only, as in May-June 2021.
+        let max_age_limit = (!capacity_one && min_age_limit == 18 && (h >> 40).is_multiple_of(3)).then_some(44);
         Some(Session {
             key,
             session_id: self.session_id(key),
             date: key.date,
             available_capacity,
-            min_age_limit: if capacity_one || (h >> 20) & 1 == 0 { 18 } else { 45 },
+            available_capacity_dose1: available_capacity - dose2,
+            available_capacity_dose2: dose2,
+            min_age_limit,
+            max_age_limit,
+            allow_all_age: min_age_limit == 18 && max_age_limit.is_none(),
             vaccine: if capacity_one { VACCINES[0] } else { VACCINES[((h >> 24) % 3) as usize] },
             slots: SLOTS,
         })
@@ -233,7 +302,14 @@ impl Dataset {
                 sessions.extend(self.session(SessionKey { center_id, date, index }));
             }
         }
-        Some(Centre { info, sessions })
+        let vaccine_fees = (info.fee_type == "Paid").then(|| {
+            let mut fees: Vec<VaccineFee> =
+                sessions.iter().map(|s| VaccineFee { vaccine: s.vaccine, fee: vaccine_fee(s.vaccine) }).collect();
+            fees.sort_by_key(|f| f.vaccine);
+            fees.dedup();
+            fees
+        });
+        Some(Centre { info, sessions, vaccine_fees })
     }
 
     /// The centres of `district_id` with sessions on `days` days from `from` (`None`: no such district).

@@ -23,9 +23,10 @@ mod tests;
 
 pub use beneficiary::{Appointment, Beneficiary, Gender, VaccinationStatus, Vaccine};
 pub use date::{Date, YEARS};
+pub(crate) use geo::centre_info;
 pub use geo::{
     CAPACITY_ONE_SESSION, CENTRES_PER_DISTRICT, Centre, CentreInfo, District, FlatSession, SLOTS, Session, SessionKey,
-    State,
+    State, VaccineFee, vaccine_fee,
 };
 pub use verhoeff::{verhoeff_check_digit, verhoeff_valid};
 
@@ -50,6 +51,7 @@ pub(crate) const TAG_RECORD: u64 = 2;
 pub(crate) const TAG_FAMILY: u64 = 3;
 pub(crate) const TAG_SESSION: u64 = 4;
 pub(crate) const TAG_KEYS: u64 = 5;
+pub(crate) const TAG_APPOINTMENT: u64 = 6;
 
 /// splitmix64's finaliser.
 #[inline]
@@ -252,6 +254,28 @@ impl Dataset {
     pub fn beneficiary_by_photo_id(&self, photo_id: &str) -> Option<Beneficiary> {
         let p = parse_digits(photo_id, 12)?;
         self.index_of_photo_id(p).map(|i| self.beneficiary(i))
+    }
+
+    /// The id of the appointment generated for beneficiary `index` (whether or not it has one): the
+    /// index and a 64-bit check, masked by the seed, so the registry finds the record from the id.
+    pub fn appointment_id_of(&self, index: u64) -> HexId {
+        let plain = (u128::from(index) << 64) | u128::from(hash(self.seed, TAG_APPOINTMENT, index));
+        HexId(plain ^ self.appointment_mask())
+    }
+
+    /// The beneficiary whose generated appointment has id `id`, if it is one of the `N` records and
+    /// has a generated appointment.
+    pub fn index_of_generated_appointment(&self, id: HexId) -> Option<u64> {
+        let plain = id.0 ^ self.appointment_mask();
+        let index = (plain >> 64) as u64;
+        let check = plain as u64;
+        (index < self.beneficiaries && check == hash(self.seed, TAG_APPOINTMENT, index))
+            .then_some(index)
+            .filter(|&i| self.beneficiary(i).appointment.is_some())
+    }
+
+    fn appointment_mask(&self) -> u128 {
+        self.sid_mask.rotate_left(64) ^ (u128::from(hash(self.seed, TAG_APPOINTMENT, u64::MAX)) << 64)
     }
 
     /// The district every beneficiary of `mobile` lives in.

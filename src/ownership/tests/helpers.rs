@@ -11,12 +11,15 @@ pub const OTHER_PHOTO: &str = "999999999999";
 pub const REF: &str = "12345678901234";
 pub const REF13: &str = "1234567890123";
 pub const OTHER_REF: &str = "99999999999999";
+pub const APPOINTMENT: &str = "0f3c9a2e-7d41-4b8e-9a65-2c7e1d9b4f10";
+pub const OTHER_APPOINTMENT: &str = "6a1d2e3f-4b5c-4d6e-8f70-8192a3b4c5d6";
 
 pub fn subjects() -> Subjects {
     Subjects {
         mobile: CALLER.to_owned(),
         beneficiary_refs: HashSet::from([REF.to_owned(), REF13.to_owned()]),
         photo_ids: HashSet::from([PHOTO.to_owned()]),
+        appointment_ids: HashSet::from([APPOINTMENT.to_owned()]),
     }
 }
 
