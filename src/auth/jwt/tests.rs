@@ -417,3 +417,15 @@ proptest! {
         prop_assert!(t.verify(&s, NOW).is_err());
     }
 }
+
+#[test]
+fn a_clock_jump_either_way_never_lengthens_a_token_s_life() {
+    // The same token, verified cached and uncached, as the clock jumps.
+    let t = tokens();
+    let token = t.issue(SUB, NOW).unwrap();
+    assert!(t.verify(&token, NOW + 10).is_ok(), "cached from here on");
+    assert_eq!(t.verify(&token, NOW - 600), Err(TokenError::NotYetValid), "back 10 min: refused, not extended");
+    assert!(t.verify(&token, NOW - 20).is_ok(), "within the leeway");
+    assert_eq!(t.verify(&token, NOW + 3600), Err(TokenError::Expired), "forward past exp: refused");
+    assert!(t.verify(&token, NOW + 60).is_ok(), "and back again: valid within its life");
+}
