@@ -19,7 +19,9 @@ if ! command -v nginx >/dev/null 2>&1; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null \
     || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nginx-light >/dev/null; }
 fi
-cargo build --release --locked --quiet --bin otpgate
+# OTPGATE_BIN=path skips the build (a binary built earlier from this tree).
+BIN=${OTPGATE_BIN:-target/release/otpgate}
+[ -n "${OTPGATE_BIN:-}" ] || cargo build --release --locked --quiet --bin otpgate
 work=$(mktemp -d)
 cleanup() {
   [ -n "${gw:-}" ] && kill "$gw" 2>/dev/null || true
@@ -31,7 +33,7 @@ trap cleanup EXIT
 
 # otpgate: the demo (its registry idles in the same process), HTTPS on a fixed port.
 OTP_PORT=18443 NGX_PORT=18444
-taskset -c 0 target/release/otpgate demo --listen 127.0.0.1:$OTP_PORT --admin 127.0.0.1:0 \
+taskset -c 0 "$BIN" demo --listen 127.0.0.1:$OTP_PORT --admin 127.0.0.1:0 \
   --data-dir "$work/demo" >"$work/otpgate.out" 2>&1 &
 gw=$!
 for _ in $(seq 100); do grep -q "listening https" "$work/otpgate.out" 2>/dev/null && break; sleep 0.1; done
