@@ -154,6 +154,25 @@ async fn an_export_the_client_abandons_is_audited_as_such() {
     assert!(n > 0 && n < 200_000, "what went out before the hang-up is counted: {last}");
 }
 
+#[tokio::test]
+async fn sigterm_lets_an_export_in_flight_finish_and_audits_its_end() {
+    const N: usize = 50_000;
+    let mut gw = Gateway::demo(&["--beneficiaries", &N.to_string()]);
+    let resp = partner_get(&gw, "/api/v2/partner/beneficiaries/export?district_id=0").await;
+    assert_eq!(resp.status(), 200);
+    let mut body = resp.into_body();
+    let first = body.frame().await.expect("a first frame").expect("data").into_data().unwrap();
+    gw.signal("TERM");
+    let rest = body.collect().await.expect("the stream is finished, not cut").to_bytes();
+    let whole = [first, rest].concat();
+    let v: serde_json::Value = serde_json::from_slice(&whole).expect("one valid document");
+    assert_eq!(v["beneficiaries"].as_array().unwrap().len(), N);
+    let status = gw.wait_exit(std::time::Duration::from_secs(20)).expect("exits once the stream is done");
+    assert!(status.success());
+    let [_, last] = stream_records(&gw, "partner-export").await;
+    assert_eq!((last["reason"].as_str(), last["record_count"].as_u64()), (Some("stream_complete"), Some(N as u64)));
+}
+
 /// The two audit records of the one streamed request on `route` (waiting for the second, which is
 /// written when the stream ends), same request and trace id.
 async fn stream_records(gw: &Gateway, route: &str) -> [serde_json::Value; 2] {
