@@ -28,6 +28,7 @@ fn full_dir(kid: &str) -> tempfile::TempDir {
     put(dir.path(), IDENTITY_KEY_FILE, HEX_KEY);
     put(dir.path(), AUDIT_KEY_FILE, HEX_KEY);
     put(dir.path(), REDACT_KEY_FILE, HEX_KEY);
+    put(dir.path(), TICKETS_KEY_FILE, HEX_KEY);
     dir
 }
 
@@ -122,8 +123,9 @@ fn valid_kid_pattern() {
 
 #[test]
 fn symmetric_key_errors_are_named() {
-    let cases: [(&str, Option<&str>); 7] = [
+    let cases: [(&str, Option<&str>); 8] = [
         (OTP_KEY_FILE, None),
+        (TICKETS_KEY_FILE, None),
         (AUDIT_KEY_FILE, None),
         (REDACT_KEY_FILE, Some("zz")),
         (OTP_KEY_FILE, Some("zz not hex")),
@@ -174,12 +176,13 @@ fn generate_creates_what_is_missing_with_private_modes() {
     let root = tempfile::tempdir().unwrap();
     let dir = root.path().join("keys").join("nested");
     let written = generate(&dir).unwrap();
-    assert_eq!(written.len(), 5, "session key, otp, identity, audit, redact: {written:?}");
+    assert_eq!(written.len(), 6, "session key, otp, identity, audit, redact, tickets: {written:?}");
     let secrets = load(&dir).unwrap();
     assert_eq!(secrets.sessions.kids().len(), 1);
     assert_eq!(secrets.otp_key.len(), 32);
     assert_ne!(secrets.otp_key, secrets.identity_key);
     assert_ne!(secrets.audit_key, secrets.redact_key);
+    assert_ne!(secrets.redact_key, secrets.tickets_key);
     let active = secrets.sessions.active_kid();
     assert!(active.starts_with(&date_prefix(today_days())), "{active}");
     #[cfg(unix)]
