@@ -33,10 +33,16 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Client-sent headers that could claim an identity, carry a credential meant for the gateway, or
-/// forge forwarding information. Matched on the normalized name, so every spelling is caught.
+/// Headers by which many frameworks let a client replace the request method: the upstream could
+/// run a method the route does not allow (a `GET` the policy permits obeyed as a `DELETE`).
+const METHOD_OVERRIDES: [&str; 3] = ["x-http-method-override", "x-http-method", "x-method-override"];
+
+/// Client-sent headers that could claim an identity, carry a credential meant for the gateway,
+/// forge forwarding information or override the method authorized. Matched on the normalized
+/// name, so every spelling is caught.
 pub fn is_stripped_request_header(normalized: &str, extra: &[String]) -> bool {
     crate::policy::identity_header(normalized)
+        || METHOD_OVERRIDES.contains(&normalized)
         || extra.iter().any(|e| e == normalized)
         || normalized == "x-request-id"
         || normalized == "traceparent"
