@@ -49,6 +49,13 @@ pub fn is_stripped_request_header(normalized: &str, extra: &[String]) -> bool {
         || normalized == "tracestate"
 }
 
+/// A header spelled like a framing or hop-by-hop header with `_` or `.` for `-`
+/// (`Transfer_Encoding`, `content.length`): no framing to the gateway's parser, but the same CGI
+/// variable (`HTTP_TRANSFER_ENCODING`) to an upstream that maps names that way.
+fn framing_look_alike(name: &str, normalized: &str) -> bool {
+    name != normalized && (HOP_BY_HOP.contains(&normalized) || normalized == "content-length" || normalized == "host")
+}
+
 /// The address of the real client: the socket peer, or, when the peer is a trusted proxy, the
 /// rightmost `X-Forwarded-For` hop that is not itself a trusted proxy. Unparseable hops end the
 /// walk (the hop before them is the last one vouched for), so random values open no new identity.
@@ -120,7 +127,9 @@ pub fn upstream_request_headers(incoming: &HeaderMap, fwd: &Forwarding<'_>, poli
             // The allowlist takes names exactly as spelled (a `content_type` is not a
             // `content-type` here, though some servers would read it as one); the denylist
             // catches every spelling.
-            is_stripped_request_header(&normalize_name(n.as_str()), &policy.strip_headers)
+            let normalized = normalize_name(n.as_str());
+            is_stripped_request_header(&normalized, &policy.strip_headers)
+                || framing_look_alike(n.as_str(), &normalized)
                 || fwd.allow.is_some_and(|allow| !allow.iter().any(|a| a == n.as_str()))
         })
         .cloned()
