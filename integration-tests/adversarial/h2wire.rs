@@ -30,6 +30,7 @@ pub const SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
 
 pub const CANCEL: u32 = 0x8;
 pub const REFUSED_STREAM: u32 = 0x7;
+pub const ENHANCE_YOUR_CALM: u32 = 0xb;
 
 const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 

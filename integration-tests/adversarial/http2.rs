@@ -68,7 +68,8 @@ async fn adversarial_h2_rapid_reset_is_cut_off_with_goaway_and_bounded() {
     }
     h.drain(Duration::from_secs(2)).await;
     let goaway = h.goaway.clone();
-    assert!(goaway.is_some() || h.eof, "the connection survived {STREAMS} rapid resets");
+    let code = goaway.as_ref().and_then(Frame::error_code);
+    assert_eq!(code, Some(ENHANCE_YOUR_CALM), "the connection survived {STREAMS} rapid resets (eof: {})", h.eof);
     assert!(started.elapsed() < Duration::from_secs(8));
     let reached = count(&s, "rr=");
     assert!(reached < 200, "{reached} of {STREAMS} reset requests reached the upstream (goaway: {goaway:?})");
@@ -111,7 +112,8 @@ async fn adversarial_h2_continuation_floods_are_cut_off() {
             cut = h.eof || h.goaway.is_some();
         }
         assert!(cut, "{variant}: {sent} bytes of CONTINUATION accepted without the connection being cut");
-        assert!(sent < 32 << 20, "{variant}: {sent} bytes accepted before the cut");
+        // What the gateway read, plus what loopback socket buffers hold.
+        assert!(sent < 8 << 20, "{variant}: {sent} bytes accepted before the cut");
         assert!(started.elapsed() < Duration::from_secs(10));
         assert_eq!(count(&s, &format!("flood={variant}")), 0, "{variant}: a flooded request reached the upstream");
     }
@@ -142,8 +144,8 @@ async fn adversarial_h2_empty_data_flood_is_cut_off() {
     let end = h.finish(1, Duration::from_secs(5)).await;
     let took = started.elapsed();
     assert!(
-        end.status == Some(408) || end.reset.is_some() || end.goaway.is_some() || end.closed,
-        "the stream was neither answered 408 nor reset: {end:?}"
+        end.status == Some(408) || end.goaway == Some(ENHANCE_YOUR_CALM),
+        "the stream was neither answered 408 nor the connection calmed: {end:?}"
     );
     assert!(took < Duration::from_secs(8), "cut off after {took:?}");
     assert_eq!(count(&s, "empty-data=1"), 0, "a body that never ended was forwarded");
