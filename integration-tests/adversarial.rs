@@ -53,8 +53,13 @@ pub struct Adv {
 
 impl Adv {
     pub async fn new() -> Adv {
+        Adv::with_gateway(GATEWAY).await
+    }
+
+    /// The same with another `gateway.yaml`.
+    pub async fn with_gateway(gateway: &str) -> Adv {
         let echo = Echo::start().await;
-        let dir = policy_dir(GATEWAY, &routes(""));
+        let dir = policy_dir(gateway, &routes(""));
         let test = format!("test={}", echo.url());
         let gw = Gateway::serve(dir.path(), &["--upstream", &test]);
         Adv { gw, echo, _dir: dir }

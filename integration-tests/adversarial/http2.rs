@@ -231,6 +231,47 @@ async fn adversarial_h2_a_window_that_never_opens_holds_no_large_buffers() {
     h.send(&window_update(0, 2 << 20)).await;
     let end = h.finish(1, Duration::from_secs(5)).await;
     assert!(end.ended && end.body.len() > 1 << 20, "stream 1 after WINDOW_UPDATE: {} bytes", end.body.len());
+    // The other answers still wait for a window. After `timeouts.request` (2 s) without the
+    // client taking any of them, the connection is closed, and with it the upstream connections
+    // behind the stalled answers — even though the client keeps answering PINGs.
+    let waited = Instant::now();
+    h.drain(Duration::from_secs(6)).await;
+    assert!(h.eof, "a connection whose answers never move was kept open");
+    assert!(waited.elapsed() < Duration::from_secs(5), "closed after {:?}", waited.elapsed());
+}
+
+#[tokio::test]
+async fn adversarial_answers_taken_promptly_keep_their_connection() {
+    // The guard against stalled answers must not close connections whose answers were taken:
+    // idle for longer than `timeouts.request` (1 s here), shorter than `keep_alive` and (for
+    // HTTP/1.1, which waits for the next head that long) `header_read`, they serve the next
+    // request.
+    let gateway = super::GATEWAY
+        .replace("header_read: 1s", "header_read: 5s")
+        .replace("request: 2s", "request: 1s")
+        .replace("keep_alive: 3s", "keep_alive: 6s");
+    let s = Adv::with_gateway(&gateway).await;
+    let io = hyper_util::rt::TokioIo::new(tcp(s.http()).await);
+    let (mut send, conn) = hyper::client::conn::http1::handshake(io).await.unwrap();
+    tokio::spawn(conn);
+    let mut h = H2::open(s.http(), &[]).await;
+    for round in 0..2u32 {
+        let req = http::Request::get(format!("/echo?pad=200000&keep={round}"))
+            .header("host", "x")
+            .body(http_body_util::Full::new(bytes::Bytes::new()))
+            .unwrap();
+        send.ready().await.expect("the HTTP/1.1 connection is still open");
+        let resp = send.send_request(req).await.expect("the HTTP/1.1 connection is still open");
+        assert_eq!(resp.status(), 200);
+        let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+        assert!(body.len() > 200_000);
+        h.request(2 * round + 1, "GET", &format!("/echo?pad=20000&keep-h2={round}"), &[], true).await;
+        let end = h.finish(2 * round + 1, Duration::from_secs(3)).await;
+        assert_eq!(end.status, Some(200), "the HTTP/2 connection is still open: {end:?}");
+        if round == 0 {
+            tokio::time::sleep(Duration::from_millis(2600)).await;
+        }
+    }
 }
 
 #[tokio::test]
