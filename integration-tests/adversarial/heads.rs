@@ -201,6 +201,14 @@ async fn adversarial_slowloris_heads_and_bodies_are_cut_off() {
     let end = end.expect("an HTTP/2 body trickled for 6 s was never cut off");
     assert_eq!(end.status, Some(408), "{end:?}");
     assert!(started.elapsed() < Duration::from_secs(4));
+    // HTTP/2: a header block that is never finished (no END_HEADERS, no CONTINUATION). There is no
+    // stream yet, so the connection is idle: closed at `keep_alive` (3 s).
+    let mut h = H2::open(addr, &[]).await;
+    let block = request("GET", "/echo?slow=h2-head", &[]);
+    h.send(&frame(HEADERS, END_STREAM, 1, &block)).await;
+    let started = Instant::now();
+    h.drain(Duration::from_secs(6)).await;
+    assert!(h.eof && started.elapsed() < Duration::from_secs(5), "h2 head: open after {:?}", started.elapsed());
     let reached: Vec<String> = s.targets().into_iter().filter(|t| t.contains("slow=")).collect();
     assert!(reached.is_empty(), "trickled requests reached the upstream: {reached:?}");
 }
