@@ -56,8 +56,8 @@ fn corpus() -> Vec<(&'static str, Vec<u8>, Expect)> {
             ("te-cl", post("te-cl", "HTTP/1.1", &headers, &body), OneThenClosed(String::new()))
         },
         {
-            // By length the request ends after "2d\r\n" and the hidden one follows; by chunks it
-            // is the body's data.
+            // By length (4) the body is just the chunk-size line and the hidden request follows;
+            // by chunks the hidden request is the body's data.
             let body = chunk(&s("cl-te-data"));
             (
                 "cl-te-data",
