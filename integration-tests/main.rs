@@ -7,6 +7,7 @@
 mod harness;
 
 mod abuse;
+mod adversarial;
 mod booking;
 mod citizen_flow;
 mod citizen_ownership;

@@ -26,6 +26,7 @@ pub enum PathProblem {
     Semicolon,
     BadPercentEncoding,
     NotUtf8,
+    LookAlike,
 }
 
 impl PathProblem {
@@ -42,6 +43,7 @@ impl PathProblem {
             PathProblem::Semicolon => "';' parameters in path",
             PathProblem::BadPercentEncoding => "malformed percent-encoding in path",
             PathProblem::NotUtf8 => "path is not UTF-8 after decoding",
+            PathProblem::LookAlike => "a look-alike of '.', '/', '\\', '%', ';', '?' or '#' in path",
         }
     }
 }

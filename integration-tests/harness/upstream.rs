@@ -1,5 +1,6 @@
 //! A programmable upstream for tests: echoes what it received (method, exact request target,
-//! headers, body size, which connection) as JSON; `sleep_ms=N` in the query delays the answer.
+//! headers, body size, which connection) as JSON; `sleep_ms=N` in the query delays the answer,
+//! `pad=N` adds N bytes to it. [`Echo::received`] lists every request it was sent.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -42,6 +43,9 @@ where
 pub struct Echo {
     pub addr: SocketAddr,
     pub connections: Arc<AtomicU64>,
+    /// Every request received, in arrival order, as the JSON document echoed for it (`method`,
+    /// `target`, `headers`, `body`, …); recorded before any `sleep_ms` delay.
+    received: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
 }
 
 impl Echo {
@@ -50,12 +54,15 @@ impl Echo {
         let addr = listener.local_addr().unwrap();
         let connections = Arc::new(AtomicU64::new(0));
         let counter = connections.clone();
+        let received = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let log = received.clone();
         tokio::spawn(async move {
             loop {
                 let Ok((tcp, _)) = listener.accept().await else { return };
                 let conn_id = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                let log = log.clone();
                 tokio::spawn(async move {
-                    let svc = service_fn(move |req| answer(conn_id, req));
+                    let svc = service_fn(move |req| answer(conn_id, req, log.clone()));
                     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                     // Room for the gateway's forwarding headers on top of a client's 100.
                     builder.http1().max_headers(200);
@@ -63,24 +70,31 @@ impl Echo {
                 });
             }
         });
-        Echo { addr, connections }
+        Echo { addr, connections, received }
     }
 
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
     }
+
+    /// Every request received so far, in order (see the field).
+    pub fn received(&self) -> Vec<serde_json::Value> {
+        self.received.lock().unwrap().clone()
+    }
 }
 
-async fn answer(conn_id: u64, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+fn query_number(req: &Request<Incoming>, key: &str) -> Option<u64> {
+    req.uri().query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix(key)?.strip_prefix('=')))?.parse().ok()
+}
+
+async fn answer(
+    conn_id: u64,
+    req: Request<Incoming>,
+    log: Arc<std::sync::Mutex<Vec<serde_json::Value>>>,
+) -> Result<Response<Full<Bytes>>, Infallible> {
     let target = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_default();
-    if let Some(ms) = req
-        .uri()
-        .query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("sleep_ms=")))
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
+    let sleep_ms = query_number(&req, "sleep_ms");
+    let pad = query_number(&req, "pad").unwrap_or(0);
     let mut headers = serde_json::Map::new();
     for (name, value) in req.headers() {
         let entry = headers.entry(name.as_str().to_string()).or_insert_with(|| serde_json::json!([]));
@@ -98,7 +112,19 @@ async fn answer(conn_id: u64, req: Request<Incoming>) -> Result<Response<Full<By
         "body_len": body.len(),
         "body": String::from_utf8_lossy(&body),
     });
-    let mut resp = Response::new(Full::new(Bytes::from(doc.to_string())));
+    log.lock().unwrap().push(doc.clone());
+    if let Some(ms) = sleep_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    let mut text = doc.to_string();
+    if pad > 0 {
+        // `"pad":"xxx…"` spliced in by hand: serialising a large string is slow in debug builds.
+        text.pop();
+        text.push_str(",\"pad\":\"");
+        text.push_str(&"x".repeat(usize::try_from(pad).unwrap()));
+        text.push_str("\"}");
+    }
+    let mut resp = Response::new(Full::new(Bytes::from(text)));
     resp.headers_mut().insert("content-type", "application/json".parse().unwrap());
     resp.headers_mut().insert("x-otpgate-internal", "must-not-leak".parse().unwrap());
     resp.headers_mut().insert("connection", "x-upstream-hop".parse().unwrap());

@@ -2,7 +2,8 @@
 //!
 //! A path that two parsers could read differently is refused with `400`, never guessed: encoded
 //! slashes, backslashes or dots, needless encodings of unreserved characters, double encoding,
-//! dot segments, empty segments, `;` parameters, control bytes and NUL. What is accepted is then
+//! dot segments, empty segments, `;` parameters, control bytes and NUL, and Unicode look-alikes of
+//! the delimiters (which NFKC or Windows "best fit" turn into them). What is accepted is then
 //! forwarded byte for byte, so the path that was authorized is the path the upstream sees.
 
 use std::borrow::Cow;
@@ -110,8 +111,26 @@ fn segment(raw: &str) -> Result<Cow<'_, str>, PathProblem> {
         }
         i += 3;
     }
-    String::from_utf8(out).map(Cow::Owned).map_err(|_| PathProblem::NotUtf8)
+    let decoded = String::from_utf8(out).map_err(|_| PathProblem::NotUtf8)?;
+    if decoded.chars().any(|c| LOOK_ALIKES.contains(&c)) {
+        return Err(PathProblem::LookAlike);
+    }
+    Ok(Cow::Owned(decoded))
 }
+
+/// Characters that a backend normalising its path (NFKC, or Windows "best fit" mapping) reads as
+/// `.`, `/`, `\`, `%`, `;`, `?` or `#`: `a／..／b` would be one segment here and three there.
+/// (Raw non-ASCII bytes are refused above, so they can only arrive percent-encoded.)
+const LOOK_ALIKES: [char; 19] = [
+    '\u{2024}', '\u{2025}', '\u{2026}', '\u{FE52}',
+    '\u{FF0E}', // one and two dot leaders, ellipsis, small and fullwidth full stops
+    '\u{FF0F}', '\u{2215}', '\u{2044}', // fullwidth solidus, division and fraction slashes
+    '\u{FF3C}', '\u{FE68}', '\u{2216}', // fullwidth and small reverse solidus, set minus
+    '\u{FF05}', '\u{FE6A}', // fullwidth and small percent signs
+    '\u{FF1B}', '\u{FE54}', // fullwidth and small semicolons
+    '\u{FF1F}', '\u{FE56}', // fullwidth and small question marks
+    '\u{FF03}', '\u{FE5F}', // fullwidth and small number signs
+];
 
 #[cfg(test)]
 mod tests;

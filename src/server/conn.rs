@@ -1,11 +1,13 @@
 //! One listener's accept loop and each connection's life: TLS handshake (bounded by the header
-//! read timeout), HTTP/1.1 or HTTP/2 with the current policy's limits, the idle timer, and a
-//! graceful close when the gateway drains.
+//! read timeout), HTTP/1.1 or HTTP/2 with the current policy's limits, the idle timer, a client
+//! that stops taking its answers, and a graceful close when the gateway drains.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -123,17 +125,48 @@ async fn connection(app: Arc<App>, tcp: TcpStream, peer: SocketAddr, tls: Tls, r
     app.metrics.connections.dec();
 }
 
-/// Requests in flight on one connection and when the last one started (for the idle timeout).
+/// Requests in flight on one connection and when the last one started (for the idle timeout),
+/// and the answers being sent (for a client that stops taking them).
 struct Activity {
     opened: Instant,
     in_flight: AtomicUsize,
     last_ms: AtomicU64,
+    /// One mark per response body still alive: since when it has waited for the client to take
+    /// its next frame (ms since `opened`), or `NOT_WAITING`.
+    sending: parking_lot::Mutex<Vec<Weak<AtomicU64>>>,
 }
 
+/// A body's mark while hyper is waiting on the body itself (the upstream), or once it ended.
+const NOT_WAITING: u64 = u64::MAX;
+
 impl Activity {
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
+    }
+
     fn touch(&self) {
-        let ms = u64::try_from(self.opened.elapsed().as_millis()).unwrap_or(u64::MAX);
-        self.last_ms.store(ms, Ordering::Relaxed);
+        self.last_ms.store(self.now_ms(), Ordering::Relaxed);
+    }
+
+    /// Watch a response body: from now until hyper asks for its first frame, and after each
+    /// frame until hyper asks for the next, it waits for the client (HTTP/2 flow control, or a
+    /// full socket buffer).
+    fn watch(self: &Arc<Self>, body: Body) -> Body {
+        let mark = Arc::new(AtomicU64::new(self.now_ms()));
+        self.sending.lock().push(Arc::downgrade(&mark));
+        Body::new(Watched { inner: body, mark, activity: self.clone() })
+    }
+
+    /// How long the answer that has waited longest for the client has waited.
+    fn stalled_for(&self) -> Duration {
+        let now = self.now_ms();
+        let mut sending = self.sending.lock();
+        sending.retain(|w| w.strong_count() > 0);
+        let oldest = sending.iter().filter_map(Weak::upgrade).map(|m| m.load(Ordering::Relaxed)).min();
+        match oldest {
+            Some(since) if since != NOT_WAITING => Duration::from_millis(now.saturating_sub(since)),
+            _ => Duration::ZERO,
+        }
     }
 
     /// A request starts; it ends when the returned guard drops (also when hyper drops the
@@ -163,6 +196,39 @@ impl Drop for InFlight {
     }
 }
 
+/// A response body under watch (see [`Activity::watch`]).
+struct Watched {
+    inner: Body,
+    mark: Arc<AtomicU64>,
+    activity: Arc<Activity>,
+}
+
+impl hyper::body::Body for Watched {
+    type Data = bytes::Bytes;
+    type Error = crate::body::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<hyper::body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        // A frame handed over waits for the client until hyper asks for the next one; a pending
+        // or ended body waits for nobody.
+        let mark = if matches!(polled, Poll::Ready(Some(Ok(_)))) { this.activity.now_ms() } else { NOT_WAITING };
+        this.mark.store(mark, Ordering::Relaxed);
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 async fn serve<IO>(app: Arc<App>, io: IO, info: ConnInfo, role: Role, stop: CancellationToken)
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -187,10 +253,16 @@ where
         .keep_alive_interval(Some(Duration::from_secs(20)))
         .keep_alive_timeout(Duration::from_secs(20));
     let keep_alive = p.timeouts.keep_alive;
+    // A client may take as long to accept a piece of an answer as to send its request.
+    let stall = p.timeouts.request;
     drop(rt);
 
-    let activity =
-        Arc::new(Activity { opened: Instant::now(), in_flight: AtomicUsize::new(0), last_ms: AtomicU64::new(0) });
+    let activity = Arc::new(Activity {
+        opened: Instant::now(),
+        in_flight: AtomicUsize::new(0),
+        last_ms: AtomicU64::new(0),
+        sending: parking_lot::Mutex::new(Vec::new()),
+    });
     let info = Arc::new(info);
     let svc = {
         let activity = activity.clone();
@@ -198,13 +270,14 @@ where
             let app = app.clone();
             let info = info.clone();
             let in_flight = activity.start();
+            let activity = activity.clone();
             async move {
                 let resp: Response<Body> = match role {
                     Role::Gateway => pipeline::handle(app, info, req).await,
                     Role::Admin => admin::handle(app, req).await,
                 };
                 drop(in_flight);
-                Ok::<_, Infallible>(resp)
+                Ok::<_, Infallible>(resp.map(|body| activity.watch(body)))
             }
         })
     };
@@ -224,8 +297,14 @@ where
                 closing = true;
                 conn.as_mut().graceful_shutdown();
             }
-            _ = idle_tick.tick(), if !closing => {
-                if activity.idle_for().is_some_and(|idle| idle >= keep_alive) {
+            _ = idle_tick.tick() => {
+                // A client that stops taking an answer (a window never opened, a socket never
+                // read) would hold the answer's upstream connection for good: close it.
+                if activity.stalled_for() >= stall {
+                    tracing::debug!("the client stopped taking its answer; connection closed");
+                    break;
+                }
+                if !closing && activity.idle_for().is_some_and(|idle| idle >= keep_alive) {
                     closing = true;
                     conn.as_mut().graceful_shutdown();
                 }

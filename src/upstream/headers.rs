@@ -33,14 +33,27 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
-/// Client-sent headers that could claim an identity, carry a credential meant for the gateway, or
-/// forge forwarding information. Matched on the normalized name, so every spelling is caught.
+/// Headers by which many frameworks let a client replace the request method: the upstream could
+/// run a method the route does not allow (a `GET` the policy permits obeyed as a `DELETE`).
+const METHOD_OVERRIDES: [&str; 3] = ["x-http-method-override", "x-http-method", "x-method-override"];
+
+/// Client-sent headers that could claim an identity, carry a credential meant for the gateway,
+/// forge forwarding information or override the method authorized. Matched on the normalized
+/// name, so every spelling is caught.
 pub fn is_stripped_request_header(normalized: &str, extra: &[String]) -> bool {
     crate::policy::identity_header(normalized)
+        || METHOD_OVERRIDES.contains(&normalized)
         || extra.iter().any(|e| e == normalized)
         || normalized == "x-request-id"
         || normalized == "traceparent"
         || normalized == "tracestate"
+}
+
+/// A header spelled like a framing or hop-by-hop header with `_` or `.` for `-`
+/// (`Transfer_Encoding`, `content.length`): no framing to the gateway's parser, but the same CGI
+/// variable (`HTTP_TRANSFER_ENCODING`) to an upstream that maps names that way.
+fn framing_look_alike(name: &str, normalized: &str) -> bool {
+    name != normalized && (HOP_BY_HOP.contains(&normalized) || normalized == "content-length" || normalized == "host")
 }
 
 /// The address of the real client: the socket peer, or, when the peer is a trusted proxy, the
@@ -114,7 +127,9 @@ pub fn upstream_request_headers(incoming: &HeaderMap, fwd: &Forwarding<'_>, poli
             // The allowlist takes names exactly as spelled (a `content_type` is not a
             // `content-type` here, though some servers would read it as one); the denylist
             // catches every spelling.
-            is_stripped_request_header(&normalize_name(n.as_str()), &policy.strip_headers)
+            let normalized = normalize_name(n.as_str());
+            is_stripped_request_header(&normalized, &policy.strip_headers)
+                || framing_look_alike(n.as_str(), &normalized)
                 || fwd.allow.is_some_and(|allow| !allow.iter().any(|a| a == n.as_str()))
         })
         .cloned()

@@ -54,6 +54,10 @@ fn ambiguous_paths_are_refused() {
         ("/a/%zz", PathProblem::BadPercentEncoding),
         ("/a/%4", PathProblem::BadPercentEncoding),
         ("/a/%ff", PathProblem::NotUtf8),
+        ("/a/%c0%af", PathProblem::NotUtf8),
+        ("/a/%ef%bc%8f..%ef%bc%8fb", PathProblem::LookAlike),
+        ("/a/%e2%80%a4%e2%80%a4", PathProblem::LookAlike),
+        ("/a/%ef%bc%852e", PathProblem::LookAlike),
         ("*", PathProblem::NotOriginForm),
     ];
     for (target, want) in cases {
