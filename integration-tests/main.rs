@@ -23,3 +23,4 @@ mod resumption;
 mod scaleout;
 mod telemetry;
 mod trail;
+mod waiting_room;

@@ -1,0 +1,138 @@
+use std::num::NonZeroU32;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+
+use super::*;
+use crate::policy::Limit;
+
+fn room(window_ms: u64) -> WaitingRoom {
+    WaitingRoom {
+        window: Duration::from_millis(window_ms),
+        key: vec!["session_id".into()],
+        admission: (NonZeroU32::new(1000).unwrap(), Duration::from_secs(1)),
+    }
+}
+
+#[test]
+fn two_spellings_of_one_session_are_one_contest() {
+    let r = room(1000);
+    let id = "3FA85F64-5717-4562-B3FC-2C963F66AFA6";
+    let a = key_values(&r, format!(r#"{{"session_id":"{id}","dose":1}}"#).as_bytes()).unwrap();
+    let b = key_values(&r, br#"{"session_id":" 3FA85F6457174562B3FC2C963F66AFA6 ","dose":"1"}"#).unwrap();
+    let c = key_values(&r, br#"{"session_id":"3fa85f64-5717-4562-b3fc-2c963f66afa6"}"#).unwrap();
+    assert_eq!(a, ["3fa85f64-5717-4562-b3fc-2c963f66afa6"]);
+    assert_eq!(a, c);
+    assert_eq!(a, b);
+    assert_eq!(key_values(&r, br#"{"session_id":42}"#).unwrap(), ["42"]);
+    assert_eq!(key_values(&r, br#"{"session_id":"042"}"#).unwrap(), ["42"]);
+    for bad in [&br#"{"dose":1}"#[..], br#"{"session_id":[1]}"#, b"not json", br#"{"session_id":"a","session_id":"b"}"#]
+    {
+        assert!(matches!(key_values(&r, bad), Err(GatewayError::BadRequest(_))), "{}", String::from_utf8_lossy(bad));
+    }
+    assert_eq!(store_key("schedule", &a), store_key("schedule", &c));
+    assert_ne!(store_key("schedule", &a), store_key("reschedule", &a));
+    assert_eq!(contest_id("schedule", &a, 7), format!("schedule:{}@7", a[0]));
+    let odd = contest_id("schedule", &["a b\"c".to_string()], 7);
+    assert!(odd.starts_with("schedule:h") && !odd.contains('"'), "{odd}");
+}
+
+struct Process {
+    store: Store,
+    clock: Clock,
+    metrics: Metrics,
+    limiters: Limiters,
+    admission: RouteLimits,
+    rooms: Rooms,
+}
+
+impl Process {
+    fn new(store: Store) -> Arc<Process> {
+        let limiters = Limiters::default();
+        let limit = Limit::of(LimitKey::Ip, vec![(NonZeroU32::new(1000).unwrap(), Duration::from_secs(1))]);
+        let admission = limiters.for_route("t(waiting-room)", &[limit]);
+        Arc::new(Process {
+            store,
+            clock: Clock::system(),
+            metrics: Metrics::new(),
+            limiters,
+            admission,
+            rooms: Rooms::new(Hasher::new(b"k")),
+        })
+    }
+
+    async fn book(&self, room: &WaitingRoom, mobile: &str, log: &Mutex<Vec<String>>) -> Result<u64, GatewayError> {
+        let deps = Deps {
+            store: &self.store,
+            clock: &self.clock,
+            audit: None,
+            metrics: &self.metrics,
+            limiters: &self.limiters,
+        };
+        let at =
+            Room { route: "t", policy_version: "v", room, admission: &self.admission, timeout: Duration::from_secs(1) };
+        let turn = self.rooms.wait(&deps, &at, &["s1".to_string()], mobile).await?;
+        log.lock().push(mobile.to_string());
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        let rank = turn.record().rank;
+        turn.finish().await;
+        Ok(rank)
+    }
+}
+
+/// Held requests go one at a time in the drawn order; a person's second request is 409 once the
+/// first has gone; one who arrives after the window queues behind.
+#[tokio::test]
+async fn held_requests_go_one_by_one_in_the_drawn_order() {
+    let p = Process::new(Store::memory());
+    let r = room(300);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for (i, mobile) in ["9000000001", "9000000002", "9000000003", "9000000001"].into_iter().enumerate() {
+        let (p, r, log) = (p.clone(), r.clone(), log.clone());
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(20 * i as u64)).await;
+            p.book(&r, mobile, &log).await
+        }));
+    }
+    let (p2, r2, log2) = (p.clone(), r.clone(), log.clone());
+    let late = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        p2.book(&r2, "9000000004", &log2).await
+    });
+    let mut ranks = Vec::new();
+    for t in tasks {
+        ranks.push(t.await.unwrap());
+    }
+    assert!(matches!(ranks[3], Err(GatewayError::AlreadyWaiting)), "{ranks:?}");
+    let mut drawn: Vec<u64> = ranks[..3].iter().map(|r| *r.as_ref().unwrap()).collect();
+    drawn.sort();
+    assert_eq!(drawn, [0, 1, 2]);
+    assert_eq!(late.await.unwrap().unwrap(), 3, "after the window: behind the draw");
+    let order = p.store.contest_order(&store_key("t", &["s1".to_string()]), p.clock.now_ms()).await.unwrap();
+    let hasher = Hasher::new(b"k");
+    let forwarded: Vec<String> = log.lock().iter().map(|m| hasher.mobile(m)).collect();
+    assert_eq!(forwarded[..3], order[..], "forwarded in the recorded order");
+    assert!(p.metrics.encode().contains("otpgate_waiting_room_held 0"));
+}
+
+/// A request that goes away while held (the client hung up) does not stall the others.
+#[tokio::test]
+async fn a_request_that_goes_away_does_not_stall_the_contest() {
+    let p = Process::new(Store::memory());
+    let r = room(200);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for mobile in ["9000000011", "9000000012", "9000000013"] {
+        let (p, r, log) = (p.clone(), r.clone(), log.clone());
+        tasks.push(tokio::spawn(async move { p.book(&r, mobile, &log).await }));
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    tasks[1].abort();
+    let started = tokio::time::Instant::now();
+    for t in [tasks.remove(2), tasks.remove(0)] {
+        assert!(t.await.unwrap().is_ok());
+    }
+    assert!(started.elapsed() < Duration::from_secs(1), "no turn timeout waited for");
+    assert_eq!(log.lock().len(), 2);
+}
