@@ -129,6 +129,14 @@ impl Rooms {
                 self.record_draw(d, room, &turn, view.drawn).await.map_err(store_err)?;
             }
             let Some(rank) = view.rank.filter(|_| view.frozen) else {
+                if view.frozen {
+                    // Drawn without us: the store lost our entry (a failover). Not held forever.
+                    tracing::warn!(contest = %turn.contest, "not in the waiting-room draw; forwarding");
+                    if duplicate {
+                        return Err(GatewayError::AlreadyWaiting);
+                    }
+                    break;
+                }
                 sleep_or_wake(&self.wake, POLL_MAX).await;
                 continue;
             };
