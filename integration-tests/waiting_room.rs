@@ -351,3 +351,52 @@ async fn two_replicas_run_one_contest_per_session() {
         assert_eq!(r, [0, 1, 2, 3], "{contest}");
     }
 }
+
+/// A replica that dies with requests held cannot stall the contests: their turns are skipped
+/// after the turn timeout (route timeout 2 s here + 5 s), and the live replica's requests are
+/// all answered, one seat per session.
+#[tokio::test]
+async fn a_replica_that_dies_holding_requests_does_not_stall_the_contest() {
+    let d = Deployment::with(&[("window: 10s", "window: 2s"), ("route: 15s", "route: 2s")]);
+    let store = "redis://127.0.0.1:6379/0";
+    let (a, b) = (d.replica("da", store), d.replica("db", store));
+    let ds = Dataset::new(1, 2000);
+    let seats = seats(&ds, 3);
+    let folks = people(&ds, 9_000_000_601, 3, 3);
+    let mut callers = Vec::new();
+    for (i, (mobile, refs)) in folks.iter().enumerate() {
+        let gw = if i == 0 { &a } else { &b };
+        let token = sign_in_from(&source(970 + i), gw.addr("http"), &gw.data_path("otp-outbox.jsonl"), mobile).await;
+        callers.push((gw.addr("http"), token, refs.clone()));
+    }
+    let started = Instant::now();
+    let mut on_b = Vec::new();
+    for (s, (session_id, dose)) in seats.iter().enumerate() {
+        for (i, (addr, token, refs)) in callers.iter().enumerate() {
+            let (addr, token, body) = (*addr, token.clone(), booking(session_id, *dose, &refs[s]));
+            let task = tokio::spawn(async move { (s, post(addr, SCHEDULE, &body, Some(&token)).await) });
+            if i > 0 {
+                on_b.push(task);
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Its clients' tasks end in a panic (connection reset), left unawaited.
+    a.signal("KILL");
+    let mut wins: BTreeMap<usize, usize> = BTreeMap::new();
+    for t in on_b {
+        let (s, r) = t.await.unwrap();
+        match r.status {
+            200 => *wins.entry(s).or_default() += 1,
+            409 => assert_eq!(r.error_code(), "APPOIN0040"),
+            other => panic!("unexpected {other}: {}", r.text()),
+        }
+    }
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(15), "window 2 s + one skipped turn of 7 s at most: {took:?}");
+    assert!(wins.len() == 3 && wins.values().all(|n| *n == 1), "{wins:?}");
+    let records = audit(&b.data_path("audit/db/audit.log"));
+    let draws = draws(&records);
+    assert!(draws.values().all(|(n, _)| *n == 3), "the dead replica's entrant was drawn too: {draws:?}");
+    eprintln!("answered in {took:?}");
+}

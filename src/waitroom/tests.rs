@@ -44,12 +44,18 @@ struct Process {
     limiters: Limiters,
     admission: RouteLimits,
     rooms: Rooms,
+    forwarded: Mutex<Vec<tokio::time::Instant>>,
 }
 
 impl Process {
     fn new(store: Store) -> Arc<Process> {
+        Process::admitting(store, 1000)
+    }
+
+    /// A process whose waiting room forwards at most `per_second` a second.
+    fn admitting(store: Store, per_second: u32) -> Arc<Process> {
         let limiters = Limiters::default();
-        let limit = Limit::of(LimitKey::Ip, vec![(NonZeroU32::new(1000).unwrap(), Duration::from_secs(1))]);
+        let limit = Limit::of(LimitKey::Ip, vec![(NonZeroU32::new(per_second).unwrap(), Duration::from_secs(1))]);
         let admission = limiters.for_route("t(waiting-room)", &[limit]);
         Arc::new(Process {
             store,
@@ -58,6 +64,7 @@ impl Process {
             limiters,
             admission,
             rooms: Rooms::new(Hasher::new(b"k")),
+            forwarded: Mutex::new(Vec::new()),
         })
     }
 
@@ -73,6 +80,7 @@ impl Process {
             Room { route: "t", policy_version: "v", room, admission: &self.admission, timeout: Duration::from_secs(1) };
         let turn = self.rooms.wait(&deps, &at, &["s1".to_string()], mobile).await?;
         log.lock().push(mobile.to_string());
+        self.forwarded.lock().push(tokio::time::Instant::now());
         tokio::time::sleep(Duration::from_millis(5)).await;
         let rank = turn.record().rank;
         turn.finish().await;
@@ -135,4 +143,26 @@ async fn a_request_that_goes_away_does_not_stall_the_contest() {
     }
     assert!(started.elapsed() < Duration::from_secs(1), "no turn timeout waited for");
     assert_eq!(log.lock().len(), 2);
+}
+
+/// The admission rate spaces forwards: 2 a second is a burst of 2, then one every 500 ms.
+#[tokio::test]
+async fn the_admission_rate_spaces_the_forwards() {
+    let p = Process::admitting(Store::memory(), 2);
+    let r = room(100);
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let tasks: Vec<_> = ["9000000021", "9000000022", "9000000023", "9000000024"]
+        .into_iter()
+        .map(|mobile| {
+            let (p, r, log) = (p.clone(), r.clone(), log.clone());
+            tokio::spawn(async move { p.book(&r, mobile, &log).await })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap().unwrap();
+    }
+    let at = p.forwarded.lock().clone();
+    assert_eq!(at.len(), 4);
+    let spread = at[3] - at[0];
+    assert!(spread >= Duration::from_millis(900), "two cells refilled at 500 ms each: {spread:?}");
 }
