@@ -9,8 +9,9 @@ const DATE: &str = "01-06-2021";
 
 #[tokio::test]
 async fn a_script_is_throttled_while_a_human_books_and_one_seat_goes_once() {
-    // The shipped policy with the booking waiting room's window at 1 s (the script's first booking
-    // is held that long; `waiting_room.rs` tests the room itself).
+    // The shipped policy with the booking waiting room's window at 1 s: the script's first two
+    // bookings (each opening a contest) are held that long, the rest refused at once by the
+    // limits (`waiting_room.rs` tests the room itself).
     let policy = shipped_policy(&[("window: 10s", "window: 1s")]);
     let gw = Gateway::demo(&["--listen-plain", "127.0.0.1:0", "--config", &policy.path().display().to_string()]);
     let http = gw.addr("http");
@@ -73,7 +74,7 @@ async fn a_script_is_throttled_while_a_human_books_and_one_seat_goes_once() {
     let books = bot_book.await.unwrap();
     let ok = |v: &[u16]| v.iter().filter(|s| **s != 429).count();
     assert!(
-        polls.len() > 30 && books.len() > 40,
+        polls.len() > 30 && books.len() > 25,
         "the script really ran: {} polls, {} bookings",
         polls.len(),
         books.len()

@@ -7,8 +7,10 @@
 //! any token, address or replica, keep it. When the window ends the order is the tickets'
 //! ascending order (a uniform random permutation of the people), and the held requests go
 //! upstream one after another in that order: the registry, as always, decides whether a seat is
-//! left. Requests after the window queue behind in arrival order. A person's second request
-//! while their first waits is answered 409 `GWY4091` once their turn has passed.
+//! left. Requests after the window queue behind in arrival order while the contest lasts; it
+//! ends when everyone's turn has passed, and the next request opens a new one (see
+//! `store::contest`). A person's second request while their first waits is answered 409
+//! `GWY4091` once their turn has passed.
 //!
 //! The contest lives in the state store (`store::contest`), so replicas sharing Redis run one
 //! contest per session. A replica forwards its request when the turn reaches its rank and moves
@@ -34,8 +36,8 @@ use crate::policy::waiting_room::WaitingRoom;
 use crate::ratelimit::{Limiters, RouteLimits};
 use crate::store::{EntryKind, Store, StoreError};
 
-/// A contest's state outlives its last activity by this long; a request for the session after
-/// that opens a new contest.
+/// A contest ends when everyone's turn has passed; its state is kept at most this long after its
+/// last activity in any case (a safety net for contests nobody polls any more).
 pub const CONTEST_TTL: Duration = Duration::from_secs(600);
 /// Added to the route timeout: how long one turn may be held before it is skipped.
 pub const TURN_MARGIN: Duration = Duration::from_secs(5);
@@ -119,8 +121,13 @@ impl Rooms {
                 .contest_poll(&turn.key, &turn.person, now, turn_timeout, CONTEST_TTL)
                 .await
                 .map_err(store_err)?;
+            let view = view.filter(|v| v.opened_ms == entered.opened_ms);
             let Some(view) = view else {
-                // The contest expired under us (the store lost it): go on, unordered.
+                // Our contest ended: a duplicate's first request has been answered.
+                if duplicate {
+                    return Err(GatewayError::AlreadyWaiting);
+                }
+                // Ended before our turn: the store lost it (a failover). Go on, unordered.
                 tracing::warn!(contest = %turn.contest, "waiting-room contest gone; forwarding");
                 break;
             };

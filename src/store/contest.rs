@@ -10,6 +10,10 @@
 //! the holder of rank `turn` is forwarded, and the turn moves on when its answer came
 //! ([`Contest::advance`]), when its request was withdrawn (client gone), or when it stalled for
 //! longer than the turn timeout (a replica that died holding the turn cannot stall the rest).
+//! When the turn has passed everyone, the contest *ends* (its state is dropped): the next request
+//! for the same thing opens a new contest with a new window. So a contest opened early — say by a
+//! script booking before the seats are released — is long over when they are, and cannot turn
+//! the release into first come, first served.
 
 use std::collections::{HashMap, HashSet};
 
@@ -120,6 +124,9 @@ impl Contest {
         }
         if self.frozen {
             self.skip(now_ms, turn_timeout_ms);
+            if !self.is_open() {
+                return None;
+            }
         }
         Some(View {
             opened_ms,
@@ -131,14 +138,15 @@ impl Contest {
         })
     }
 
-    /// The holder of `rank` is done: the turn moves on if it was theirs. Answers the turn.
-    pub fn advance(&mut self, rank: u64, now_ms: u64) -> u64 {
+    /// The holder of `rank` is done: the turn moves on if it was theirs. Answers the turn, or
+    /// `None` when that was the last one and the contest ended.
+    pub fn advance(&mut self, rank: u64, now_ms: u64) -> Option<u64> {
         if self.frozen && self.turn == rank {
             self.turn += 1;
             self.since_ms = now_ms;
             self.skip(now_ms, u64::MAX);
         }
-        self.turn
+        self.is_open().then_some(self.turn)
     }
 
     /// `person`'s waiting request went away: their turn, when it comes (or has come), is skipped.
@@ -160,7 +168,7 @@ impl Contest {
 
     /// True for the first caller only: the draw is recorded once.
     pub fn claim(&mut self) -> bool {
-        !std::mem::replace(&mut self.recorded, true)
+        self.is_open() && !std::mem::replace(&mut self.recorded, true)
     }
 
     fn freeze(&mut self, now_ms: u64) {
@@ -182,6 +190,10 @@ impl Contest {
             }
             self.turn += 1;
             self.since_ms = now_ms;
+        }
+        if self.frozen && self.turn >= self.order.len() as u64 {
+            // Everyone's turn has passed: the contest ends.
+            *self = Contest::default();
         }
     }
 }

@@ -37,6 +37,9 @@ fn two_spellings_of_one_session_are_one_contest() {
     assert!(odd.starts_with("schedule:h") && !odd.contains('"'), "{odd}");
 }
 
+/// What was forwarded, in order: mobile, rank, contest.
+type Log = Mutex<Vec<(String, u64, String)>>;
+
 struct Process {
     store: Store,
     clock: Clock,
@@ -45,6 +48,7 @@ struct Process {
     admission: RouteLimits,
     rooms: Rooms,
     forwarded: Mutex<Vec<tokio::time::Instant>>,
+    upstream_ms: u64,
 }
 
 impl Process {
@@ -65,10 +69,11 @@ impl Process {
             admission,
             rooms: Rooms::new(Hasher::new(b"k")),
             forwarded: Mutex::new(Vec::new()),
+            upstream_ms: 60,
         })
     }
 
-    async fn book(&self, room: &WaitingRoom, mobile: &str, log: &Mutex<Vec<String>>) -> Result<u64, GatewayError> {
+    async fn book(&self, room: &WaitingRoom, mobile: &str, log: &Log) -> Result<u64, GatewayError> {
         let deps = Deps {
             store: &self.store,
             clock: &self.clock,
@@ -79,17 +84,19 @@ impl Process {
         let at =
             Room { route: "t", policy_version: "v", room, admission: &self.admission, timeout: Duration::from_secs(1) };
         let turn = self.rooms.wait(&deps, &at, &["s1".to_string()], mobile).await?;
-        log.lock().push(mobile.to_string());
-        self.forwarded.lock().push(tokio::time::Instant::now());
-        tokio::time::sleep(Duration::from_millis(5)).await;
         let rank = turn.record().rank;
+        log.lock().push((mobile.to_string(), rank, turn.record().contest));
+        self.forwarded.lock().push(tokio::time::Instant::now());
+        // The registry's answer takes a while.
+        tokio::time::sleep(Duration::from_millis(self.upstream_ms)).await;
         turn.finish().await;
         Ok(rank)
     }
 }
 
 /// Held requests go one at a time in the drawn order; a person's second request is 409 once the
-/// first has gone; one who arrives after the window queues behind.
+/// first has gone; one who arrives after the window, while the contest is still served, queues
+/// behind; once it has ended, the next request opens a new contest.
 #[tokio::test]
 async fn held_requests_go_one_by_one_in_the_drawn_order() {
     let p = Process::new(Store::memory());
@@ -103,9 +110,10 @@ async fn held_requests_go_one_by_one_in_the_drawn_order() {
             p.book(&r, mobile, &log).await
         }));
     }
+    // The draw is served from 300 ms on, 60 ms a turn: at 350 ms it is still being served.
     let (p2, r2, log2) = (p.clone(), r.clone(), log.clone());
     let late = tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(450)).await;
+        tokio::time::sleep(Duration::from_millis(350)).await;
         p2.book(&r2, "9000000004", &log2).await
     });
     let mut ranks = Vec::new();
@@ -117,10 +125,14 @@ async fn held_requests_go_one_by_one_in_the_drawn_order() {
     drawn.sort();
     assert_eq!(drawn, [0, 1, 2]);
     assert_eq!(late.await.unwrap().unwrap(), 3, "after the window: behind the draw");
-    let order = p.store.contest_order(&store_key("t", &["s1".to_string()]), p.clock.now_ms()).await.unwrap();
-    let hasher = Hasher::new(b"k");
-    let forwarded: Vec<String> = log.lock().iter().map(|m| hasher.mobile(m)).collect();
-    assert_eq!(forwarded[..3], order[..], "forwarded in the recorded order");
+    let forwarded = log.lock().clone();
+    assert_eq!(forwarded.iter().map(|(_, rank, _)| *rank).collect::<Vec<_>>(), [0, 1, 2, 3], "one by one, by rank");
+    assert!(forwarded.iter().all(|(_, _, c)| *c == forwarded[0].2), "one contest");
+
+    let started = tokio::time::Instant::now();
+    assert_eq!(p.book(&r, "9000000005", &log).await.unwrap(), 0);
+    assert!(started.elapsed() >= Duration::from_millis(300), "a new contest: held for its window");
+    assert_ne!(log.lock()[4].2, forwarded[0].2);
     assert!(p.metrics.encode().contains("otpgate_waiting_room_held 0"));
 }
 
@@ -149,6 +161,7 @@ async fn a_request_that_goes_away_does_not_stall_the_contest() {
 #[tokio::test]
 async fn the_admission_rate_spaces_the_forwards() {
     let p = Process::admitting(Store::memory(), 2);
+    let p = Arc::new(Process { upstream_ms: 1, ..Arc::into_inner(p).unwrap() });
     let r = room(100);
     let log = Arc::new(Mutex::new(Vec::new()));
     let tasks: Vec<_> = ["9000000021", "9000000022", "9000000023", "9000000024"]

@@ -33,8 +33,8 @@ fn the_order_is_the_tickets_order_and_one_ticket_per_person() {
     // After the window: behind everyone, in arrival order.
     assert_eq!(c.enter("dan", "01", 1_600, 500).kind, EntryKind::Ranked(3));
     assert_eq!(c.enter("amy", "01", 1_600, 500).kind, EntryKind::Duplicate, "her turn has not passed");
-    assert_eq!(c.advance(1, 1_700), 0, "only the holder of the turn moves it");
-    assert_eq!(c.advance(0, 1_700), 1);
+    assert_eq!(c.advance(1, 1_700), Some(0), "only the holder of the turn moves it");
+    assert_eq!(c.advance(0, 1_700), Some(1));
     assert_eq!(c.enter("amy", "01", 1_800, 500).kind, EntryKind::Ranked(4), "done: a new request queues");
     // Bob's request goes away: his turn is skipped; Cat's stalls past the timeout and is skipped.
     c.withdraw("bob", 1_900);
@@ -42,6 +42,24 @@ fn the_order_is_the_tickets_order_and_one_ticket_per_person() {
     assert_eq!(c.poll("cat", 11_899, 10_000).unwrap().turn, 2);
     assert_eq!(c.poll("dan", 11_900, 10_000).unwrap().turn, 3);
     assert!(c.claim() && !c.claim(), "the draw is recorded once");
+    assert_eq!(c.advance(3, 12_000), Some(4));
+    assert_eq!(c.advance(4, 12_100), None, "everyone's turn has passed: the contest ends");
+    assert!(c.poll("amy", 12_100, 10_000).is_none());
+    let again = c.enter("eve", "05", 20_000, 500);
+    assert_eq!((again.opened_ms, again.kind), (20_000, EntryKind::Held), "a new contest, a new window");
+}
+
+/// A contest opened early (a script booking before the seats are released) is over long before
+/// they are: the release opens a new contest and everyone in its window is drawn.
+#[test]
+fn an_early_contest_ends_and_does_not_make_the_release_first_come_first_served() {
+    let mut c = Contest::default();
+    c.enter("script", "00", 0, 1_000);
+    c.poll("script", 1_000, u64::MAX);
+    assert_eq!(c.advance(0, 1_010), None, "its one request answered (no seats yet)");
+    assert_eq!(c.enter("script", "ff", 60_000, 1_000).kind, EntryKind::Held, "held, not queued");
+    assert_eq!(c.enter("person", "11", 60_900, 1_000).kind, EntryKind::Held);
+    assert_eq!(c.poll("person", 61_000, u64::MAX).unwrap().drawn, 2);
 }
 
 #[test]
@@ -105,6 +123,14 @@ async fn scenario(s: Store) {
     assert_eq!(s.contest_poll("k", "dan", stalled, TURN, TTL).await.unwrap().unwrap().turn, 3);
     assert_eq!(enter("amy", "0000000000000000", stalled).await.kind, EntryKind::Ranked(4));
     assert!(s.contest_poll("other", "amy", t0, TURN, TTL).await.unwrap().is_none());
+    // The last turns: the contest ends, and the next request opens a new one.
+    s.contest_advance("k", 3, stalled, TTL).await.unwrap();
+    assert_eq!(s.contest_poll("k", "amy", stalled, TURN, TTL).await.unwrap().unwrap().turn, 4);
+    s.contest_advance("k", 4, stalled + 1, TTL).await.unwrap();
+    assert!(s.contest_poll("k", "amy", stalled + 1, TURN, TTL).await.unwrap().is_none());
+    assert!(!s.contest_claim("k", stalled + 1).await.unwrap(), "nothing to claim in an ended contest");
+    let again = enter("amy", "0000000000000000", stalled + 2).await;
+    assert_eq!((again.opened_ms, again.kind), (stalled + 2, EntryKind::Held));
 }
 
 #[tokio::test]

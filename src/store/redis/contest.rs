@@ -2,7 +2,8 @@
 //! `store::contest::Contest` (read that first). A contest is five keys under one hash tag,
 //! `PREFIX{wr:ID}:m|t|o|r|w` — meta (open, close, frozen, turn, since, drawn, recorded), tickets
 //! (person → ticket), order (people by rank), ranks (person → latest rank), withdrawn (people) —
-//! so every script runs on one cluster slot. Every call renews the keys' expiry.
+//! so every script runs on one cluster slot. Every call renews the keys' expiry; the contest's
+//! keys are deleted when the turn has passed everyone (`skip`).
 
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -44,6 +45,10 @@ local function skip(now, timeout)
     moved = true
   end
   if moved then redis.call('HSET', M, 'turn', turn, 'since', since) end
+  if turn >= len then
+    redis.call('DEL', M, T, O, R, W)
+    return -1
+  end
   return turn
 end
 local function touch(ttl)
@@ -92,7 +97,8 @@ return {kind, m[1], m[2], tostring(rank)}",
     )
 });
 
-/// ARGV person, now_ms, turn_timeout_ms, ttl_ms. nil, or {open, close, frozen, turn, rank, drawn}.
+/// ARGV person, now_ms, turn_timeout_ms, ttl_ms. nil (no such contest, or it just ended), or
+/// {open, close, frozen, turn, rank, drawn}.
 static POLL: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
@@ -105,14 +111,17 @@ if not frozen and now >= tonumber(m[2]) then
   frozen = true
 end
 local turn = 0
-if frozen then turn = skip(now, tonumber(ARGV[3])) end
+if frozen then
+  turn = skip(now, tonumber(ARGV[3]))
+  if turn < 0 then return false end
+end
 local rank = redis.call('HGET', R, ARGV[1]) or '-1'
 touch(ARGV[4])
 return {m[1], m[2], frozen and '1' or '0', tostring(turn), rank, redis.call('HGET', M, 'drawn')}",
     )
 });
 
-/// ARGV rank, now_ms, ttl_ms. The turn after (-1 if the contest is gone).
+/// ARGV rank, now_ms, ttl_ms. The turn after (-1 if the contest is gone or just ended).
 static ADVANCE: LazyLock<Script> = LazyLock::new(|| {
     script(
         r"
@@ -151,7 +160,13 @@ return redis.call('LRANGE', O, 0, drawn - 1)",
 });
 
 /// 1 for the first caller only (the draw is recorded once).
-static CLAIM: LazyLock<Script> = LazyLock::new(|| script("return redis.call('HSETNX', M, 'recorded', '1')"));
+static CLAIM: LazyLock<Script> = LazyLock::new(|| {
+    script(
+        r"
+if redis.call('EXISTS', M) == 0 then return 0 end
+return redis.call('HSETNX', M, 'recorded', '1')",
+    )
+});
 
 fn parse_u64(v: &str) -> Result<u64, StoreError> {
     v.parse().map_err(|_| StoreError(format!("contest: unexpected value `{v}`")))
