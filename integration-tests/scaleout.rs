@@ -76,7 +76,7 @@ impl Drop for RedisServer {
 }
 
 /// Three masters on loopback ports, slots assigned, `cluster_state:ok`.
-fn start_cluster() -> Vec<RedisServer> {
+pub fn start_cluster() -> Vec<RedisServer> {
     let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start(free_port(), true)).collect();
     let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
     let out = Command::new("redis-cli")

@@ -306,8 +306,19 @@ async fn held_requests_keep_ownership_limits_and_audit() {
 /// contest (and one draw record) per session across both, ranks 0..4 each used once, one seat.
 #[tokio::test]
 async fn two_replicas_run_one_contest_per_session() {
+    two_replicas_one_contest("redis://127.0.0.1:6379/0").await;
+}
+
+/// The same on a three-master Redis Cluster: a contest's keys share one slot.
+#[tokio::test]
+async fn two_replicas_on_a_cluster_run_one_contest_per_session() {
+    let nodes = crate::scaleout::start_cluster();
+    let seeds: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
+    two_replicas_one_contest(&format!("redis+cluster://{}", seeds.join(","))).await;
+}
+
+async fn two_replicas_one_contest(store: &str) {
     let d = Deployment::with(&[("window: 10s", "window: 2s")]);
-    let store = "redis://127.0.0.1:6379/0";
     let (a, b) = (d.replica("wa", store), d.replica("wb", store));
     let ds = Dataset::new(1, 2000);
     let seats = seats(&ds, 4);
