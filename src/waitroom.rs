@@ -17,7 +17,7 @@
 //! the turn on when the upstream answered ([`Turn::finish`]); a request that goes away withdraws
 //! (its turn is skipped), and a turn held longer than the route timeout plus a margin is skipped
 //! (a dead replica cannot stall a contest). Waiters poll the store, sooner the nearer their turn,
-//! and are woken at once by turns that move on this replica. The draw is written to the audit
+//! and the few nearest are woken at once by turns that move on this replica. The draw is written to the audit
 //! trail once per contest (the first replica to claim it), and an admission rate (GCRA, shared
 //! across replicas like every limit) spaces the forwards of all the route's contests.
 
@@ -45,11 +45,16 @@ pub const TURN_MARGIN: Duration = Duration::from_secs(5);
 const POLL_PER_RANK: Duration = Duration::from_millis(5);
 const POLL_MIN: Duration = Duration::from_millis(5);
 const POLL_MAX: Duration = Duration::from_millis(250);
+/// Waiters this near the turn are also woken by turns moving on this replica; the rest only poll
+/// (so one turn does not wake a whole contest).
+const WAKE_AHEAD: u64 = 4;
+/// Wake-ups are shared by contests whose keys fall in one of this many shards.
+const WAKE_SHARDS: usize = 64;
 
-/// The waiting rooms of a process: the identity hasher and the wake-up of local waiters.
+/// The waiting rooms of a process: the identity hasher and the wake-ups of local waiters.
 pub struct Rooms {
     hasher: Hasher,
-    wake: Arc<Notify>,
+    wake: Vec<Arc<Notify>>,
 }
 
 /// What waiting needs of the process.
@@ -74,7 +79,13 @@ pub struct Room<'a> {
 impl Rooms {
     /// Entrants are named by `hasher` (the audit trail's, so the recorded draw can be checked).
     pub fn new(hasher: Hasher) -> Rooms {
-        Rooms { hasher, wake: Arc::new(Notify::new()) }
+        Rooms { hasher, wake: (0..WAKE_SHARDS).map(|_| Arc::new(Notify::new())).collect() }
+    }
+
+    /// The wake-up of the contest `key` (a hex digest).
+    fn wake(&self, key: &str) -> Arc<Notify> {
+        let shard = key.get(..2).and_then(|h| usize::from_str_radix(h, 16).ok()).unwrap_or(0) % WAKE_SHARDS;
+        self.wake[shard].clone()
     }
 
     /// Hold the request of `mobile` for the contest `values` until its turn (and an admission
@@ -98,10 +109,11 @@ impl Rooms {
             .map_err(store_err)?;
         let contest = contest_id(room.route, values, entered.opened_ms);
         let duplicate = entered.kind == EntryKind::Duplicate;
+        let wake = self.wake(&key);
         let mut turn = Turn {
             store: d.store.clone(),
             clock: d.clock.clone(),
-            wake: self.wake.clone(),
+            wake: wake.clone(),
             key,
             person,
             rank: u64::MAX,
@@ -144,7 +156,7 @@ impl Rooms {
                     }
                     break;
                 }
-                sleep_or_wake(&self.wake, POLL_MAX).await;
+                sleep_or_wake(&wake, POLL_MAX).await;
                 continue;
             };
             if duplicate {
@@ -157,8 +169,14 @@ impl Rooms {
                 turn.rank = rank;
                 break;
             }
-            let ahead = u32::try_from(rank.saturating_sub(view.turn)).unwrap_or(u32::MAX);
-            sleep_or_wake(&self.wake, (POLL_PER_RANK.saturating_mul(ahead)).clamp(POLL_MIN, POLL_MAX)).await;
+            let ahead = rank.saturating_sub(view.turn);
+            let interval = POLL_PER_RANK.saturating_mul(u32::try_from(ahead).unwrap_or(u32::MAX));
+            let interval = interval.clamp(POLL_MIN, POLL_MAX);
+            if ahead <= WAKE_AHEAD {
+                sleep_or_wake(&wake, interval).await;
+            } else {
+                tokio::time::sleep(interval).await;
+            }
         }
         let cell = vec![(LimitKey::Ip, vec!["waiting-room-admission".to_string()])];
         while let Err(throttled) = d.limiters.check(room.admission, &cell).await {
