@@ -100,6 +100,7 @@ impl Rooms {
         let held = Held::new(d.metrics);
         let person = self.hasher.mobile(mobile);
         let key = store_key(room.route, values);
+        // rand's thread-local generator: ChaCha12 seeded (and reseeded) from the OS — a CSPRNG.
         let ticket = format!("{:016x}", rand::random::<u64>());
         let turn_timeout = room.timeout + TURN_MARGIN;
         let entered = d
