@@ -33,6 +33,8 @@ fn record(hasher: &Hasher, task: u64, i: u64) -> AuditRecord {
         upstream_ms: Some(3.25),
         client: "10.20.30.40".into(),
         count: None,
+        waiting_room: None,
+        draw: None,
     }
 }
 

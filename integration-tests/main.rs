@@ -24,3 +24,4 @@ mod resumption;
 mod scaleout;
 mod telemetry;
 mod trail;
+mod waiting_room;

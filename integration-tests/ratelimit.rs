@@ -9,7 +9,11 @@ const DATE: &str = "01-06-2021";
 
 #[tokio::test]
 async fn a_script_is_throttled_while_a_human_books_and_one_seat_goes_once() {
-    let gw = Gateway::demo(&["--listen-plain", "127.0.0.1:0"]);
+    // The shipped policy with the booking waiting room's window at 1 s: the script's first two
+    // bookings (each opening a contest) are held that long, the rest refused at once by the
+    // limits (`waiting_room.rs` tests the room itself).
+    let policy = shipped_policy(&[("window: 10s", "window: 1s")]);
+    let gw = Gateway::demo(&["--listen-plain", "127.0.0.1:0", "--config", &policy.path().display().to_string()]);
     let http = gw.addr("http");
     let outbox = gw.data_path("otp-outbox.jsonl");
     let data = otpgate::demo::Dataset::new(1, 10_000);
@@ -70,7 +74,7 @@ async fn a_script_is_throttled_while_a_human_books_and_one_seat_goes_once() {
     let books = bot_book.await.unwrap();
     let ok = |v: &[u16]| v.iter().filter(|s| **s != 429).count();
     assert!(
-        polls.len() > 30 && books.len() > 60,
+        polls.len() > 30 && books.len() > 25,
         "the script really ran: {} polls, {} bookings",
         polls.len(),
         books.len()
@@ -84,7 +88,9 @@ async fn a_script_is_throttled_while_a_human_books_and_one_seat_goes_once() {
     assert_eq!(metric(&m, "otpgate_throttled_total", &[]) as usize, throttled, "every 429 the script saw is counted");
 
     // 100 concurrent bookings of the one seat of a capacity-1 session, from 25 citizens with four
-    // beneficiaries each: within every limit, and the seat goes exactly once.
+    // beneficiaries each: within every limit, and the seat goes exactly once. In the waiting room
+    // each citizen holds one ticket: a second request of theirs while the first waits is 409
+    // GWY4091 (book several beneficiaries in one request), the others the registry's APPOIN0040.
     let date = otpgate::demo::data::Date::parse_dmy(DATE).unwrap();
     let seat = data.session_id(data.capacity_one_session(1, date).unwrap()).to_string();
     let mut bookers = Vec::new();
@@ -113,13 +119,13 @@ async fn a_script_is_throttled_while_a_human_books_and_one_seat_goes_once() {
     let mut statuses = std::collections::BTreeMap::new();
     for t in tasks {
         let r = t.await.unwrap();
-        if r.status == 409 {
-            assert_eq!(r.json()["errorCode"], "APPOIN0040");
-        }
-        *statuses.entry(r.status).or_insert(0) += 1;
+        let code = if r.status == 200 { String::new() } else { r.error_code() };
+        assert!(["", "APPOIN0040", "GWY4091"].contains(&code.as_str()), "{} {}", r.status, r.text());
+        *statuses.entry((r.status, code)).or_insert(0) += 1;
     }
-    assert_eq!(statuses.get(&200), Some(&1), "exactly one booking: {statuses:?}");
-    assert_eq!(statuses.get(&409), Some(&99), "{statuses:?}");
+    assert_eq!(statuses.get(&(200, String::new())), Some(&1), "exactly one booking: {statuses:?}");
+    assert_eq!(statuses.values().sum::<usize>(), 100, "{statuses:?}");
+    assert!(statuses.get(&(409, "GWY4091".into())).is_some_and(|n| *n <= 75), "one ticket each: {statuses:?}");
 }
 
 #[tokio::test]

@@ -76,7 +76,7 @@ impl Drop for RedisServer {
 }
 
 /// Three masters on loopback ports, slots assigned, `cluster_state:ok`.
-fn start_cluster() -> Vec<RedisServer> {
+pub fn start_cluster() -> Vec<RedisServer> {
     let nodes: Vec<RedisServer> = (0..3).map(|_| RedisServer::start(free_port(), true)).collect();
     let addrs: Vec<String> = nodes.iter().map(|n| format!("127.0.0.1:{}", n.port)).collect();
     let out = Command::new("redis-cli")
@@ -96,7 +96,7 @@ fn start_cluster() -> Vec<RedisServer> {
 }
 
 /// The shipped policy, a keys directory and the synthetic registry that trusts its assertions.
-struct Deployment {
+pub struct Deployment {
     keys: tempfile::TempDir,
     /// The shipped policy, with a 2 s resend cooldown so the send caps can be reached in a test.
     policies: tempfile::TempDir,
@@ -107,6 +107,11 @@ struct Deployment {
 
 impl Deployment {
     fn new() -> Deployment {
+        Deployment::with(&[])
+    }
+
+    /// A deployment whose policy also has `edits` (`(from, to)`) applied.
+    pub fn with(edits: &[(&str, &str)]) -> Deployment {
         let keys = tempfile::tempdir().unwrap();
         let out = Command::new(BIN).args(["keys", "generate", "--dir"]).arg(keys.path()).output().unwrap();
         assert!(out.status.success());
@@ -128,6 +133,7 @@ impl Deployment {
                         r#"webhook: {url: "http://127.0.0.1:8025/otp", timeout: 3s}"#,
                         "outbox: {path: otp-outbox.jsonl}",
                     );
+                let text = edits.iter().fold(text, |text, (from, to)| text.replace(from, to));
                 std::fs::write(policies.path().join(path.file_name().unwrap()), text).unwrap();
             }
         }
@@ -136,7 +142,7 @@ impl Deployment {
     }
 
     /// A replica of the gateway on `store`, with its own data dir.
-    fn replica(&self, id: &str, store: &str) -> Gateway {
+    pub fn replica(&self, id: &str, store: &str) -> Gateway {
         let data = tempfile::tempdir().unwrap();
         let policies = self.policies.path();
         let args: Vec<String> = [

@@ -78,6 +78,8 @@ pub enum GatewayError {
     NotOwned,
     #[error("no records found")]
     NoRecords,
+    #[error("a booking request of yours for this is already waiting: book several beneficiaries in one request")]
+    AlreadyWaiting,
     #[error("access denied")]
     Forbidden,
     #[error("request body too large")]
@@ -130,6 +132,7 @@ impl GatewayError {
             GatewayError::OtpDeliveryFailed => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::NotOwned => StatusCode::FORBIDDEN,
             GatewayError::NoRecords => StatusCode::NOT_FOUND,
+            GatewayError::AlreadyWaiting => StatusCode::CONFLICT,
             GatewayError::Forbidden => StatusCode::FORBIDDEN,
             GatewayError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::UnsupportedContentEncoding => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -157,6 +160,7 @@ impl GatewayError {
             GatewayError::AmbiguousSubject(_) => "GWY4003",
             GatewayError::RouteNotFound => "GWY4041",
             GatewayError::NoRecords => "GWY4042",
+            GatewayError::AlreadyWaiting => "GWY4091",
             GatewayError::MethodNotAllowed { .. } => "GWY4051",
             GatewayError::Unauthenticated => "USRAUT0001",
             GatewayError::InvalidMobile => "USRAUT0002",
@@ -232,6 +236,7 @@ impl GatewayError {
             | GatewayError::AmbiguousSubject(_)
             | GatewayError::RouteNotFound
             | GatewayError::NoRecords
+            | GatewayError::AlreadyWaiting
             | GatewayError::InvalidMobile
             | GatewayError::OtpDeliveryFailed
             | GatewayError::Forbidden

@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 
 mod audit;
 mod process;
+mod waiting;
 
 use audit::AuditCollector;
 pub use audit::{AuditSample, AuditSource, write_histogram as audit_write_histogram};
@@ -174,6 +175,8 @@ pub struct Metrics {
     tls_not_after: Gauge,
     breaker_state: Family<UpstreamLabels, Gauge>,
     breaker_opened: Family<UpstreamLabels, Counter>,
+    /// The waiting room's contests, entrants, wait and held requests.
+    pub waiting_room: waiting::WaitingRoom,
 }
 
 impl Default for Metrics {
@@ -314,7 +317,9 @@ impl Metrics {
             "Times an upstream's circuit breaker opened",
             breaker_opened.clone(),
         );
+        let waiting_room = waiting::WaitingRoom::register(&mut registry);
         Metrics {
+            waiting_room,
             registry,
             breaker_state,
             breaker_opened,

@@ -24,6 +24,7 @@ const ORDER: &[&str] = &[
     "audit",
     "auth",
     "ratelimit",
+    "waitroom",
     "authz",
     "upstream",
     // The synthetic registry (an upstream of its own; uses the assertion verifier).

@@ -362,3 +362,26 @@ pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> f64 {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
+
+/// A copy of the shipped policy directory (`policies/*.yaml`), each file's text with `edits`
+/// (`(from, to)`) applied; every edit must apply somewhere.
+pub fn shipped_policy(edits: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let mut applied = vec![false; edits.len()];
+    for entry in std::fs::read_dir(&shipped).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let mut text = std::fs::read_to_string(&path).unwrap();
+            for (i, (from, to)) in edits.iter().enumerate() {
+                if text.contains(from) {
+                    applied[i] = true;
+                    text = text.replace(from, to);
+                }
+            }
+            std::fs::write(dir.path().join(path.file_name().unwrap()), text).unwrap();
+        }
+    }
+    assert!(applied.iter().all(|a| *a), "an edit of the shipped policy found nothing to replace: {edits:?}");
+    dir
+}

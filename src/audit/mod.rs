@@ -128,6 +128,31 @@ pub struct AuditRecord {
     /// one request).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
+    /// A request forwarded in a waiting room's drawn order: its contest and rank.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_room: Option<ContestTurn>,
+    /// A waiting room's draw (one record per contest, by the replica that closed it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draw: Option<Draw>,
+}
+
+/// Where a request stood in a waiting-room contest.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ContestTurn {
+    pub contest: String,
+    /// 0 is the first forwarded.
+    pub rank: u64,
+    /// How long the request was held.
+    pub waited_ms: u64,
+}
+
+/// The draw of one waiting-room contest: who was in it, in the order drawn (lowest ticket
+/// first), each as [`Hasher::mobile`] — checkable later against the requests' own records.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Draw {
+    pub contest: String,
+    pub entrants: u64,
+    pub order: Vec<String>,
 }
 
 /// What can go wrong opening, appending to or reading an audit log.

@@ -57,6 +57,8 @@ impl Refusals {
                 upstream_ms: None,
                 client,
                 count: Some(count),
+                waiting_room: None,
+                draw: None,
             })
             .collect()
     }

@@ -58,6 +58,8 @@ pub(super) fn rec(i: u64) -> AuditRecord {
         upstream_ms: Some(1.5),
         client: "10.0.0.1".into(),
         count: None,
+        waiting_room: None,
+        draw: None,
     }
 }
 
@@ -82,6 +84,8 @@ pub(super) fn tiny(i: u64) -> AuditRecord {
         upstream_ms: None,
         client: "c".into(),
         count: None,
+        waiting_room: None,
+        draw: None,
     }
 }
 

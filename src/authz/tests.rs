@@ -19,6 +19,7 @@ fn route(access: Access) -> Route {
         timeout: std::time::Duration::from_secs(1),
         forward_headers: None,
         reads_body: false,
+        waiting_room: None,
     }
 }
 

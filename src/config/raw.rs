@@ -221,6 +221,22 @@ pub struct RawRoute {
     /// record names every record released.
     #[serde(default)]
     pub stream: bool,
+    /// Citizen routes that hand out scarce seats: requests for the same thing (the `key` fields
+    /// of the JSON body) within `window` of the first are forwarded in a random order, one
+    /// ticket per person (off when absent).
+    pub waiting_room: Option<RawWaitingRoom>,
+}
+
+/// A route's waiting room (`policy::waiting_room`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawWaitingRoom {
+    /// How long after a contest opens requests are held and drawn.
+    pub window: Dur,
+    /// Top-level JSON body fields naming what is contested (`[session_id]`).
+    pub key: Vec<String>,
+    /// Forwards per interval, across every contest of the route (protects the upstream).
+    pub admission: RawRate,
 }
 
 /// Routes the gateway answers itself.

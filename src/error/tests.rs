@@ -17,6 +17,7 @@ fn all_errors() -> Vec<(GatewayError, u16)> {
         (GatewayError::OtpDeliveryFailed, 503),
         (GatewayError::NotOwned, 403),
         (GatewayError::NoRecords, 404),
+        (GatewayError::AlreadyWaiting, 409),
         (GatewayError::StoreUnavailable, 503),
         (GatewayError::AuditUnavailable, 503),
         (GatewayError::Forbidden, 403),

@@ -72,6 +72,8 @@ pub struct Outcome {
     /// The request was refused before any caller was identified: summarised in the audit
     /// trail, not recorded one by one.
     pub unidentified: bool,
+    /// The waiting-room contest the request was forwarded from, and its rank.
+    pub waiting_room: Option<crate::audit::ContestTurn>,
     /// A streamed answer's end, for its completion audit record.
     pub stream_end: Option<tokio::sync::oneshot::Receiver<super::redaction::StreamEnd>>,
 }

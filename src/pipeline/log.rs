@@ -157,6 +157,8 @@ fn record(audit: &Trail, cx: &RequestCtx, now_ms: u64, status: u16, reason: &str
         upstream_ms: outcome.upstream_ms,
         client: cx.client.to_string(),
         count: None,
+        waiting_room: outcome.waiting_room.clone(),
+        draw: None,
     }
 }
 

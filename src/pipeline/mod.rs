@@ -5,7 +5,7 @@
 //! context → identify → authorize (Permit) → body → limits (caller)
 //!         → handler                                                   ┐
 //!         | assertion → ownership (request) → limits (named, quotas)  │ → log
-//!           → forward → respond (ownership filter, redaction)         ┘
+//!           → waiting room → forward → respond (filter, redaction)    ┘
 //! ```
 //! Order is a security property (ARCHITECTURE.md, "The stage order"): nothing reads credentials
 //! before the path is proven unambiguous, nothing is forwarded, asserted, fetched or redacted
@@ -28,6 +28,7 @@ mod redaction;
 mod respond;
 mod subjects;
 mod trace;
+mod waiting;
 
 use std::sync::Arc;
 
@@ -88,6 +89,12 @@ async fn process(
     let assertion = forward::assertion(app, &permit, cx)?;
     subjects::check(app, &permit, &head, &body, assertion.as_deref(), cx).await?;
     limits::charge(app, &permit, index, query, &body, Stage::Named, cx).await?;
-    let (upstream, deadline) = forward::send(app, &permit, conn, head, body, assertion.as_deref(), cx).await?;
+    let turn = waiting::enter(app, &permit, index, &body, cx).await?;
+    let sent = forward::send(app, &permit, conn, head, body, assertion.as_deref(), cx).await;
+    if let Some(turn) = turn {
+        // The registry has decided: the next in the contest may go.
+        turn.finish().await;
+    }
+    let (upstream, deadline) = sent?;
     respond::answer(upstream, deadline, &permit, app, cx).await
 }

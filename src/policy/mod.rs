@@ -11,6 +11,7 @@ pub mod partners;
 pub mod profiles;
 pub mod router;
 pub mod routes;
+pub mod waiting_room;
 
 use std::time::Duration;
 

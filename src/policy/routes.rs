@@ -42,6 +42,8 @@ pub struct Route {
     /// The gateway parses the request body (OTP handlers, ownership rules, quotas, limits keyed
     /// on what the body names): a compressed body is refused, never guessed at.
     pub reads_body: bool,
+    /// Requests contesting the same thing are held and forwarded in a drawn order.
+    pub waiting_room: Option<super::waiting_room::WaitingRoom>,
 }
 
 /// Request headers a personal-data route forwards by default.
@@ -230,7 +232,9 @@ pub fn compile(m: &Merged, cx: &Context<'_>, errors: &mut Vec<ConfigError>) -> (
             let extra = r.forward_headers.iter().map(|h| super::normalize_header_name(h));
             SAFE_REQUEST_HEADERS.iter().map(|h| h.to_string()).chain(extra).collect()
         });
-        let reads_body = matches!(target, Target::Handler(_))
+        let waiting_room = super::waiting_room::compile(at, r, errors);
+        let reads_body = waiting_room.is_some()
+            || matches!(target, Target::Handler(_))
             || ownership_request(&access)
             || matches!(&access, Access::Partner(p) if !p.quota_subjects.is_empty())
             || limits.iter().any(|l| l.key.names_others());
@@ -247,6 +251,7 @@ pub fn compile(m: &Merged, cx: &Context<'_>, errors: &mut Vec<ConfigError>) -> (
             timeout: r.timeout.map_or(cx.route_timeout, |d| d.0),
             forward_headers,
             reads_body,
+            waiting_room,
         });
     }
     if m.routes.is_empty() {

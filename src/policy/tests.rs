@@ -196,3 +196,49 @@ fn subject_identities_need_a_single_partner_ca() {
     let errors = load_files(&[("p.yaml", &partners(&[&ca_a, &ca_b])), ("r.yaml", &routes)]).unwrap_err();
     assert!(errors.iter().any(|e| e.path.ends_with("clients.x.certificate.subject")), "{errors:?}");
 }
+
+#[test]
+fn a_waiting_room_is_checked_and_shipped_on_schedule() {
+    let shipped = load(&Sources::embedded(), &Vec::new(), &[0; 32]).expect("shipped policy is valid");
+    let with_room: Vec<&str> =
+        shipped.routes.iter().filter(|r| r.waiting_room.is_some()).map(|r| r.name.as_str()).collect();
+    assert_eq!(with_room, ["schedule"], "on for schedule only; off by default");
+    let room = shipped.routes.iter().find_map(|r| r.waiting_room.as_ref()).unwrap();
+    assert!(room.window >= Duration::from_secs(7), "a person reads the SMS and picks a slot (~7 s)");
+    assert_eq!(room.key, ["session_id"]);
+
+    let room = |w: &str| format!("waiting_room: {{{w}}}");
+    let ok = "window: 2s, key: [session_id], admission: {limit: 5, per: 1s}";
+    let routes = format!(
+        "{UPSTREAM}routes:
+  - {{name: a, methods: [POST], path: /a, access: public, upstream: reg, {}}}
+  - {{name: b, methods: [GET], path: /b, access: citizen, upstream: reg, {}}}
+  - {{name: c, methods: [POST], path: /c, access: citizen, upstream: reg, {}}}
+  - {{name: d, methods: [POST], path: /d, access: citizen, upstream: reg, {}}}
+  - {{name: e, methods: [POST], path: /e, access: citizen, upstream: reg, {}}}
+  - {{name: f, methods: [POST], path: /f, access: citizen, upstream: reg, {}}}
+  - {{name: g, methods: [POST], path: /g, access: citizen, upstream: reg, {}}}
+",
+        room(ok),
+        room(ok),
+        room("window: 61s, key: [session_id], admission: {limit: 5, per: 1s}"),
+        room("window: 2s, key: [], admission: {limit: 5, per: 1s}"),
+        room("window: 2s, key: ['a b', x, x], admission: {limit: 5, per: 1s}"),
+        room("window: 2s, key: [x], admission: {limit: 0, per: 1s}"),
+        room(ok),
+    );
+    let errors = load_files(&[("c.yaml", "citizens: {}\n"), ("r.yaml", &routes)]).unwrap_err();
+    let got: Vec<String> = errors.iter().map(|e| format!("{}:{}", e.file, e.path)).collect();
+    for want in [
+        "r.yaml:routes[0].waiting_room",
+        "r.yaml:routes[1].waiting_room",
+        "r.yaml:routes[2].waiting_room.window",
+        "r.yaml:routes[3].waiting_room.key",
+        "r.yaml:routes[4].waiting_room.key[0]",
+        "r.yaml:routes[4].waiting_room.key[2]",
+        "r.yaml:routes[5].waiting_room.admission",
+    ] {
+        assert!(got.contains(&want.to_string()), "missing {want} in {got:#?}");
+    }
+    assert!(!got.iter().any(|g| g.starts_with("r.yaml:routes[6]")), "{got:#?}");
+}

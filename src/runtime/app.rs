@@ -64,6 +64,8 @@ pub struct App {
     pub clock: Clock,
     /// Cancelled when the process starts to drain (`/readyz` turns false, listeners close).
     pub shutdown: CancellationToken,
+    /// The waiting rooms' hasher and wake-ups (contests live in the store).
+    pub rooms: crate::waitroom::Rooms,
     /// Work that outlives its request (streamed answers' completion audit records), waited for
     /// before the process exits.
     pub tasks: TaskTracker,
@@ -95,6 +97,12 @@ impl App {
         let runtime = compile(&source.read()?, &settings, &limiters, 1)?;
         let (runtime, _) = watch::channel(Arc::new(runtime));
         let metrics = Metrics::with(&options.span_counters, &store_counters);
+        let hasher = match (&audit, settings.keys.as_ref()) {
+            (Some(trail), _) => trail.hasher.clone(),
+            (None, Some(keys)) => crate::audit::Hasher::new(&keys.otp),
+            (None, None) => crate::audit::Hasher::new(&rand::random::<[u8; 32]>()),
+        };
+        export_rooms(&metrics, &runtime.borrow());
         if let Some(identity) = &settings.server_identity {
             metrics.tls_certificate(identity.not_after_secs);
         }
@@ -115,6 +123,7 @@ impl App {
             metrics,
             clock: options.clock,
             shutdown: CancellationToken::new(),
+            rooms: crate::waitroom::Rooms::new(hasher),
             tasks: TaskTracker::new(),
         }))
     }
@@ -150,6 +159,7 @@ impl App {
             Ok(None) => Ok(false),
             Ok(Some(runtime)) => {
                 tracing::info!(version = %runtime.policy.version, routes = runtime.policy.routes.len(), "policy reloaded");
+                export_rooms(&self.metrics, &runtime);
                 self.runtime.send_replace(Arc::new(runtime));
                 self.metrics.reload(true);
                 Ok(true)
@@ -166,5 +176,12 @@ impl App {
 
     pub fn is_draining(&self) -> bool {
         self.shutdown.is_cancelled()
+    }
+}
+
+/// The routes with a waiting room export their contest counter from the start.
+fn export_rooms(metrics: &Metrics, runtime: &Runtime) {
+    for route in runtime.policy.routes.iter().filter(|r| r.waiting_room.is_some()) {
+        metrics.waiting_room.route(&route.name);
     }
 }

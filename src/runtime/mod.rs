@@ -37,6 +37,8 @@ pub struct Runtime {
     pub limits: Vec<RouteLimits>,
     /// The refusal budget of callers not identified (`gateway.limits.unidentified_*`).
     pub unidentified: RouteLimits,
+    /// The admission rate of each route's waiting room, by route index.
+    pub admission: Vec<Option<RouteLimits>>,
 }
 
 /// What signing citizens in needs: their token keys and the OTP delivery.
@@ -142,5 +144,24 @@ pub fn compile(
         .map_err(|e| vec![ConfigError::new("<tls>", "partners", e)])?;
     let limits = policy.routes.iter().map(|r| limiters.for_route(&r.name, &r.limits)).collect();
     let unidentified = limiters.for_route("(unidentified)", &policy.limits.unidentified);
-    Ok(Runtime { generation, client: UpstreamClient::new(&policy), policy, citizens, tls, limits, unidentified })
+    let admission = policy
+        .routes
+        .iter()
+        .map(|r| {
+            r.waiting_room.as_ref().map(|w| {
+                let limit = crate::policy::Limit::of(crate::policy::LimitKey::Ip, vec![w.admission]);
+                limiters.for_route(&format!("{}(waiting-room)", r.name), &[limit])
+            })
+        })
+        .collect();
+    Ok(Runtime {
+        generation,
+        client: UpstreamClient::new(&policy),
+        policy,
+        citizens,
+        tls,
+        limits,
+        unidentified,
+        admission,
+    })
 }

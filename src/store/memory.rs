@@ -11,18 +11,22 @@ use moka::sync::Cache;
 use parking_lot::Mutex;
 use subtle::ConstantTimeEq;
 
+use super::contest::{Contest, Entered, View};
 use super::expiring::Expiring;
 use super::{Attempt, Distinct, OtpTxn, Session, SessionLimits, StoreError, Window};
 
 /// Live counters held at most (sliding windows; distinct-subject sets).
 pub const WINDOW_CAP: usize = 2_000_000;
 pub const SET_CAP: usize = 100_000;
+/// Live waiting-room contests held at most.
+pub const CONTEST_CAP: usize = 100_000;
 
 pub struct MemoryStore {
     txns: Cache<String, Arc<Mutex<Option<OtpTxn>>>>,
     windows: Expiring<VecDeque<u64>>,
     sessions: Cache<String, Arc<Mutex<Session>>>,
     sets: Expiring<std::collections::HashSet<String>>,
+    contests: Expiring<Contest>,
 }
 
 impl Default for MemoryStore {
@@ -44,6 +48,7 @@ impl MemoryStore {
             windows: Expiring::new(windows),
             sessions: Cache::builder().max_capacity(2_000_000).time_to_live(Duration::from_secs(86_400)).build(),
             sets: Expiring::new(sets),
+            contests: Expiring::new(CONTEST_CAP),
         }
     }
 
@@ -176,6 +181,60 @@ impl MemoryStore {
 
     pub fn session_revoke(&self, id: &str) {
         self.sessions.invalidate(id);
+    }
+
+    /// The contest `key`, alive until `ttl` from now (a fresh one when absent or expired).
+    fn contest(&self, key: &str, now_ms: u64, ttl: Duration) -> Result<Arc<Mutex<Contest>>, StoreError> {
+        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        self.contests.entry(key, now_ms, now_ms.saturating_add(ttl_ms))
+    }
+
+    pub fn contest_enter(
+        &self,
+        key: &str,
+        person: &str,
+        ticket: &str,
+        now_ms: u64,
+        window: Duration,
+        ttl: Duration,
+    ) -> Result<Entered, StoreError> {
+        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        Ok(self.contest(key, now_ms, ttl)?.lock().enter(person, ticket, now_ms, window_ms))
+    }
+
+    pub fn contest_poll(
+        &self,
+        key: &str,
+        person: &str,
+        now_ms: u64,
+        turn_timeout: Duration,
+        ttl: Duration,
+    ) -> Option<View> {
+        let timeout_ms = u64::try_from(turn_timeout.as_millis()).unwrap_or(u64::MAX);
+        self.contests.get(key, now_ms)?;
+        let entry = self.contest(key, now_ms, ttl).ok()?;
+        let mut contest = entry.lock();
+        contest.poll(person, now_ms, timeout_ms)
+    }
+
+    pub fn contest_advance(&self, key: &str, rank: u64, now_ms: u64) {
+        if let Some(entry) = self.contests.get(key, now_ms) {
+            entry.lock().advance(rank, now_ms);
+        }
+    }
+
+    pub fn contest_withdraw(&self, key: &str, person: &str, now_ms: u64) {
+        if let Some(entry) = self.contests.get(key, now_ms) {
+            entry.lock().withdraw(person, now_ms);
+        }
+    }
+
+    pub fn contest_order(&self, key: &str, now_ms: u64) -> Vec<String> {
+        self.contests.get(key, now_ms).map(|e| e.lock().drawn_order()).unwrap_or_default()
+    }
+
+    pub fn contest_claim(&self, key: &str, now_ms: u64) -> bool {
+        self.contests.get(key, now_ms).is_some_and(|e| e.lock().claim())
     }
 }
 

@@ -6,6 +6,7 @@
 //! replicas behave as one gateway, with the same operations, each atomic on the server. Keys never
 //! contain raw personal data: callers pass keyed hashes or opaque ids.
 
+pub mod contest;
 mod expiring;
 pub mod memory;
 pub mod redis;
@@ -13,6 +14,7 @@ pub mod redis;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use contest::{Entered, EntryKind, View};
 pub use memory::MemoryStore;
 pub use redis::{RedisStore, RedisTarget};
 
@@ -256,6 +258,83 @@ impl Store {
                 Ok(())
             }
             Store::Redis(r) => r.session_revoke(id).await,
+        }
+    }
+
+    /// Enter `person` (a keyed hash) in the waiting-room contest `key` with `ticket` (kept only
+    /// if they hold none); the first entry opens the contest for `window`. See `contest`.
+    pub async fn contest_enter(
+        &self,
+        key: &str,
+        person: &str,
+        ticket: &str,
+        now_ms: u64,
+        window: Duration,
+        ttl: Duration,
+    ) -> Result<Entered, StoreError> {
+        match self {
+            Store::Memory(m) => m.contest_enter(key, person, ticket, now_ms, window, ttl),
+            Store::Redis(r) => r.contest_enter(key, person, ticket, now_ms, window, ttl).await,
+        }
+    }
+
+    /// The contest as `person` sees it (`None`: it is gone); freezes it at its window's end and
+    /// moves the turn past withdrawn requests and one stalled for `turn_timeout`.
+    pub async fn contest_poll(
+        &self,
+        key: &str,
+        person: &str,
+        now_ms: u64,
+        turn_timeout: Duration,
+        ttl: Duration,
+    ) -> Result<Option<View>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.contest_poll(key, person, now_ms, turn_timeout, ttl)),
+            Store::Redis(r) => r.contest_poll(key, person, now_ms, turn_timeout, ttl).await,
+        }
+    }
+
+    /// The holder of `rank` is done: the turn moves on if it was theirs.
+    pub async fn contest_advance(&self, key: &str, rank: u64, now_ms: u64, ttl: Duration) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.contest_advance(key, rank, now_ms);
+                Ok(())
+            }
+            Store::Redis(r) => r.contest_advance(key, rank, now_ms, ttl).await,
+        }
+    }
+
+    /// `person`'s waiting request went away: their turn is skipped (their ticket stays theirs).
+    pub async fn contest_withdraw(
+        &self,
+        key: &str,
+        person: &str,
+        now_ms: u64,
+        ttl: Duration,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::Memory(m) => {
+                m.contest_withdraw(key, person, now_ms);
+                Ok(())
+            }
+            Store::Redis(r) => r.contest_withdraw(key, person, now_ms, ttl).await,
+        }
+    }
+
+    /// The people in the draw of contest `key`, in drawn order (empty before it freezes).
+    pub async fn contest_order(&self, key: &str, now_ms: u64) -> Result<Vec<String>, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.contest_order(key, now_ms)),
+            Store::Redis(r) => r.contest_order(key).await,
+        }
+    }
+
+    /// True for the first caller only, on every replica: who records the draw.
+    pub async fn contest_claim(&self, key: &str, now_ms: u64) -> Result<bool, StoreError> {
+        match self {
+            Store::Memory(m) => Ok(m.contest_claim(key, now_ms)),
+            Store::Redis(r) => r.contest_claim(key).await,
         }
     }
 }

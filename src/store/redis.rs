@@ -6,6 +6,7 @@
 //! away and recovers by itself when it returns. Keys are `PREFIX{kind:id}…`; ids are opaque
 //! (transaction and session ids) or keyed hashes — never a raw mobile or ID number.
 
+mod contest;
 mod scripts;
 
 use std::sync::Arc;
