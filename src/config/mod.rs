@@ -153,7 +153,9 @@ pub fn parse_all(sources: &Sources) -> (Merged, Vec<ConfigError>) {
                 Ok(f) => f,
                 Err(e) => {
                     let path = e.path().to_string();
-                    let path = if path == "." { String::new() } else { path };
+                    // `.` is the root; `?` a place serde could not name (a syntax error, whose
+                    // message gives the line): neither is a field path to print.
+                    let path = if path == "." || path == "?" { String::new() } else { path };
                     let message = e.into_inner().to_string();
                     // serde_yaml prefixes the path itself; say it once.
                     let message = message.strip_prefix(&format!("{path}: ")).map_or(message.clone(), str::to_string);
