@@ -7,6 +7,9 @@ use std::net::IpAddr;
 use crate::policy::{Policy, normalize_header_name as normalize_name};
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",

@@ -234,3 +234,11 @@ fn personal_routes_forward_only_their_allowlist() {
         assert!(!out.contains_key(name), "{name} is an identity header everywhere");
     }
 }
+
+/// The committed corpus of the `headers` fuzz target, replayed (what CI runs; fuzzing is not).
+#[test]
+fn fuzz_corpus_replays_clean() {
+    let fixture = super::fuzzing::Fixture::new().unwrap();
+    let files = crate::redact::fuzzing::replay("headers", |data| fixture.check(data));
+    assert!(files >= 20, "only {files} corpus files");
+}
