@@ -18,6 +18,9 @@ use serde_json::Value;
 
 use crate::auth::keys::SessionKeys;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 /// Largest token accepted, in bytes.
 pub const MAX_TOKEN_BYTES: usize = 4096;
 /// Largest leeway honoured for clock skew; [`Tokens::new`] clamps to it.

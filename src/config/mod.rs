@@ -136,6 +136,9 @@ pub fn parse(sources: &Sources) -> Result<Merged, Vec<ConfigError>> {
     }
 }
 
+/// The top-level sections a policy file may hold.
+pub const ROOT_SECTIONS: &str = "gateway, upstreams, routes, citizens, partners, profiles, budgets";
+
 /// Parse what can be parsed: the merged files that are readable, and the errors of the others
 /// (so `otpgate check` can still validate the readable files and report everything at once).
 pub fn parse_all(sources: &Sources) -> (Merged, Vec<ConfigError>) {
@@ -150,10 +153,19 @@ pub fn parse_all(sources: &Sources) -> (Merged, Vec<ConfigError>) {
                 Ok(f) => f,
                 Err(e) => {
                     let path = e.path().to_string();
-                    let path = if path == "." { String::new() } else { path };
+                    // `.` is the root; `?` a place serde could not name (a syntax error, whose
+                    // message gives the line): neither is a field path to print.
+                    let path = if path == "." || path == "?" { String::new() } else { path };
                     let message = e.into_inner().to_string();
                     // serde_yaml prefixes the path itself; say it once.
                     let message = message.strip_prefix(&format!("{path}: ")).map_or(message.clone(), str::to_string);
+                    // An error about the document itself (a scalar or a list where the sections
+                    // belong) has neither a field path nor, from serde, a line: say what it is about.
+                    let message = if path.is_empty() && !message.contains("line ") {
+                        format!("{message} (the whole file: a policy file is a mapping of sections: {ROOT_SECTIONS})")
+                    } else {
+                        message
+                    };
                     errors.push(ConfigError::new(name, path, message));
                     continue;
                 }

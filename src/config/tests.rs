@@ -11,6 +11,22 @@ fn embedded_policy_parses() {
     assert!(m.routes.len() > 10);
 }
 
+/// Found by the `policy` fuzz target: a file that is one scalar (or a list) was reported with
+/// neither a field path nor a line; a syntax error serde cannot place was printed with the path `?`.
+#[test]
+fn a_file_that_is_not_a_mapping_says_the_error_is_about_the_whole_file() {
+    for text in ["nope", "- gateway", "42"] {
+        let errors = parse(&sources(&[("a.yaml", text)])).unwrap_err();
+        assert_eq!(errors.len(), 1, "{text}: {errors:?}");
+        assert_eq!((errors[0].file.as_str(), errors[0].path.as_str()), ("a.yaml", ""));
+        assert!(errors[0].message.contains("the whole file"), "{text}: {}", errors[0].message);
+    }
+    let errors =
+        parse(&sources(&[("a.yaml", "gateway:\n  limits: {max_headers: 0}\n 2timeouts: {route: 1s}\n")])).unwrap_err();
+    assert_eq!(errors[0].path, "", "{errors:?}");
+    assert!(errors[0].message.contains("line "), "{errors:?}");
+}
+
 #[test]
 fn unknown_fields_and_bad_types_name_file_and_path() {
     let s = sources(&[

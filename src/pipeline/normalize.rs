@@ -13,6 +13,9 @@ use http::{HeaderMap, Uri};
 use crate::error::{GatewayError, PathProblem};
 use crate::policy::Limits;
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 /// Enforce the header count and header block size limits (`431`).
 pub fn check_headers(headers: &HeaderMap, uri: &Uri, limits: &Limits) -> Result<(), GatewayError> {
     if headers.len() > limits.max_headers {

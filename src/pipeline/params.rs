@@ -7,6 +7,9 @@
 use crate::error::GatewayError;
 use crate::ownership::query::{normalize_name, pairs};
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 const AMBIGUOUS: GatewayError = GatewayError::AmbiguousSubject("the request's parameters are ambiguous");
 
 /// The values of `names` in the query string and the top-level keys of a JSON body (a route

@@ -7,6 +7,8 @@
 
 pub mod cidr;
 pub mod citizens;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod partners;
 pub mod profiles;
 pub mod router;

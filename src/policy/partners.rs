@@ -109,7 +109,7 @@ impl Partners {
         let mut changed = false;
         let mut now = Sha256::new();
         for f in &self.trust_files {
-            match std::fs::read(&f.path) {
+            match read_bounded(&f.path) {
                 Ok(bytes) => {
                     let hash: [u8; 32] = Sha256::digest(&bytes).into();
                     changed |= hash != f.sha256;
@@ -132,9 +132,28 @@ impl Partners {
     }
 }
 
+/// Largest CA or CRL file read (a CRL of a large CA runs to a few MiB).
+const MAX_TRUST_FILE_BYTES: u64 = 64 << 20;
+
+/// The bytes of a regular file of at most [`MAX_TRUST_FILE_BYTES`]: a policy naming a device,
+/// FIFO or directory (`/dev/zero`, `/dev/stdin`) must be an error, not a hang or an unbounded
+/// read in `check`, at start or in the reload watcher.
+fn read_bounded(path: &Path) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?.take(MAX_TRUST_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_TRUST_FILE_BYTES {
+        return Err(Error::new(ErrorKind::InvalidData, "larger than 64 MiB"));
+    }
+    Ok(bytes)
+}
+
 /// Read a file named by the policy, remembering the hash of exactly the bytes read.
 fn read_trust_file(path: &Path, files: &mut Vec<TrustFile>) -> std::io::Result<Vec<u8>> {
-    let bytes = std::fs::read(path)?;
+    let bytes = read_bounded(path)?;
     files.push(TrustFile { path: path.to_path_buf(), sha256: Sha256::digest(&bytes).into() });
     Ok(bytes)
 }

@@ -242,3 +242,29 @@ fn a_waiting_room_is_checked_and_shipped_on_schedule() {
     }
     assert!(!got.iter().any(|g| g.starts_with("r.yaml:routes[6]")), "{got:#?}");
 }
+
+/// The committed corpus of the `policy` fuzz target, replayed (what CI runs; fuzzing is not).
+#[test]
+fn fuzz_corpus_replays_clean() {
+    let files = crate::redact::fuzzing::replay("policy", super::fuzzing::check);
+    assert!(files >= 20, "only {files} corpus files");
+}
+
+#[test]
+fn the_fuzz_invariant_holds_on_the_shipped_policy_and_broken_ones() {
+    let shipped: Vec<String> = Sources::embedded().files.into_iter().map(|(_, c)| c).collect();
+    super::fuzzing::check(shipped.join("\0").as_bytes()).unwrap();
+    for text in [
+        "gateway: [",
+        "nope: 1",
+        ".ope: 6",
+        "nop\u{9b}: 1",
+        "nope",
+        "- gateway",
+        "routes: 5",
+        "routes:\n  - {name: a}\n",
+        "\0gateway: {}\0gateway: {}",
+    ] {
+        super::fuzzing::check(text.as_bytes()).unwrap_or_else(|e| panic!("{text:?}: {e}"));
+    }
+}

@@ -111,3 +111,18 @@ impl Fixture {
 pub fn check(data: &[u8]) -> Result<(), String> {
     Fixture::new()?.check(data)
 }
+
+/// Replay the committed corpus `fuzz/corpus/<target>/` through `check` (the corpus tests of every
+/// fuzz target use this); panics naming the first file that violates, returns how many ran.
+#[cfg(test)]
+pub(crate) fn replay(target: &str, check: impl Fn(&[u8]) -> Result<(), String>) -> usize {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus").join(target);
+    let mut files = 0;
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.expect("corpus entry").path();
+        let data = std::fs::read(&path).expect("corpus file");
+        check(&data).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        files += 1;
+    }
+    files
+}

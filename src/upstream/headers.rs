@@ -7,6 +7,9 @@ use std::net::IpAddr;
 use crate::policy::{Policy, normalize_header_name as normalize_name};
 use http::{HeaderMap, HeaderName, HeaderValue, header};
 
+#[doc(hidden)]
+pub mod fuzzing;
+
 const HOP_BY_HOP: [&str; 8] = [
     "connection",
     "keep-alive",
@@ -18,14 +21,15 @@ const HOP_BY_HOP: [&str; 8] = [
     "proxy-authenticate",
 ];
 
-/// Remove hop-by-hop headers, including every name listed in `Connection`.
+/// Remove hop-by-hop headers, including every name listed in `Connection`. The list is read from
+/// the value's bytes: a value with a non-ASCII byte (which `HeaderValue::to_str` refuses) still
+/// names its other hop-by-hop headers to the next reader, so they are removed too.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     let listed: Vec<String> = headers
         .get_all(header::CONNECTION)
         .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|n| n.trim().to_ascii_lowercase())
+        .flat_map(|v| v.as_bytes().split(|&b| b == b','))
+        .map(|n| String::from_utf8_lossy(n.trim_ascii()).to_ascii_lowercase())
         .filter(|n| !n.is_empty())
         .collect();
     for name in HOP_BY_HOP.iter().copied().chain(listed.iter().map(String::as_str)) {

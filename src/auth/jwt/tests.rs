@@ -429,3 +429,26 @@ fn a_clock_jump_either_way_never_lengthens_a_token_s_life() {
     assert_eq!(t.verify(&token, NOW + 3600), Err(TokenError::Expired), "forward past exp: refused");
     assert!(t.verify(&token, NOW + 60).is_ok(), "and back again: valid within its life");
 }
+
+/// The committed corpus of the `token` fuzz target, replayed (what CI runs; fuzzing is not).
+#[test]
+fn fuzz_corpus_replays_clean() {
+    let fixture = super::fuzzing::Fixture::new().unwrap();
+    let files = crate::redact::fuzzing::replay("token", |data| fixture.check(data));
+    assert!(files >= 20, "only {files} corpus files");
+}
+
+#[test]
+fn the_fuzz_fixture_accepts_its_own_current_tokens_and_nothing_edited() {
+    let fixture = super::fuzzing::Fixture::new().unwrap();
+    for token in fixture.issued() {
+        let mut input = vec![0u8];
+        input.extend_from_slice(token.as_bytes());
+        fixture.check(&input).unwrap();
+    }
+    // Flipping any one byte of an issued token is refused (mode 1, one edit at each position).
+    for at in 0..=255u8 {
+        fixture.check(&[1, 0, at, b'A']).unwrap();
+        fixture.check(&[1, 0, at, 0]).unwrap();
+    }
+}

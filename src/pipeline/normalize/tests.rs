@@ -116,3 +116,17 @@ fn repeated_single_headers_are_refused() {
     h.append("accept", "c/d".parse().unwrap());
     assert!(check_headers(&h, &uri, &roomy).is_ok(), "list headers may repeat");
 }
+
+/// The committed corpus of the `normalize` fuzz target, replayed (what CI runs; fuzzing is not).
+#[test]
+fn fuzz_corpus_replays_clean() {
+    let files = crate::redact::fuzzing::replay("normalize", super::fuzzing::check);
+    assert!(files >= 20, "only {files} corpus files");
+}
+
+#[test]
+fn the_fuzz_invariant_holds_on_known_targets() {
+    for target in ["/", "/a/b", "/d/a%20b", "/d/%E0%A4%85?x=1", "/a/%2f", "/a/../b", "/a//b", "http://h/a", "*"] {
+        super::fuzzing::check(target.as_bytes()).unwrap_or_else(|e| panic!("{target}: {e}"));
+    }
+}

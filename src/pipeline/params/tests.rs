@@ -42,3 +42,10 @@ fn path_parameters_are_read_with_the_query_and_the_body() {
     // Without path parameters, `named_values` is the same reading.
     assert_eq!(named_values(&names, Some("mobile=9000000001"), b"").unwrap(), ["9000000001"]);
 }
+
+/// The committed corpus of the `params` fuzz target, replayed (what CI runs; fuzzing is not).
+#[test]
+fn fuzz_corpus_replays_clean() {
+    let files = crate::redact::fuzzing::replay("params", super::fuzzing::check);
+    assert!(files >= 20, "only {files} corpus files");
+}

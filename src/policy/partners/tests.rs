@@ -189,6 +189,22 @@ fn crls_need_a_next_update_and_must_parse() {
     }
 }
 
+/// A policy naming a device, a FIFO or a directory as a trust file is an error naming the field,
+/// never a read that hangs or does not end (found writing the `policy` fuzz target).
+#[test]
+fn trust_files_that_are_not_regular_files_are_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &ca("partner CA").pem).unwrap();
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    for bad in ["/dev/zero", "/dev/stdin", "sub", "fifo"] {
+        let errors = compile_partners(dir.path(), &[bad], "CN=x").unwrap_err();
+        assert_eq!(errors.len(), 1, "{bad}: {errors:?}");
+        assert_eq!(errors[0].path, "partners.crl[0]", "{bad}: {errors:?}");
+    }
+}
+
 #[test]
 fn an_expired_crl_is_loaded_and_reported_not_refused() {
     // Refusing the policy would stop the whole gateway (citizens too) over one CA's lapsed CRL;
