@@ -19,6 +19,7 @@ use crate::ownership::{RequestRule, SubjectKind, Subjects, canonical_mobile, che
 const MOBILE: &str = "9000000001";
 const REFS: [&str; 2] = ["10000000000001", "10000000000002"];
 const PHOTO: &str = "234512341234";
+const APPOINTMENT: &str = "6f1c2a4e-0b7d-4c1e-9a3f-2d5e8b7c9a01";
 
 fn rule(param: &str, kind: SubjectKind) -> RequestRule {
     RequestRule { param: param.to_string(), kind }
@@ -29,6 +30,7 @@ fn subjects() -> Subjects {
         mobile: MOBILE.to_string(),
         beneficiary_refs: REFS.iter().map(|r| r.to_string()).collect::<HashSet<_>>(),
         photo_ids: [PHOTO.to_string()].into_iter().collect(),
+        appointment_ids: [APPOINTMENT.to_string()].into_iter().collect(),
     }
 }
 
@@ -50,6 +52,7 @@ pub fn check(data: &[u8]) -> Result<(), String> {
         rule("mobile", SubjectKind::Mobile),
         rule("photo_id_number", SubjectKind::PhotoId),
         rule("{beneficiary_reference_id}", SubjectKind::Beneficiary),
+        rule("appointment_id", SubjectKind::Appointment),
     ];
     let names: Vec<String> = rules.iter().map(|r| r.name().to_string()).collect();
     let subjects = subjects();
@@ -65,7 +68,8 @@ pub fn check(data: &[u8]) -> Result<(), String> {
         if checked.named != values.len() {
             return Err(format!("ownership checked {} values, the limits read {}", checked.named, values.len()));
         }
-        let own = |v: &String| v == MOBILE || REFS.contains(&v.as_str()) || v == PHOTO;
+        let own =
+            |v: &String| v == MOBILE || REFS.contains(&v.as_str()) || v == PHOTO || v.eq_ignore_ascii_case(APPOINTMENT);
         if let Some(stranger) = values.iter().find(|v| !own(v)) {
             return Err(format!("ownership accepted, the limits read a stranger's {stranger:?}"));
         }
