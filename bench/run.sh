@@ -4,6 +4,8 @@
 #   bash bench/run.sh                       # 3 rounds x 10 s per target, 32 connections
 #   ROUNDS=5 DURATION=20 CONNS=256 bash bench/run.sh
 #   OTPGATE_BIN=path bash bench/run.sh      # a binary built earlier (skips the release build)
+#   PERF_DIR=dir bash bench/run.sh          # also profile otpgate (perf, cpu-clock) in round 1:
+#                                           # dir/TARGET.data and dir/TARGET.txt (perf report)
 #
 # Targets, all HTTP/1.1 plain on loopback, the proxy pinned to cpu 0, backends and wrk on cpu 1:
 #   nginx-proxy     nginx proxy_pass (1 worker, upstream keepalive) to an nginx backend (1 KB JSON)
@@ -124,12 +126,23 @@ printf "%-16s %-5s %10s %9s %9s %12s\n" target round "req/s" "p50 ms" "p99 ms" "
 declare -A rps cpu p99
 for r in $(seq "$ROUNDS"); do
   for target in nginx-proxy otpgate-pass otpgate-citizen; do
+    if [ -n "${PERF_DIR:-}" ] && [ "$r" = 1 ] && [ $target != nginx-proxy ]; then
+      mkdir -p "$PERF_DIR"
+      perf record -q -e cpu-clock -F 499 -g -p "$gate_pid" -o "$PERF_DIR/$target.data" -- sleep "$DURATION" \
+        >/dev/null 2>&1 &
+      perf_pid=$!
+    fi
     case $target in
       nginx-proxy) line=$(run "$proxy_pid" "http://127.0.0.1:$PROXY/bench/data.json") ;;
       otpgate-pass) line=$(run "$gate_pid" "http://127.0.0.1:$GATE/bench/data.json") ;;
       otpgate-citizen) line=$(run "$gate_pid" "http://127.0.0.1:$GATE/api/v2/appointment/beneficiaries" "Authorization: Bearer $token") ;;
     esac
     read -r q a b c bad <<<"$line"
+    if [ -n "${perf_pid:-}" ]; then
+      wait "$perf_pid" || true
+      perf report -i "$PERF_DIR/$target.data" --stdio --no-children --percent-limit 1 2>/dev/null >"$PERF_DIR/$target.txt" || true
+      perf_pid=
+    fi
     if [ "$bad" != 0 ]; then echo "$target: $bad answers were not 2xx (a limit or an error): the run is void" >&2; exit 1; fi
     printf "%-16s %-5s %10s %9s %9s %12s\n" $target "$r" "$q" "$a" "$b" "$c"
     rps[$target]=$(awk -v s="${rps[$target]:-0}" -v v="$q" 'BEGIN{print s + v}')
