@@ -175,6 +175,8 @@ pub struct Metrics {
     tls_not_after: Gauge,
     breaker_state: Family<UpstreamLabels, Gauge>,
     breaker_opened: Family<UpstreamLabels, Counter>,
+    /// Connections closed because an answer waited on its client longer than `timeouts.request`.
+    pub stalled_closes: Counter,
     /// The waiting room's contests, entrants, wait and held requests.
     pub waiting_room: waiting::WaitingRoom,
 }
@@ -318,8 +320,15 @@ impl Metrics {
             breaker_opened.clone(),
         );
         let waiting_room = waiting::WaitingRoom::register(&mut registry);
+        let stalled_closes = Counter::default();
+        registry.register(
+            "connections_stalled_closed",
+            "Connections closed because an answer waited for its client longer than timeouts.request",
+            stalled_closes.clone(),
+        );
         Metrics {
             waiting_room,
+            stalled_closes,
             registry,
             breaker_state,
             breaker_opened,

@@ -238,6 +238,8 @@ async fn adversarial_h2_a_window_that_never_opens_holds_no_large_buffers() {
     h.drain(Duration::from_secs(6)).await;
     assert!(h.eof, "a connection whose answers never move was kept open");
     assert!(waited.elapsed() < Duration::from_secs(5), "closed after {:?}", waited.elapsed());
+    let text = get_h1(s.gw.addr("admin"), "/metrics").await.text();
+    assert_eq!(metric(&text, "otpgate_connections_stalled_closed_total", &[]), 1.0, "counted");
 }
 
 #[tokio::test]
@@ -272,6 +274,8 @@ async fn adversarial_answers_taken_promptly_keep_their_connection() {
             tokio::time::sleep(Duration::from_millis(2600)).await;
         }
     }
+    let text = get_h1(s.gw.addr("admin"), "/metrics").await.text();
+    assert_eq!(metric(&text, "otpgate_connections_stalled_closed_total", &[]), 0.0, "none closed");
 }
 
 #[tokio::test]

@@ -264,6 +264,7 @@ where
         sending: parking_lot::Mutex::new(Vec::new()),
     });
     let info = Arc::new(info);
+    let metrics_app = app.clone();
     let svc = {
         let activity = activity.clone();
         service_fn(move |req: Request<Incoming>| {
@@ -301,6 +302,7 @@ where
                 // A client that stops taking an answer (a window never opened, a socket never
                 // read) would hold the answer's upstream connection for good: close it.
                 if activity.stalled_for() >= stall {
+                    metrics_app.metrics.stalled_closes.inc();
                     tracing::debug!("the client stopped taking its answer; connection closed");
                     break;
                 }
