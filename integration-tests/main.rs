@@ -12,6 +12,7 @@ mod booking;
 mod citizen_flow;
 mod citizen_ownership;
 mod citizen_tokens;
+mod cowin_client;
 mod faults;
 mod foundation;
 mod foundation_routing;

@@ -14,6 +14,15 @@ if ! python3 -c "import rotel" >/dev/null 2>&1; then
   python3 -m pip install --quiet --disable-pip-version-check rotel
 fi
 
+# A published CoWIN client (PyPI `cowin`, pinned with its own old pins, so in a venv of its own),
+# run unmodified against the demo by integration-tests/cowin_client.rs.
+COWIN_VENV=target/cowin-venv
+if ! "$COWIN_VENV/bin/python" -c "import cowin_api" >/dev/null 2>&1; then
+  python3 -m venv "$COWIN_VENV"
+  "$COWIN_VENV/bin/pip" install --quiet --disable-pip-version-check "cowin==0.0.5"
+fi
+export COWIN_PYTHON="$PWD/$COWIN_VENV/bin/python"
+
 cargo test --locked --all-targets "$@"
 
 # --- Alert rules (monitoring/): syntax and unit tests with promtool -----------------------------

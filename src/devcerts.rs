@@ -37,6 +37,9 @@ impl DevCerts {
     }
 }
 
+/// The host name CoWIN's clients call (`https://cdn-api.co-vin.in/api/v2/…`).
+pub const COWIN_API_HOST: &str = "cdn-api.co-vin.in";
+
 /// Make sure the data dir has a CA, server and partner certificate; generate what is missing.
 pub fn ensure(dir: &Path) -> Result<DevCerts, String> {
     let certs = DevCerts::in_dir(dir);
@@ -66,7 +69,9 @@ fn generate(c: &DevCerts) -> Result<(), Box<dyn std::error::Error>> {
     let issuer = Issuer::new(ca_params, &ca_key);
 
     let server_key = KeyPair::generate()?;
-    let mut sp = CertificateParams::new(vec!["localhost".to_string()])?;
+    // Also CoWIN's API host, so that unmodified CoWIN clients can be pointed at the demo through an
+    // HTTPS proxy or a hosts entry (they trust the demo CA only if told to).
+    let mut sp = CertificateParams::new(vec!["localhost".to_string(), COWIN_API_HOST.to_string()])?;
     sp.subject_alt_names.push(SanType::IpAddress("127.0.0.1".parse()?));
     sp.subject_alt_names.push(SanType::IpAddress("::1".parse()?));
     sp.distinguished_name = name("localhost");
