@@ -14,7 +14,8 @@ use super::{RedisStore, ms, n, s};
 use crate::store::StoreError;
 use crate::store::contest::{Entered, EntryKind, View};
 
-/// The functions every contest script shares (`freeze`, `skip`, `touch`).
+/// The functions every contest script shares (`freeze`, `skip`, `meta`: the meta fields, the draw
+/// frozen once the window has passed; `touch`).
 const COMMON: &str = r"
 local M, T, O, R, W = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local function freeze(now)
@@ -51,6 +52,14 @@ local function skip(now, timeout)
   end
   return turn
 end
+local function meta(now)
+  local m = redis.call('HMGET', M, 'open', 'close', 'frozen')
+  if m[3] ~= '1' and now >= tonumber(m[2]) then
+    freeze(now)
+    m[3] = '1'
+  end
+  return m, m[3] == '1'
+end
 local function touch(ttl)
   for _, k in ipairs(KEYS) do redis.call('PEXPIRE', k, ttl) end
 end
@@ -69,12 +78,7 @@ local person, ticket, now, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3]), ARGV[5]
 if redis.call('EXISTS', M) == 0 then
   redis.call('HSET', M, 'open', ARGV[3], 'close', ARGV[4], 'frozen', '0', 'turn', '0', 'since', ARGV[3], 'drawn', '0')
 end
-local m = redis.call('HMGET', M, 'open', 'close', 'frozen')
-local frozen = m[3] == '1'
-if not frozen and now >= tonumber(m[2]) then
-  freeze(now)
-  frozen = true
-end
+local m, frozen = meta(now)
 local kind, rank = 'dup', -1
 if not frozen then
   if redis.call('HSETNX', T, person, ticket) == 1 or redis.call('SREM', W, person) == 1 then kind = 'held' end
@@ -104,12 +108,7 @@ static POLL: LazyLock<Script> = LazyLock::new(|| {
         r"
 if redis.call('EXISTS', M) == 0 then return false end
 local now = tonumber(ARGV[2])
-local m = redis.call('HMGET', M, 'open', 'close', 'frozen')
-local frozen = m[3] == '1'
-if not frozen and now >= tonumber(m[2]) then
-  freeze(now)
-  frozen = true
-end
+local m, frozen = meta(now)
 local turn = 0
 if frozen then
   turn = skip(now, tonumber(ARGV[3]))
