@@ -13,7 +13,7 @@ use subtle::ConstantTimeEq;
 
 use super::contest::{Contest, Entered, View};
 use super::expiring::Expiring;
-use super::{Attempt, Distinct, OtpTxn, Session, SessionLimits, StoreError, Window};
+use super::{Attempt, Distinct, OtpTxn, Session, SessionLimits, StoreError, Window, ms};
 
 /// Live counters held at most (sliding windows; distinct-subject sets).
 pub const WINDOW_CAP: usize = 2_000_000;
@@ -104,7 +104,7 @@ impl MemoryStore {
         limit: u32,
         record: bool,
     ) -> Result<Window, StoreError> {
-        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let window_ms = ms(window);
         let entry = match (record, self.windows.get(key, now_ms)) {
             (_, Some(entry)) => entry,
             // Checking a window nobody recorded in: allowed, and nothing to keep.
@@ -137,7 +137,7 @@ impl MemoryStore {
         ttl: Duration,
         now_ms: u64,
     ) -> Result<Distinct, StoreError> {
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let ttl_ms = ms(ttl);
         let entry = match self.sets.get(key, now_ms) {
             Some(entry) => entry,
             None => self.sets.entry(key, now_ms, now_ms.saturating_add(ttl_ms))?,
@@ -166,8 +166,8 @@ impl MemoryStore {
     pub fn session_touch(&self, id: &str, now_ms: u64, limits: SessionLimits) -> Option<Session> {
         let entry = self.sessions.get(id)?;
         let mut s = entry.lock();
-        let idle_ms = u64::try_from(limits.idle.as_millis()).unwrap_or(u64::MAX);
-        let absolute_ms = u64::try_from(limits.absolute.as_millis()).unwrap_or(u64::MAX);
+        let idle_ms = ms(limits.idle);
+        let absolute_ms = ms(limits.absolute);
         let expired =
             now_ms.saturating_sub(s.last_seen_ms) > idle_ms || now_ms.saturating_sub(s.created_ms) > absolute_ms;
         if expired {
@@ -185,7 +185,7 @@ impl MemoryStore {
 
     /// The contest `key`, alive until `ttl` from now (a fresh one when absent or expired).
     fn contest(&self, key: &str, now_ms: u64, ttl: Duration) -> Result<Arc<Mutex<Contest>>, StoreError> {
-        let ttl_ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX);
+        let ttl_ms = ms(ttl);
         self.contests.entry(key, now_ms, now_ms.saturating_add(ttl_ms))
     }
 
@@ -198,7 +198,7 @@ impl MemoryStore {
         window: Duration,
         ttl: Duration,
     ) -> Result<Entered, StoreError> {
-        let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
+        let window_ms = ms(window);
         Ok(self.contest(key, now_ms, ttl)?.lock().enter(person, ticket, now_ms, window_ms))
     }
 
@@ -210,7 +210,7 @@ impl MemoryStore {
         turn_timeout: Duration,
         ttl: Duration,
     ) -> Option<View> {
-        let timeout_ms = u64::try_from(turn_timeout.as_millis()).unwrap_or(u64::MAX);
+        let timeout_ms = ms(turn_timeout);
         self.contests.get(key, now_ms)?;
         let entry = self.contest(key, now_ms, ttl).ok()?;
         let mut contest = entry.lock();

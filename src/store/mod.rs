@@ -81,6 +81,11 @@ pub struct SessionLimits {
 #[error("state store unavailable: {0}")]
 pub struct StoreError(pub String);
 
+/// A duration in whole milliseconds, saturating (store deadlines and TTLs are unix ms).
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
 /// What [`Store::distinct_add`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Distinct {

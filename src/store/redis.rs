@@ -17,7 +17,7 @@ use redis::aio::ConnectionManager;
 use redis::cluster_async::ClusterConnection;
 use redis::{FromRedisValue, Script};
 
-use super::{Attempt, Distinct, OtpTxn, Session, SessionLimits, StoreError, Window};
+use super::{Attempt, Distinct, OtpTxn, Session, SessionLimits, StoreError, Window, ms};
 use crate::metrics::StoreCounters;
 
 /// Where the shared store is, parsed from `--store`.
@@ -325,10 +325,6 @@ fn s(v: &str) -> Arg {
 
 fn n(v: u64) -> Arg {
     v.to_string().into_bytes()
-}
-
-fn ms(d: Duration) -> u64 {
-    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 #[cfg(test)]
