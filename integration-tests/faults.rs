@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::Request;
 use http_body_util::Full;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use crate::foundation::GATEWAY;
@@ -32,13 +32,8 @@ fn upstream(listener: TcpListener, mode: Mode) -> Arc<AtomicUsize> {
         while let Ok((mut sock, _)) = listener.accept().await {
             let count = count.clone();
             tokio::spawn(async move {
-                let mut buf = Vec::new();
-                let mut chunk = [0u8; 4096];
-                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match sock.read(&mut chunk).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
-                    }
+                if read_head(&mut sock).await.is_none() {
+                    return;
                 }
                 count.fetch_add(1, Ordering::SeqCst);
                 match mode {

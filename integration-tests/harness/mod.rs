@@ -316,6 +316,21 @@ pub async fn tls(addr: SocketAddr, ca_pem: &Path, alpn: &[&[u8]]) -> tokio_rustl
     connector.connect(name, tcp(addr).await).await.expect("TLS handshake")
 }
 
+/// Read `sock` up to the end of an HTTP head (`\r\n\r\n`, at most 64 KiB), byte by byte so
+/// nothing after it is consumed; `None` if the peer closes first or the head is longer.
+pub async fn read_head(sock: &mut TcpStream) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if head.len() >= 64 << 10 || sock.read_exact(&mut byte).await.is_err() {
+            return None;
+        }
+        head.push(byte[0]);
+    }
+    Some(head)
+}
+
 /// Send raw bytes, read until the peer closes or 5 s pass; return what was read.
 pub async fn raw(addr: SocketAddr, bytes: &[u8]) -> String {
     let mut s = tcp(addr).await;
