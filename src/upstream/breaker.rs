@@ -105,13 +105,10 @@ impl Drop for Admission {
 impl Breakers {
     fn with<T>(&self, upstream: &str, f: impl FnOnce(&mut Breaker) -> T) -> T {
         let mut map = self.inner.lock();
-        if !map.contains_key(upstream) {
-            map.insert(upstream.to_string(), Breaker::default());
+        if let Some(b) = map.get_mut(upstream) {
+            return f(b);
         }
-        match map.get_mut(upstream) {
-            Some(b) => f(b),
-            None => f(&mut Breaker::default()),
-        }
+        f(map.entry(upstream.to_string()).or_default())
     }
 
     /// May a request go to `upstream` now?
