@@ -68,9 +68,25 @@ enum KeysAction {
     ApiKey,
 }
 
+/// mimalloc instead of the C library's allocator: malloc, free and memmove were a seventh of a
+/// proxied request's CPU (BENCHMARKS.md, issue 15).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// One core: one thread runs everything (no work-stealing scheduler to pay for). More cores: a
+/// worker per core.
+fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if cores == 1 {
+        tokio::runtime::Builder::new_current_thread().enable_all().build()
+    } else {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build()
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match runtime() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("otpgate: cannot start the runtime: {e}");

@@ -22,6 +22,9 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+mod sink;
+pub use sink::LogSink;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -36,13 +39,16 @@ pub struct Telemetry {
     pub counters: SpanCounters,
     provider: Option<SdkTracerProvider>,
     pub otlp: Option<String>,
+    logs: LogSink,
 }
 
 impl Telemetry {
+    /// Flush what is queued: spans, then the log lines still buffered.
     pub fn shutdown(&self) {
         if let Some(p) = &self.provider {
             let _ = p.shutdown_with_timeout(Duration::from_secs(5));
         }
+        self.logs.close();
     }
 }
 
@@ -57,23 +63,39 @@ fn env_num(name: &str, default: u64) -> u64 {
 /// Install the global subscriber. Call inside the tokio runtime (the exporters need it).
 pub fn init(format: LogFormat) -> Telemetry {
     let counters = SpanCounters::default();
-    let filter = || EnvFilter::try_from_env("OTPGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     let (provider, otlp, problem) = otlp_provider(&counters);
-    let otel_layer = provider.as_ref().map(|p| {
-        tracing_opentelemetry::layer()
-            .with_tracer(p.tracer("otpgate"))
-            .with_filter(tracing_subscriber::filter::filter_fn(|m| m.target() == SPAN_TARGET))
-    });
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false);
-    let registry = tracing_subscriber::registry().with(otel_layer);
-    match format {
-        LogFormat::Json => registry.with(fmt.json().flatten_event(true).with_filter(filter())).init(),
-        LogFormat::Text => registry.with(fmt.with_filter(filter())).init(),
-    }
+    let logs = LogSink::stderr();
+    subscriber(format, provider.as_ref(), &logs).init();
     if let Some(p) = problem {
         tracing::warn!(problem = %p, "OTLP export disabled");
     }
-    Telemetry { counters, provider, otlp }
+    Telemetry { counters, provider, otlp, logs }
+}
+
+/// Logs to `logs` (filtered by `OTPGATE_LOG`, default `info`), request spans to `provider`.
+fn subscriber(
+    format: LogFormat,
+    provider: Option<&SdkTracerProvider>,
+    logs: &LogSink,
+) -> Box<dyn tracing::Subscriber + Send + Sync> {
+    let filter = || EnvFilter::try_from_env("OTPGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // The filter sits outside the `Option`: an absent layer would otherwise say yes to every
+    // span, and each request would pay for a span nobody exports.
+    let exporting = provider.is_some();
+    let otel_layer = provider
+        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("otpgate")))
+        .with_filter(tracing_subscriber::filter::filter_fn(move |m| exporting && m.target() == SPAN_TARGET));
+    let fmt = tracing_subscriber::fmt::layer().with_writer(logs.clone()).with_ansi(false);
+    // Request spans are for the exporter only: the log never prints them, so without an exporter
+    // no layer wants them and a request's span costs nothing.
+    let no_spans = tracing_subscriber::filter::filter_fn(|m| !(m.is_span() && m.target() == SPAN_TARGET));
+    let registry = tracing_subscriber::registry().with(otel_layer);
+    match format {
+        LogFormat::Json => {
+            Box::new(registry.with(fmt.json().flatten_event(true).with_filter(filter()).with_filter(no_spans)))
+        }
+        LogFormat::Text => Box::new(registry.with(fmt.with_filter(filter()).with_filter(no_spans))),
+    }
 }
 
 use tracing_subscriber::Layer as _;
@@ -185,5 +207,36 @@ async fn export_loop(
         if rx.is_closed() && rx.is_empty() && batch.is_empty() {
             return;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{LogFormat, LogSink, SPAN_TARGET, subscriber};
+
+    #[test]
+    fn without_an_exporter_a_request_span_is_never_built_and_logs_still_are() {
+        let out = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
+        struct Out(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
+        impl std::io::Write for Out {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let logs = LogSink::to(Box::new(Out(out.clone())));
+        for format in [LogFormat::Text, LogFormat::Json] {
+            tracing::subscriber::with_default(subscriber(format, None, &logs), || {
+                let span = tracing::info_span!(target: SPAN_TARGET, "request", http.route = "x");
+                assert!(span.is_disabled(), "{format:?}: a request span was built with no exporter");
+                assert!(!tracing::info_span!("other").is_disabled(), "{format:?}: other spans are kept");
+                tracing::warn!(target: "otpgate::access", "a line");
+            });
+        }
+        logs.flush();
+        assert_eq!(String::from_utf8_lossy(&out.lock()).matches("a line").count(), 2);
     }
 }

@@ -224,7 +224,7 @@ fn compile(
         if s.is_empty() || !s.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)) {
             errors.push(g_err(&format!("strip_headers[{i}]"), format!("`{s}` is not a header name")));
         } else {
-            strip_headers.push(normalize_header_name(s));
+            strip_headers.push(normalize_header_name(s).into_owned());
         }
     }
 
@@ -293,13 +293,18 @@ fn parse_upstream_url(url: &str) -> Result<(Scheme, Authority), String> {
 
 /// Lowercase, with `_` and `.` read as `-`: `X_OTPGATE.Mobile` → `x-otpgate-mobile`. Header
 /// names are compared in this form wherever a spelling could matter.
-pub fn normalize_header_name(name: &str) -> String {
+pub fn normalize_header_name(name: &str) -> std::borrow::Cow<'_, str> {
+    // Names hyper parsed are lowercase already: most need no copy.
+    if !name.bytes().any(|b| b == b'_' || b == b'.' || b.is_ascii_uppercase()) {
+        return std::borrow::Cow::Borrowed(name);
+    }
     name.bytes()
         .map(|b| match b {
             b'_' | b'.' => '-',
             b => char::from(b.to_ascii_lowercase()),
         })
-        .collect()
+        .collect::<String>()
+        .into()
 }
 
 /// Client-sent headers that could claim an identity, carry a credential meant for the gateway,

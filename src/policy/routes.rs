@@ -229,7 +229,7 @@ pub fn compile(m: &Merged, cx: &Context<'_>, errors: &mut Vec<ConfigError>) -> (
             })
             .collect();
         let forward_headers = r.personal.then(|| {
-            let extra = r.forward_headers.iter().map(|h| super::normalize_header_name(h));
+            let extra = r.forward_headers.iter().map(|h| super::normalize_header_name(h).into_owned());
             SAFE_REQUEST_HEADERS.iter().map(|h| h.to_string()).chain(extra).collect()
         });
         let waiting_room = super::waiting_room::compile(at, r, errors);

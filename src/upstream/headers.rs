@@ -21,6 +21,24 @@ const HOP_BY_HOP: [&str; 8] = [
     "proxy-authenticate",
 ];
 
+/// [`HOP_BY_HOP`] as header names (removing by name skips parsing the string per request).
+const HOP_BY_HOP_NAMES: [HeaderName; 8] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
+    header::PROXY_AUTHENTICATE,
+];
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
 /// Remove hop-by-hop headers, including every name listed in `Connection`. The list is read from
 /// the value's bytes: a value with a non-ASCII byte (which `HeaderValue::to_str` refuses) still
 /// names its other hop-by-hop headers to the next reader, so they are removed too.
@@ -32,8 +50,11 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .map(|n| String::from_utf8_lossy(n.trim_ascii()).to_ascii_lowercase())
         .filter(|n| !n.is_empty())
         .collect();
-    for name in HOP_BY_HOP.iter().copied().chain(listed.iter().map(String::as_str)) {
+    for name in &HOP_BY_HOP_NAMES {
         headers.remove(name);
+    }
+    for name in &listed {
+        headers.remove(name.as_str());
     }
 }
 
@@ -141,21 +162,25 @@ pub fn upstream_request_headers(incoming: &HeaderMap, fwd: &Forwarding<'_>, poli
     for name in doomed {
         out.remove(name);
     }
-    let mut xff: Vec<String> = trusted_xff.iter().filter_map(|v| v.to_str().ok()).map(str::to_string).collect();
-    xff.push(crate::policy::cidr::canonical(fwd.peer).to_string());
-    if let Ok(v) = HeaderValue::from_str(&xff.join(", ")) {
-        out.insert("x-forwarded-for", v);
+    let mut xff = String::new();
+    for hop in trusted_xff.iter().filter_map(|v| v.to_str().ok()) {
+        xff.push_str(hop);
+        xff.push_str(", ");
+    }
+    xff.push_str(&crate::policy::cidr::canonical(fwd.peer).to_string());
+    if let Ok(v) = HeaderValue::try_from(xff) {
+        out.insert(X_FORWARDED_FOR, v);
     }
     let proto = trusted_proto.unwrap_or_else(|| HeaderValue::from_static(if fwd.tls { "https" } else { "http" }));
-    out.insert("x-forwarded-proto", proto);
+    out.insert(X_FORWARDED_PROTO, proto);
     if let Some(h) = host {
-        out.insert("x-forwarded-host", h);
+        out.insert(X_FORWARDED_HOST, h);
     }
     if let Ok(v) = HeaderValue::from_str(fwd.request_id) {
-        out.insert("x-request-id", v);
+        out.insert(X_REQUEST_ID, v);
     }
-    if let Ok(v) = HeaderValue::from_str(&fwd.trace.header()) {
-        out.insert("traceparent", v);
+    if let Ok(v) = HeaderValue::try_from(fwd.trace.header()) {
+        out.insert(TRACEPARENT, v);
     }
     if fwd.identity_encoding {
         out.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
@@ -172,7 +197,7 @@ pub fn client_response_headers(headers: &mut HeaderMap, request_id: &str) {
         headers.remove(name);
     }
     if let Ok(v) = HeaderValue::from_str(request_id) {
-        headers.insert("x-request-id", v);
+        headers.insert(X_REQUEST_ID, v);
     }
 }
 
