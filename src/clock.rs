@@ -43,10 +43,15 @@ impl Clock {
 
 /// Unix time in milliseconds from the system clock (commands that are not the gateway: the
 /// audit query's `--since`).
-#[allow(clippy::disallowed_methods)] // the one reading of the system clock
 pub fn system_now_ms() -> u64 {
+    system_now_us() / 1000
+}
+
+/// Unix time in microseconds from the system clock (log line timestamps).
+#[allow(clippy::disallowed_methods)] // the one reading of the system clock
+pub fn system_now_us() -> u64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    u64::try_from(since.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// A reading of the monotonic clock for code that must wait on a standard `Instant` (the audit

@@ -22,7 +22,9 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+mod access;
 mod sink;
+pub use access::ACCESS_TARGET;
 pub use sink::LogSink;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -92,9 +94,13 @@ fn subscriber(
     let registry = tracing_subscriber::registry().with(otel_layer);
     match format {
         LogFormat::Json => {
-            Box::new(registry.with(fmt.json().flatten_event(true).with_filter(filter()).with_filter(no_spans)))
+            let fmt = fmt.json().flatten_event(true).map_event_format(access::Fast::json);
+            Box::new(registry.with(fmt.with_filter(filter()).with_filter(no_spans)))
         }
-        LogFormat::Text => Box::new(registry.with(fmt.with_filter(filter()).with_filter(no_spans))),
+        LogFormat::Text => {
+            let fmt = fmt.map_event_format(access::Fast::text);
+            Box::new(registry.with(fmt.with_filter(filter()).with_filter(no_spans)))
+        }
     }
 }
 

@@ -83,17 +83,17 @@ pub async fn finish(
         app.metrics.partner_request(&o.caller_id, status);
     }
     tracing::info!(
-        target: "otpgate::access",
+        target: crate::telemetry::ACCESS_TARGET,
         request_id = cx.request_id,
-        route = %o.route,
-        method = %method,
+        route = o.route.as_str(),
+        method = method.as_str(),
         status,
         caller = o.caller_kind,
         decision,
         reason,
         // Microsecond precision: `0.438`, not `0.43803800000000004`.
         latency_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3,
-        policy = %cx.rt.policy.version,
+        policy = cx.rt.policy.version.as_str(),
     );
     // Browsers must not guess an answer's type; HTTPS clients are told to stay on HTTPS.
     let h = resp.headers_mut();

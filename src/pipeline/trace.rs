@@ -26,6 +26,9 @@ impl Extractor for Headers<'_> {
 
 /// The caller's trace, when its `traceparent` is valid.
 fn incoming(headers: &HeaderMap) -> Option<SpanContext> {
+    if !headers.contains_key("traceparent") {
+        return None;
+    }
     let cx = TraceContextPropagator::new().extract(&Headers(headers));
     let sc = cx.span().span_context().clone();
     sc.is_valid().then_some(sc)
@@ -68,17 +71,28 @@ pub fn start(headers: &HeaderMap, method: &http::Method) -> (tracing::Span, Trac
     } else {
         // No exporter installed: still propagate a well-formed trace, ours or the caller's.
         let mut rng = rand::rng();
-        let span_id = hex::encode(rng.random::<[u8; 8]>());
+        let span_id = hex(&rng.random::<[u8; 8]>());
         match parent {
             Some(p) => TraceContext {
                 trace_id: p.trace_id().to_string(),
                 span_id,
                 flags: format!("{:02x}", p.trace_flags().to_u8()),
             },
-            None => TraceContext { trace_id: hex::encode(rng.random::<[u8; 16]>()), span_id, flags: "01".into() },
+            None => TraceContext { trace_id: hex(&rng.random::<[u8; 16]>()), span_id, flags: "01".into() },
         }
     };
     (span, trace)
+}
+
+/// Lowercase hex, a byte at a time (an id per request: `hex::encode` goes a char at a time).
+fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0x0f)]));
+    }
+    out
 }
 
 #[cfg(test)]

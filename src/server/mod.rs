@@ -65,7 +65,7 @@ impl Server {
     pub async fn bind(app: Arc<App>, specs: Vec<ListenerSpec>) -> std::io::Result<Server> {
         let mut bound = Vec::new();
         for spec in specs {
-            let listener = TcpListener::bind(spec.addr).await.map_err(|e| {
+            let listener = listen(spec.addr).map_err(|e| {
                 std::io::Error::new(e.kind(), format!("cannot listen on {} ({}): {e}", spec.addr, spec.name))
             })?;
             bound.push(Bound { name: spec.name, listener, tls: spec.tls, role: spec.role });
@@ -116,6 +116,17 @@ impl Server {
         reload::flush_refusals(&app).await;
         admin_stop.cancel();
     }
+}
+
+/// Connections the kernel may hold for `accept` (std's default is 128: a burst of a thousand
+/// clients connecting at once overflowed it; nginx asks for 511). Capped by `net.core.somaxconn`.
+const BACKLOG: u32 = 1024;
+
+fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(BACKLOG)
 }
 
 /// Wait (at most `limit`) for every task of `tracker`; whether they all ended.

@@ -43,6 +43,11 @@ const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// the value's bytes: a value with a non-ASCII byte (which `HeaderValue::to_str` refuses) still
 /// names its other hop-by-hop headers to the next reader, so they are removed too.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass over the names instead of a lookup per name. A name
+    // listed in `Connection` comes with a `Connection` header, which is hop-by-hop itself.
+    if !headers.keys().any(|n| HOP_BY_HOP_NAMES.contains(n)) {
+        return;
+    }
     let listed: Vec<String> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -121,7 +126,11 @@ pub struct TraceContext {
 impl TraceContext {
     /// The `traceparent` header naming this hop.
     pub fn header(&self) -> String {
-        format!("00-{}-{}-{}", self.trace_id, self.span_id, self.flags)
+        let mut h = String::with_capacity(6 + self.trace_id.len() + self.span_id.len() + self.flags.len());
+        for part in ["00-", &self.trace_id, "-", &self.span_id, "-", &self.flags] {
+            h.push_str(part);
+        }
+        h
     }
 }
 
@@ -167,7 +176,7 @@ pub fn upstream_request_headers(incoming: &HeaderMap, fwd: &Forwarding<'_>, poli
         xff.push_str(hop);
         xff.push_str(", ");
     }
-    xff.push_str(&crate::policy::cidr::canonical(fwd.peer).to_string());
+    push_ip(&mut xff, crate::policy::cidr::canonical(fwd.peer));
     if let Ok(v) = HeaderValue::try_from(xff) {
         out.insert(X_FORWARDED_FOR, v);
     }
@@ -186,6 +195,22 @@ pub fn upstream_request_headers(incoming: &HeaderMap, fwd: &Forwarding<'_>, poli
         out.insert(header::ACCEPT_ENCODING, HeaderValue::from_static("identity"));
     }
     out
+}
+
+/// `ip` as text; IPv4 (the common case) without the formatting machinery.
+fn push_ip(out: &mut String, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(v4) => {
+            let mut digits = itoa::Buffer::new();
+            for (i, octet) in v4.octets().into_iter().enumerate() {
+                if i > 0 {
+                    out.push('.');
+                }
+                out.push_str(digits.format(octet));
+            }
+        }
+        IpAddr::V6(_) => out.push_str(&ip.to_string()),
+    }
 }
 
 /// Clean an upstream response's headers before they go to the client.

@@ -29,3 +29,10 @@ fn traceparent_is_continued_only_when_valid() {
     let (_, ours) = start(&HeaderMap::new(), &http::Method::GET);
     assert!(incoming(&with(&ours.header())).is_some(), "our own header is valid: {}", ours.header());
 }
+
+#[test]
+fn ids_are_lowercase_hex_as_the_hex_crate_writes_them() {
+    for bytes in [&[0u8, 1, 0x7f, 0x80, 0xab, 0xff][..], &[][..], &[0x0f; 16][..]] {
+        assert_eq!(super::hex(bytes), hex::encode(bytes));
+    }
+}

@@ -248,3 +248,13 @@ fn fuzz_corpus_replays_clean() {
     let files = crate::redact::fuzzing::replay("headers", |data| fixture.check(data));
     assert!(files >= 20, "only {files} corpus files");
 }
+
+#[test]
+fn peer_addresses_are_written_as_std_writes_them() {
+    for ip in ["127.0.0.1", "0.0.0.0", "255.255.255.255", "10.20.3.4", "::1", "2001:db8::7", "::ffff:1.2.3.4"] {
+        let ip: IpAddr = ip.parse().unwrap();
+        let mut out = String::new();
+        super::push_ip(&mut out, ip);
+        assert_eq!(out, ip.to_string());
+    }
+}
