@@ -30,7 +30,7 @@ pub fn check_headers(headers: &HeaderMap, uri: &Uri, limits: &Limits) -> Result<
     // Headers the gateway reads and the upstream reads again must mean one thing to both: a
     // second `Content-Type` could make the upstream parse a body the ownership check read as JSON
     // as a form, a second credential could be the one the upstream believes.
-    for name in SINGLE {
+    for name in &SINGLE {
         if headers.get_all(name).iter().nth(1).is_some() {
             return Err(GatewayError::BadRequest("a header that may appear once appears more than once"));
         }
@@ -38,8 +38,14 @@ pub fn check_headers(headers: &HeaderMap, uri: &Uri, limits: &Limits) -> Result<
     Ok(())
 }
 
-/// Headers refused when repeated.
-const SINGLE: [&str; 5] = ["content-type", "authorization", "x-api-key", "host", "traceparent"];
+/// Headers refused when repeated (as names: looked up per request without parsing a string).
+const SINGLE: [http::HeaderName; 5] = [
+    http::header::CONTENT_TYPE,
+    http::header::AUTHORIZATION,
+    http::HeaderName::from_static("x-api-key"),
+    http::header::HOST,
+    http::HeaderName::from_static("traceparent"),
+];
 
 /// Does the query string carry a credential? Tokens in URLs end up in logs, caches and
 /// `Referer` headers, so such requests are refused (and the query is never logged).

@@ -43,9 +43,10 @@ const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// the value's bytes: a value with a non-ASCII byte (which `HeaderValue::to_str` refuses) still
 /// names its other hop-by-hop headers to the next reader, so they are removed too.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
-    // Most messages carry none: one pass over the names instead of a lookup per name. A name
-    // listed in `Connection` comes with a `Connection` header, which is hop-by-hop itself.
-    if !headers.keys().any(|n| HOP_BY_HOP_NAMES.contains(n)) {
+    // One pass over the names instead of a lookup per hop-by-hop name; most messages carry none
+    // or only `Connection`. A name listed in `Connection` comes with a `Connection` header.
+    let present: Vec<HeaderName> = headers.keys().filter(|n| HOP_BY_HOP_NAMES.contains(n)).cloned().collect();
+    if present.is_empty() {
         return;
     }
     let listed: Vec<String> = headers
@@ -55,7 +56,7 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
         .map(|n| String::from_utf8_lossy(n.trim_ascii()).to_ascii_lowercase())
         .filter(|n| !n.is_empty())
         .collect();
-    for name in &HOP_BY_HOP_NAMES {
+    for name in present {
         headers.remove(name);
     }
     for name in &listed {
