@@ -1,30 +1,33 @@
 //! openloop: an open-loop HTTP/1.1 load generator (what wrk2 does, for bench/run.sh).
 //!
 //! Requests are scheduled at fixed times: rate R spread evenly over N keep-alive connections
-//! (request k is due at k/R seconds and goes to connection k mod N). Each request's latency is
+//! (request g is due at g/R seconds and goes to connection g mod N). Each request's latency is
 //! measured from its *intended* send time, not from when it was actually written: when a
 //! connection is still waiting for an earlier answer, the request queues behind it and the wait
 //! counts — a stall of the server shows in every request it delayed (the correction for
 //! coordinated omission). Requests due before the warm-up ends are sent but not counted.
 //!
-//! The schedule is kept by a timer thread that sleeps with the kernel's µs resolution (tokio's
-//! timer wheel ticks in ms, which would add up to a millisecond to every latency) and hands each
-//! due request to its connection's queue; the connections run on a current-thread tokio runtime,
-//! so the whole generator is two threads that stay on one core (pin it with taskset).
+//! One thread: the connections are tasks of a current-thread tokio runtime, so the generator stays
+//! on one core (pin it with taskset). Each connection waits for its next request's time on a
+//! timerfd of its own (the kernel's high-resolution timer, through the runtime's epoll): tokio's
+//! timer wheel ticks in milliseconds, which would add up to a millisecond to every latency.
+//! Linux only.
 //!
 //! Output, one line on stdout (latencies in ms):
-//!   rate=R conns=N duration=S warmup=W achieved=A requests=C p50= p90= p99= p999= max= non2xx= errors= unsent=
-//!   reconnects= total=
+//!   rate=R conns=N duration=S warmup=W achieved=A requests=C p50= p90= p99= p999= max= non2xx=
+//!   errors= unsent= reconnects= total= late_p99=
 //! `achieved` is answers completed within the measured window per second; `requests` the requests
 //! due in that window (the percentiles' population); `total` every answer, warm-up included (for
-//! a server's CPU per request over the whole run). After the end nothing new is scheduled, and
-//! requests still queued are sent for a grace period (-g, 1 s), so that a server that keeps up
-//! has its last requests measured like the others. `unsent` counts requests due before the end
-//! and still queued when the grace period is over (their connection was busy all along): they
-//! enter the percentiles with latency (end + grace) − intended, a lower bound (leaving them out
-//! would hide exactly the requests an overload delays most). Errors (connect, I/O, timeout, a response
-//! that cannot be delimited) are counted, the first one is printed on stderr, and the connection
-//! is opened again for the next request.
+//! a server's CPU per request over the whole run). After the end nothing new is due, and requests
+//! still queued are sent for a grace period (-g, 1 s), so that a server that keeps up has its last
+//! requests measured like the others. `unsent` counts requests due before the end and still
+//! queued when the grace period is over (their connection was busy all along): they enter the
+//! percentiles with latency (end + grace) − intended, a lower bound (leaving them out would hide
+//! exactly the requests an overload delays most). Errors (connect, I/O, timeout, a response that
+//! cannot be delimited) are counted, the first one is printed on stderr, and the connection is
+//! opened again for the next request. `late_p99` is the generator's own accuracy: p99 of how late
+//! it sent requests whose connection was idle at their time (timer slack, a busy core); it is in
+//! every latency, so a large one means the generator, not the server, needs a core of its own.
 
 mod http;
 mod stats;
@@ -35,7 +38,6 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 const USAGE: &str =
@@ -142,17 +144,37 @@ struct ConnReport {
     errors: u64,
     reconnects: u64,
     first_error: Option<String>,
+    /// How late the generator itself sent requests that found their connection idle (the timer's
+    /// and the runtime's delay, not the server's), µs, past the warm-up.
+    late: Vec<u64>,
 }
 
-/// The schedule's fixed points, shared by the timer thread and the connections.
+/// The schedule, shared by the connections.
 #[derive(Debug, Clone, Copy)]
-struct Clock {
+struct Schedule {
     start: Instant,
-    /// Nothing is scheduled from here on.
+    rate: f64,
+    /// Connections: request g goes to connection g mod conns.
+    conns: u64,
+    /// Requests due from here on are counted (the warm-up is over).
+    measured_from: Instant,
+    /// Nothing is due from here on.
     end: Instant,
     /// Nothing is sent from here on.
     give_up: Instant,
     timeout: Duration,
+}
+
+impl Schedule {
+    /// When request g is due: start + g/rate.
+    fn due(&self, g: u64) -> Instant {
+        self.start + Duration::from_nanos((g as f64 * 1e9 / self.rate) as u64)
+    }
+
+    /// Connection i's requests, in order: i, i + N, i + 2N, … while due before the end.
+    fn of_connection(&self, i: u64) -> impl Iterator<Item = Instant> + '_ {
+        (0..).map(move |k| self.due(i + k * self.conns)).take_while(|t| *t < self.end)
+    }
 }
 
 fn us(d: Duration) -> u64 {
@@ -189,30 +211,38 @@ async fn exchange(stream: &mut TcpStream, req: &[u8], buf: &mut Vec<u8>) -> Resu
     }
 }
 
-/// One connection: take each due request in turn (they queue while an answer is awaited).
+/// Connection i: each of its requests when due, or at once when the previous answer came late
+/// (it queued behind it).
 async fn connection(
+    i: u64,
     addr: SocketAddr,
     mut stream: Option<TcpStream>,
     req: Arc<[u8]>,
-    mut due: mpsc::UnboundedReceiver<Instant>,
-    clock: Clock,
-) -> ConnReport {
+    sched: Schedule,
+) -> Result<ConnReport, String> {
+    let timer = timer::Timer::new().map_err(|e| format!("timerfd: {e}"))?;
     let mut rep = ConnReport::default();
     let mut buf = Vec::with_capacity(16 << 10);
     let fail = |rep: &mut ConnReport, e: String| {
         rep.errors += 1;
         rep.first_error.get_or_insert(e);
     };
-    while let Some(t) = due.recv().await {
-        let due_us = us(t - clock.start);
-        if Instant::now() >= clock.give_up {
+    for t in sched.of_connection(i) {
+        let due_us = us(t - sched.start);
+        if Instant::now() >= sched.give_up {
             // Due before the end, never sent: its latency is at least give_up - intended.
-            rep.samples.push(Sample { due_us, latency_us: us(clock.give_up - t), answered: false });
+            rep.samples.push(Sample { due_us, latency_us: us(sched.give_up - t), answered: false });
             continue;
+        }
+        if Instant::now() < t {
+            timer.sleep_until(t).await.map_err(|e| format!("timerfd: {e}"))?;
+            if t >= sched.measured_from {
+                rep.late.push(us(Instant::now() - t));
+            }
         }
         let s = match stream.as_mut() {
             Some(s) => s,
-            None => match connect(addr, clock.timeout).await {
+            None => match connect(addr, sched.timeout).await {
                 Ok(s) => stream.insert(s),
                 Err(e) => {
                     fail(&mut rep, e);
@@ -220,7 +250,7 @@ async fn connection(
                 }
             },
         };
-        let answer = tokio::time::timeout(clock.timeout, exchange(s, &req, &mut buf)).await;
+        let answer = tokio::time::timeout(sched.timeout, exchange(s, &req, &mut buf)).await;
         let done = Instant::now();
         match answer {
             Ok(Ok(r)) => {
@@ -238,32 +268,68 @@ async fn connection(
                 stream = None;
             }
             Err(_) => {
-                fail(&mut rep, format!("no whole answer within {:?}", clock.timeout));
+                fail(&mut rep, format!("no whole answer within {:?}", sched.timeout));
                 stream = None;
             }
         }
     }
-    rep
+    Ok(rep)
 }
 
-/// The schedule: request k is due at start + k/rate and goes to queue k mod N. Sleeps with the
-/// kernel's timer (µs), not tokio's (ms). Returns how many requests it scheduled.
-fn schedule(queues: Vec<mpsc::UnboundedSender<Instant>>, rate: f64, start: Instant, end: Instant) -> u64 {
-    let period_ns = 1e9 / rate;
-    let n = queues.len() as u64;
-    let mut k: u64 = 0;
-    loop {
-        let t = start + Duration::from_nanos((k as f64 * period_ns) as u64);
-        if t >= end {
-            return k;
+/// A timerfd: sleeps to the µs (the kernel's hrtimer, with the thread's timer slack, 50 µs by
+/// default), woken through the runtime's epoll like a socket.
+mod timer {
+    use std::fs::File;
+    use std::io::{self, Read};
+    use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+
+    use tokio::io::Interest;
+    use tokio::io::unix::AsyncFd;
+    use tokio::time::Instant;
+
+    pub struct Timer(AsyncFd<File>);
+
+    impl Timer {
+        pub fn new() -> io::Result<Timer> {
+            // SAFETY: timerfd_create takes no pointers; a descriptor it returns is ours alone.
+            let fd = unsafe { libc::timerfd_create(libc::CLOCK_MONOTONIC, libc::TFD_NONBLOCK | libc::TFD_CLOEXEC) };
+            if fd < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            // SAFETY: fd is a fresh, valid descriptor that nothing else owns.
+            let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+            // SAFETY: the File owns the descriptor and is owned by the AsyncFd: it stays open, the
+            // same, for the AsyncFd's whole life.
+            Ok(Timer(unsafe { AsyncFd::register_with_interest(file, Interest::READABLE) }?))
         }
-        let now = Instant::now();
-        if t > now {
-            std::thread::sleep(t - now);
+
+        /// Returns at `deadline` (at once if it has passed).
+        pub async fn sleep_until(&self, deadline: Instant) -> io::Result<()> {
+            let now = Instant::now();
+            if deadline <= now {
+                return Ok(());
+            }
+            let d = deadline - now;
+            let spec = libc::itimerspec {
+                it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+                it_value: libc::timespec {
+                    tv_sec: d.as_secs() as libc::time_t,
+                    tv_nsec: (d.subsec_nanos() as libc::c_long).max(1),
+                },
+            };
+            // SAFETY: spec is a valid itimerspec for the call's duration; the old value is not asked for.
+            if unsafe { libc::timerfd_settime(self.0.get_ref().as_raw_fd(), 0, &spec, std::ptr::null_mut()) } < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            loop {
+                let mut ready = self.0.readable().await?;
+                // The expiration count (8 bytes); WouldBlock until the timer fires.
+                match ready.try_io(|f| f.get_ref().read(&mut [0u8; 8])) {
+                    Ok(r) => return r.map(|_| ()),
+                    Err(_would_block) => continue,
+                }
+            }
         }
-        // A connection never stops before its queue closes; a send cannot fail.
-        let _ = queues[(k % n) as usize].send(t);
-        k += 1;
     }
 }
 
@@ -283,32 +349,33 @@ async fn run(a: Args) -> Result<i32, String> {
     }
     let start = Instant::now() + Duration::from_millis(20);
     let end = start + a.warmup + a.duration;
-    let clock = Clock { start, end, give_up: end + a.grace, timeout: a.timeout };
-    let mut queues = Vec::with_capacity(a.conns);
-    let mut tasks = Vec::with_capacity(a.conns);
-    for s in streams {
-        let (tx, rx) = mpsc::unbounded_channel();
-        queues.push(tx);
-        tasks.push(tokio::spawn(connection(addr, Some(s), req.clone(), rx, clock)));
-    }
-    let rate = a.rate;
-    let timer = std::thread::Builder::new()
-        .name("schedule".into())
-        .spawn(move || schedule(queues, rate, start, clock.end))
-        .map_err(|e| format!("timer thread: {e}"))?;
+    let sched = Schedule {
+        start,
+        rate: a.rate,
+        conns: a.conns as u64,
+        measured_from: start + a.warmup,
+        end,
+        give_up: end + a.grace,
+        timeout: a.timeout,
+    };
+    let tasks: Vec<_> = streams
+        .into_iter()
+        .enumerate()
+        .map(|(i, s)| tokio::spawn(connection(i as u64, addr, Some(s), req.clone(), sched)))
+        .collect();
 
     let mut all = ConnReport::default();
     for t in tasks {
-        let r = t.await.map_err(|e| format!("connection task: {e}"))?;
+        let r = t.await.map_err(|e| format!("connection task: {e}"))??;
         all.samples.extend(r.samples);
         all.non2xx += r.non2xx;
         all.errors += r.errors;
         all.reconnects += r.reconnects;
+        all.late.extend(r.late);
         if all.first_error.is_none() {
             all.first_error = r.first_error;
         }
     }
-    let scheduled = timer.join().map_err(|_| "timer thread panicked".to_string())?;
 
     let warm_us = us(a.warmup);
     let end_us = warm_us + us(a.duration);
@@ -317,21 +384,16 @@ async fn run(a: Args) -> Result<i32, String> {
         all.samples.iter().filter(|s| s.answered && (warm_us..=end_us).contains(&(s.due_us + s.latency_us))).count();
     let unsent = measured.iter().filter(|s| !s.answered).count();
     let sum = stats::summarize(measured.iter().map(|s| s.latency_us).collect());
+    let late = stats::summarize(std::mem::take(&mut all.late));
     if a.per_second {
         per_second(&all.samples, warm_us);
     }
     if let Some(e) = &all.first_error {
         eprintln!("openloop: {} errors; the first: {e}", all.errors);
     }
-    if scheduled as usize != all.samples.len() + all.errors as usize {
-        eprintln!(
-            "openloop: {scheduled} requests scheduled but {} accounted for",
-            all.samples.len() + all.errors as usize
-        );
-    }
     println!(
         "rate={} conns={} duration={:.3} warmup={:.3} achieved={:.1} requests={} p50={} p90={} p99={} p999={} \
-         max={} non2xx={} errors={} unsent={} reconnects={} total={}",
+         max={} non2xx={} errors={} unsent={} reconnects={} total={} late_p99={}",
         a.rate,
         a.conns,
         a.duration.as_secs_f64(),
@@ -347,7 +409,8 @@ async fn run(a: Args) -> Result<i32, String> {
         all.errors,
         unsent,
         all.reconnects,
-        all.samples.iter().filter(|s| s.answered).count()
+        all.samples.iter().filter(|s| s.answered).count(),
+        stats::ms(late.p99)
     );
     Ok(0)
 }
@@ -465,14 +528,19 @@ mod tests {
             let stream = connect(addr, Duration::from_secs(1)).await.unwrap();
             let req: Arc<[u8]> =
                 http::request_bytes(&http::parse_url(&format!("http://{addr}/")).unwrap(), &[]).unwrap().into();
-            let (tx, rx) = mpsc::unbounded_channel();
             let start = Instant::now() + Duration::from_millis(10);
             let end = start + run;
-            let clock = Clock { start, end, give_up: end + grace, timeout: Duration::from_secs(5) };
-            let task = tokio::spawn(connection(addr, Some(stream), req, rx, clock));
-            let timer = std::thread::spawn(move || schedule(vec![tx], 100.0, start, end));
-            let rep = task.await.unwrap();
-            assert_eq!(timer.join().unwrap() as usize, rep.samples.len());
+            let sched = Schedule {
+                start,
+                rate: 100.0,
+                conns: 1,
+                measured_from: start,
+                end,
+                give_up: end + grace,
+                timeout: Duration::from_secs(5),
+            };
+            let rep = connection(0, addr, Some(stream), req, sched).await.unwrap();
+            assert_eq!(rep.samples.len() as u64 + rep.errors, sched.of_connection(0).count() as u64);
             rep
         })
     }
@@ -489,13 +557,15 @@ mod tests {
         for (k, &l) in lat.iter().enumerate().take(19).skip(9) {
             assert!(l >= 190_000 - 10_000 * k as u64, "request {k}: {l} µs");
         }
+        // Before the stall, answers within a few ms of their time.
+        assert!(lat[..9].iter().all(|&l| l < 20_000), "{:?}", &lat[..9]);
         assert_eq!(rep.samples[12].due_us, 120_000);
     }
 
     #[test]
     fn requests_still_queued_after_the_grace_period_count_as_unsent_lower_bounds() {
         // Request 20 (due at 200 ms) is held 600 ms; the run ends at 300 ms, the grace period at
-        // 400 ms: requests 21 to 29 are never sent, with latencies of at least 400 ms − due.
+        // 400 ms: requests 21 to 29 are never sent, with latencies of 400 ms − due.
         let rep =
             one_connection(20, Duration::from_millis(600), Duration::from_millis(300), Duration::from_millis(100));
         assert_eq!((rep.errors, rep.samples.len()), (0, 30), "{:?}", rep.first_error);
@@ -508,18 +578,42 @@ mod tests {
     }
 
     #[test]
-    fn schedule_spreads_evenly_over_connections() {
-        let (txs, mut rxs): (Vec<_>, Vec<_>) = (0..4).map(|_| mpsc::unbounded_channel()).unzip();
-        let start = Instant::now();
-        // 4,000/s for 10 ms: 40 requests, 10 per connection, 1 ms apart on each.
-        let n = schedule(txs, 4_000.0, start, start + Duration::from_millis(10));
-        assert_eq!(n, 40);
-        for (i, rx) in rxs.iter_mut().enumerate() {
-            let mut due = Vec::new();
-            while let Ok(t) = rx.try_recv() {
-                due.push(us(t - start));
+    fn the_timer_is_sub_millisecond() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async {
+            let timer = timer::Timer::new().unwrap();
+            let mut late = Vec::new();
+            for _ in 0..50 {
+                let t = Instant::now() + Duration::from_micros(1_300);
+                timer.sleep_until(t).await.unwrap();
+                let now = Instant::now();
+                assert!(now >= t);
+                late.push(us(now - t));
             }
-            let want: Vec<u64> = (0..10).map(|k| i as u64 * 250 + k * 1000).collect();
+            // Never early; usually tens of µs late (tokio's own timer would be ~700 µs late here).
+            late.sort_unstable();
+            assert!(late[25] < 500, "median lateness {} µs", late[25]);
+            timer.sleep_until(Instant::now()).await.unwrap(); // past deadlines return at once
+        });
+    }
+
+    #[test]
+    fn the_schedule_spreads_evenly_over_connections() {
+        let start = Instant::now();
+        let end = start + Duration::from_millis(10);
+        // 4,000/s for 10 ms over 4 connections: 40 requests, 10 on each, 1 ms apart.
+        let sched = Schedule {
+            start,
+            rate: 4_000.0,
+            conns: 4,
+            measured_from: start,
+            end,
+            give_up: end,
+            timeout: Duration::from_secs(1),
+        };
+        for i in 0..4 {
+            let due: Vec<u64> = sched.of_connection(i).map(|t| us(t - start)).collect();
+            let want: Vec<u64> = (0..10).map(|k| i * 250 + k * 1000).collect();
             assert_eq!(due, want, "connection {i}");
         }
     }
