@@ -352,7 +352,10 @@ if [ "$RATE" != 0 ]; then
       # Not keeping up: the latency then grows with the run's length, not a property of the rate.
       if [ "$unsent" != 0 ] || awk -v g="$got" -v r="$rate" 'BEGIN { exit !(g < 0.97 * r) }'; then flag=" !"; fi
       printf "%-22s %7s %-5s %9.0f %8s %8s %9s %9s %11s %9s%s\n" "$target" "$rate" "$r" "$got" "$a" "$b" "$c" "$d" "$cu" "$late" "$flag"
-      [ -z "$flag" ] || echo "  ! $target did not sustain $rate req/s ($unsent requests never sent): its latencies grow with the run" >&2
+      if [ -n "$flag" ]; then
+        echo "  ! $target did not sustain $rate req/s ($unsent requests never sent): its latencies grow with the run" >&2
+        acc "ol.flag.$run" 1
+      fi
       acc "ol.p99.$run" "$b"
       acc "ol.cpu.$run" "$cu"
     done
@@ -361,14 +364,15 @@ if [ "$RATE" != 0 ]; then
   printf "%-22s %7s %10s %16s %12s   (means of %d rounds)\n" target rate "p99 ms" "p99 - nginx ms" "CPU-us/req" "$ROUNDS"
   for run in "${runs[@]}"; do
     target=${run%@*} rate=${run#*@}
-    printf "%-22s %7s %10s %16s %12s\n" "$target" "$rate" "$(mean "ol.p99.$run")" \
+    printf "%-22s %7s %10s %16s %12s%s\n" "$target" "$rate" "$(mean "ol.p99.$run")" \
       "$(awk -v a="$(mean "ol.p99.$run")" -v b="$(mean "ol.p99.nginx-proxy@$rate")" 'BEGIN { printf "%+.2f", a - b }')" \
-      "$(mean "ol.cpu.$run")"
+      "$(mean "ol.cpu.$run")" "$([ -z "${sum[ol.flag.$run]:-}" ] || echo "   ! not sustained in ${sum[ol.flag.$run]} of $ROUNDS rounds")"
   done
 fi
 
 # --- 3. HTTP/2: h2load, h2c with prior knowledge, the pass-through ---------------------------------
-# h2_run PID URL -> "req/s cpu_us_per_req bad" (bad: answers not 2xx + failed/errored/timed-out requests)
+# h2_run PID URL -> "req/s cpu_us_per_req bad" (bad: answers not 2xx + failed/errored/timed-out requests;
+# -1 when h2load did not speak h2c or printed no totals)
 h2_run() {
   local pid=$1 url=$2 before after out
   before=$(cpu_ticks "$pid")
@@ -378,10 +382,11 @@ h2_run() {
   # "requests: 123703 total, 123959 started, 123703 done, 123703 succeeded, 0 failed, 0 errored, 0 timeout"
   # "status codes: 123703 2xx, 0 3xx, 0 4xx, 0 5xx"
   awk -F'[ ,]+' -v t=$((after - before)) -v hz="$hz" '
+    /^Application protocol:/ { proto = $3 }
     /^finished in/ { rps = $4 }
     /^requests:/ { done = $6; bad += $10 + $12 + $14 }
     /^status codes:/ { ok = $3; bad += $5 + $7 + $9 }
-    END { if (done == "" || ok == "") { print "0 0 -1"; exit } printf "%.0f %.1f %d\n", rps, t * 1e6 / hz / (done > 0 ? done : 1), bad }' <<<"$out"
+    END { if (proto != "h2c" || done == "" || ok == "") { print "0 0 -1"; exit } printf "%.0f %.1f %d\n", rps, t * 1e6 / hz / (done > 0 ? done : 1), bad }' <<<"$out"
 }
 if [ "$H2" != 0 ]; then
   echo
@@ -395,7 +400,7 @@ if [ "$H2" != 0 ]; then
         line=$(h2_run "$gate_pid" "http://127.0.0.1:$GATE/bench/data.json")
       fi
       read -r q c bad <<<"$line"
-      if [ "$bad" = -1 ]; then void $target "h2load printed no totals (no HTTP/2?)"; fi
+      if [ "$bad" = -1 ]; then void $target "h2load did not speak h2c, or printed no totals"; fi
       if [ "$bad" != 0 ]; then void $target "$bad requests failed or were not 2xx"; fi
       printf "%-16s %-5s %10s %12s\n" $target "$r" "$q" "$c"
       acc "h2.rps.$target" "$q"
