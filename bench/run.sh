@@ -16,6 +16,9 @@
 #      from each request's intended send time, WARMUP=2 s not counted, OL_CONNS=CONNS connections)
 #      offers RATE req/s to nginx-proxy and otpgate-pass, CITIZEN_RATE to otpgate-citizen (and to
 #      nginx-proxy again, the reference at that rate) — p99 and p99 minus nginx's p99 at the same rate.
+#      `!` marks a target that did not keep up; "gen late" is the generator's own lateness (p99), part
+#      of every latency: openloop costs some 50 µs of CPU per request on cpu 1, beside the backend.
+#      OL_ARGS=--per-second prints each run's latencies second by second (stderr).
 #   3. HTTP/2 [H2=1]: h2load, H2_CONNS=32 connections x H2_STREAMS=8 streams, h2c with prior
 #      knowledge on plain ports — req/s, CPU-µs per request, ratio to nginx's h2.
 #   4. TLS [TLS=1]: wrk over HTTPS (HTTP/1.1, keep-alive: steady state, the handshakes are a few
@@ -37,6 +40,7 @@
 # run, divided by the requests answered. The h2 and TLS variants are further listeners of the same
 # two proxy processes (nginx's h2 and TLS servers set keepalive_requests high so that connections
 # stay up for the whole run; its plain server keeps nginx's default of 1000, as before).
+# Ports: PORT_BASE+1 to +10 (PORT_BASE=18080), loopback only.
 # Installs nginx, wrk, h2load and redis-cli from the distribution if missing, and builds
 # bench/openloop (its own crate and Cargo.lock; OPENLOOP_BIN=path skips the build). Not run in CI.
 set -euo pipefail
@@ -322,7 +326,8 @@ ol_run() {
   local hdr=()
   [ -z "$header" ] || hdr=(-H "$header")
   before=$(cpu_ticks "$pid")
-  out=$(taskset -c 1 "$OPENLOOP" -R "$rate" -c "$OL_CONNS" -d "$DURATION" -w "$WARMUP" "${hdr[@]}" "$url")
+  # shellcheck disable=SC2086 # OL_ARGS: extra options, e.g. --per-second (a table per second, on stderr)
+  out=$(taskset -c 1 "$OPENLOOP" -R "$rate" -c "$OL_CONNS" -d "$DURATION" -w "$WARMUP" ${OL_ARGS:-} "${hdr[@]}" "$url")
   after=$(cpu_ticks "$pid")
   # key=value fields; CPU over the whole run (warm-up included) per answer (warm-up included).
   awk -v t=$((after - before)) -v hz="$hz" '{
