@@ -325,7 +325,12 @@ mod timer {
                 let mut ready = self.0.readable().await?;
                 // The expiration count (8 bytes); WouldBlock until the timer fires.
                 match ready.try_io(|f| f.get_ref().read(&mut [0u8; 8])) {
-                    Ok(r) => return r.map(|_| ()),
+                    Ok(r) => {
+                        // The timer is empty again: the next sleep waits for its next expiry
+                        // without a read that would only say WouldBlock.
+                        ready.clear_ready();
+                        return r.map(|_| ());
+                    }
                     Err(_would_block) => continue,
                 }
             }
