@@ -157,6 +157,8 @@ pub struct Checked {
 pub struct Filtered {
     /// The filtered document, serialized JSON.
     pub body: Vec<u8>,
+    /// The same document as parsed (strictly), for readers after the filter.
+    pub doc: serde_json::Value,
     /// Records kept (owned by the caller); at least 1.
     pub kept: usize,
     /// Records dropped (someone else's, masked, or without a usable owner field).

@@ -55,7 +55,7 @@ pub fn filter_response(body: &[u8], rule: &ResponseRule, caller_mobile: &str) ->
         return Err(OwnershipError::NothingLeft);
     }
     let body = serde_json::to_vec(&doc).map_err(|_| OwnershipError::BadUpstream("response could not be re-encoded"))?;
-    Ok(Filtered { body, kept, dropped: before - kept })
+    Ok(Filtered { body, doc, kept, dropped: before - kept })
 }
 
 /// The canonical mobile an owner field holds: a string or a non-negative integer [`canonical_mobile`] reads.

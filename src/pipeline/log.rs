@@ -50,7 +50,9 @@ pub async fn finish(
     } else if cx.outcome.personal
         && let Some(audit) = &app.audit
     {
-        let record = record(audit, &cx, app.clock.now_ms(), status, reason);
+        // One keyed hash of the caller, for the record and the span alike.
+        caller_id = caller_name(audit, &cx.outcome);
+        let record = record(audit, &cx, &caller_id, app.clock.now_ms(), status, reason);
         match audit.write(&record).await {
             Err(e) => {
                 tracing::error!(request_id = cx.request_id, error = %e, "audit record not written; response withheld");
@@ -69,7 +71,6 @@ pub async fn finish(
                 }
             }
         }
-        caller_id = caller_name(audit, &cx.outcome);
     }
     let elapsed = cx.started.elapsed();
     let decision = if status < 400 { "allow" } else { "deny" };
@@ -138,7 +139,7 @@ fn caller_name(audit: &Trail, outcome: &Outcome) -> String {
     }
 }
 
-fn record(audit: &Trail, cx: &RequestCtx, now_ms: u64, status: u16, reason: &str) -> AuditRecord {
+fn record(audit: &Trail, cx: &RequestCtx, caller_id: &str, now_ms: u64, status: u16, reason: &str) -> AuditRecord {
     let outcome = &cx.outcome;
     let allowed = status < 400;
     let mut records: Vec<String> = outcome.released_refs.iter().map(|r| audit.hasher.record(r)).collect();
@@ -152,7 +153,7 @@ fn record(audit: &Trail, cx: &RequestCtx, now_ms: u64, status: u16, reason: &str
         request_id: cx.request_id.clone(),
         trace_id: cx.trace.trace_id.clone(),
         caller_kind: outcome.caller_kind.to_string(),
-        caller_id: caller_name(audit, outcome),
+        caller_id: caller_id.to_string(),
         route: outcome.route.clone(),
         method: cx.method.to_string(),
         decision: if allowed { Decision::Allow } else { Decision::Deny },

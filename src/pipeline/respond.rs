@@ -36,7 +36,8 @@ pub async fn answer(
         (Grant::Citizen { citizen, .. }, Some(rule), _) => {
             let (head, doc) = redaction::read_json(upstream, redaction::MAX_BUFFERED, deadline).await?;
             let own = ownership::filter_response(&doc, rule, citizen.mobile().as_str()).map_err(ownership_error)?;
-            note_released(&own.body, &rule.records, &rule.owner, cx)?;
+            // The filtered document as parsed: read for the audit record without parsing it again.
+            note_released(Some(&own.doc), &own.body, &rule.records, &rule.owner, cx)?;
             whole(plan.as_ref(), head, own.body, app, cx)?
         }
         (Grant::Partner { rules, .. }, _, Some(plan)) if rules.stream => {
@@ -55,7 +56,7 @@ pub async fn answer(
                 let subjects = rt.policy.citizens.as_ref().and_then(|c| c.subjects.as_ref());
                 let (records, owner) =
                     subjects.map_or(("beneficiaries", "mobile_number"), |s| (s.records.as_str(), s.owner.as_str()));
-                note_released(&doc, records, owner, cx)?;
+                note_released(None, &doc, records, owner, cx)?;
             }
             whole(plan.as_ref(), head, doc.to_vec(), app, cx)?
         }
@@ -88,10 +89,21 @@ fn whole(
 /// Note the references and owners of the records under `records` in the document about to be
 /// redacted and released (the audit record names them once the answer is allowed). A document
 /// the audit cannot read is not released: 502.
-fn note_released(doc: &[u8], records: &str, owner: &str, cx: &mut RequestCtx) -> Result<(), GatewayError> {
+/// `parsed` is `doc` already parsed, when it is.
+fn note_released(
+    parsed: Option<&serde_json::Value>,
+    doc: &[u8],
+    records: &str,
+    owner: &str,
+    cx: &mut RequestCtx,
+) -> Result<(), GatewayError> {
     let reference = cx.rt.policy.citizens.as_ref().and_then(|c| c.subjects.as_ref());
     let reference = reference.map_or("beneficiary_reference_id", |s| s.reference.as_str()).to_string();
-    let Some(released) = released(doc, records, owner, &reference) else {
+    let released = match parsed {
+        Some(parsed) => Some(released_in(parsed, records, owner, &reference)),
+        None => released(doc, records, owner, &reference),
+    };
+    let Some(released) = released else {
         tracing::warn!("upstream answer refused: its records cannot be read for the audit record");
         return Err(GatewayError::UpstreamBadResponse);
     };
@@ -116,6 +128,12 @@ pub struct Released {
 /// not strict JSON (the redactor refuses duplicate keys too; anything else it would accept and the
 /// audit could not read is refused rather than released unnamed).
 pub fn released(doc: &[u8], records: &str, owner: &str, reference: &str) -> Option<Released> {
+    let doc = ownership::parse_strict(doc).ok()?;
+    Some(released_in(&doc, records, owner, reference))
+}
+
+/// [`released`] of a document already parsed strictly.
+pub fn released_in(doc: &serde_json::Value, records: &str, owner: &str, reference: &str) -> Released {
     use serde_json::Value;
     fn members<'v>(v: &'v Value, name: &'v str) -> impl Iterator<Item = &'v Value> + 'v {
         v.as_object().into_iter().flatten().filter(move |(k, _)| ownership::same_key(k, name)).map(|(_, v)| v)
@@ -127,13 +145,12 @@ pub fn released(doc: &[u8], records: &str, owner: &str, reference: &str) -> Opti
             _ => None,
         })
     }
-    let doc = ownership::parse_strict(doc).ok()?;
-    let list: Vec<&Value> = members(&doc, records).filter_map(Value::as_array).flatten().collect();
-    Some(Released {
+    let list: Vec<&Value> = members(doc, records).filter_map(Value::as_array).flatten().collect();
+    Released {
         refs: list.iter().flat_map(|r| texts(r, reference)).collect(),
         owners: list.iter().flat_map(|r| texts(r, owner)).filter_map(|m| ownership::canonical_mobile(&m)).collect(),
         count: list.len() as u64,
-    })
+    }
 }
 
 /// An upstream error on a personal route: keep its status and its code (a short registry code

@@ -39,3 +39,29 @@ fn unique_member_refuses_a_second_spelling() {
         assert_eq!(unique_member(&obj(doc.clone()), "beneficiaries"), Err(Spelling), "{doc}");
     }
 }
+
+/// The ASCII fast path gives the answer the full folding gives: every pair of one- and
+/// two-character ASCII strings, and longer keys differing in case or in one character.
+#[test]
+fn the_ascii_shortcut_agrees_with_the_full_folding() {
+    fn full(key: &str, name: &str) -> bool {
+        let fold = |s: &str| if s.is_ascii() { s.to_ascii_lowercase() } else { s.to_lowercase() };
+        key == name
+            || fold(key) == fold(name)
+            || key.to_uppercase().to_lowercase() == name.to_uppercase().to_lowercase()
+    }
+    let chars: Vec<char> = (0x20u8..0x7f).map(char::from).collect();
+    let mut keys: Vec<String> = chars.iter().map(char::to_string).collect();
+    for a in ['a', 'A', 'z', '_', '0', 'k', 'K', 's', 'S', 'i', 'I'] {
+        keys.extend(chars.iter().map(|b| format!("{a}{b}")));
+    }
+    keys.extend(
+        ["beneficiaries", "BENEFICIARIES", "Beneficiaries", "beneficiarieS", "beneficiarie5", "mobile_number"]
+            .map(String::from),
+    );
+    for key in &keys {
+        for name in &keys {
+            assert_eq!(same_key(key, name), full(key, name), "{key:?} vs {name:?}");
+        }
+    }
+}

@@ -107,7 +107,7 @@ fn debug_never_prints_personal_data() {
         assert!(!s.contains(secret), "{s}");
     }
     assert!(s.contains("<set>") && s.contains("beneficiary_refs: 2") && s.contains("photo_ids: 1"), "{s}");
-    let f = Filtered { body: CALLER.as_bytes().to_vec(), kept: 1, dropped: 0 };
+    let f = Filtered { body: CALLER.as_bytes().to_vec(), doc: serde_json::json!({ "m": CALLER }), kept: 1, dropped: 0 };
     assert!(!format!("{f:?}").contains(CALLER));
 }
 
