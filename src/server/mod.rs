@@ -119,8 +119,8 @@ impl Server {
 }
 
 /// Connections the kernel may hold for `accept` (std's default is 128: a burst of a thousand
-/// clients connecting at once overflowed it; nginx asks for 511). Capped by `net.core.somaxconn`.
-const BACKLOG: u32 = 1024;
+/// clients connecting at once overflowed it). Capped by `net.core.somaxconn`.
+const BACKLOG: u32 = 4096;
 
 fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     let socket = if addr.is_ipv4() { tokio::net::TcpSocket::new_v4()? } else { tokio::net::TcpSocket::new_v6()? };

@@ -83,7 +83,10 @@ impl UpstreamClient {
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(Duration::from_secs(90))
-            .pool_max_idle_per_host(256)
+            // Every connection a burst needed stays for the next (idle ones close after 90 s): a
+            // cap below the concurrency closed and reopened upstream connections on every
+            // request past it — at 1,000 clients, half the gateway's CPU (BENCHMARKS.md).
+            .pool_max_idle_per_host(usize::MAX)
             .build(connector);
         UpstreamClient { client }
     }
