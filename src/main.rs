@@ -68,11 +68,6 @@ enum KeysAction {
     ApiKey,
 }
 
-/// mimalloc instead of the C library's allocator: malloc, free and memmove were a seventh of a
-/// proxied request's CPU (BENCHMARKS.md, issue 15).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// One core: one thread runs everything (no work-stealing scheduler to pay for). More cores: a
 /// worker per core.
 fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
