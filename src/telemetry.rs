@@ -19,6 +19,7 @@ use prometheus_client::metrics::counter::Counter;
 pub use crate::metrics::SpanCounters;
 use tokio::sync::mpsc;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::filter::FilterExt as _;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -80,26 +81,35 @@ fn subscriber(
     provider: Option<&SdkTracerProvider>,
     logs: &LogSink,
 ) -> Box<dyn tracing::Subscriber + Send + Sync> {
-    let filter = || EnvFilter::try_from_env("OTPGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    // The filter sits outside the `Option`: an absent layer would otherwise say yes to every
-    // span, and each request would pay for a span nobody exports.
+    let env_filter = || EnvFilter::try_from_env("OTPGATE_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // The filter sits outside the `Option` (an absent layer would otherwise say yes to every
+    // span), and says up to which level it can want anything, so that spans and events below
+    // every layer's level are refused at their call site (h2 opens trace spans per frame).
     let exporting = provider.is_some();
-    let otel_layer = provider
-        .map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("otpgate")))
-        .with_filter(tracing_subscriber::filter::filter_fn(move |m| exporting && m.target() == SPAN_TARGET));
+    let otel_layer = provider.map(|p| tracing_opentelemetry::layer().with_tracer(p.tracer("otpgate"))).with_filter(
+        tracing_subscriber::filter::filter_fn(move |m| exporting && m.target() == SPAN_TARGET).with_max_level_hint(
+            if exporting {
+                tracing::level_filters::LevelFilter::INFO
+            } else {
+                tracing::level_filters::LevelFilter::OFF
+            },
+        ),
+    );
     let fmt = tracing_subscriber::fmt::layer().with_writer(logs.clone()).with_ansi(false);
     // Request spans are for the exporter only: the log never prints them, so without an exporter
-    // no layer wants them and a request's span costs nothing.
+    // no layer wants them and a request's span costs nothing. One filter (a second, nested
+    // per-layer filter said yes to every span the first refused).
     let no_spans = tracing_subscriber::filter::filter_fn(|m| !(m.is_span() && m.target() == SPAN_TARGET));
+    let filter = || env_filter().and(no_spans.clone());
     let registry = tracing_subscriber::registry().with(otel_layer);
     match format {
         LogFormat::Json => {
             let fmt = fmt.json().flatten_event(true).map_event_format(access::Fast::json);
-            Box::new(registry.with(fmt.with_filter(filter()).with_filter(no_spans)))
+            Box::new(registry.with(fmt.with_filter(filter())))
         }
         LogFormat::Text => {
             let fmt = fmt.map_event_format(access::Fast::text);
-            Box::new(registry.with(fmt.with_filter(filter()).with_filter(no_spans)))
+            Box::new(registry.with(fmt.with_filter(filter())))
         }
     }
 }
@@ -239,6 +249,9 @@ mod tests {
                 let span = tracing::info_span!(target: SPAN_TARGET, "request", http.route = "x");
                 assert!(span.is_disabled(), "{format:?}: a request span was built with no exporter");
                 assert!(!tracing::info_span!("other").is_disabled(), "{format:?}: other spans are kept");
+                // Below the log's level nothing is built either: h2 opens trace spans per frame.
+                let frame = tracing::trace_span!(target: "h2::proto::streams", "poll_complete");
+                assert!(frame.is_disabled(), "{format:?}: a trace span was built at level info");
                 tracing::warn!(target: "otpgate::access", "a line");
             });
         }
