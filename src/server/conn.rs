@@ -70,10 +70,12 @@ pub(super) async fn accept_loop(app: Arc<App>, b: Bound, stop: CancellationToken
         };
         let _ = tcp.set_nodelay(true);
         let served = connection(app.clone(), tcp, peer, b.tls, b.role, stop.clone());
-        let served = async move {
+        // Boxed once here: the connection's future is large (hyper's state for both protocols,
+        // TLS), and spawning it by value copied it several times per connection.
+        let served = Box::pin(async move {
             served.await;
             drop(permit);
-        };
+        });
         match &tracked {
             Some(t) => {
                 t.spawn(served);
