@@ -140,7 +140,7 @@ CONF
 }
 nginx_conf backend 1 "server { listen 127.0.0.1:$BACKEND backlog=4096; location = /bench/data.json { default_type application/json; alias $work/data.json; } }"
 proxy_loc="location / { proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection \"\"; }"
-proxy_servers="server { listen 127.0.0.1:$PROXY backlog=4096; $proxy_loc }"
+proxy_servers="server { listen 127.0.0.1:$PROXY backlog=4096; keepalive_requests 1000000; $proxy_loc }"
 # HTTP/2 over plain TCP (h2c, prior knowledge; nginx 1.22's syntax) and HTTPS HTTP/1.1.
 [ "$H2" = 0 ] || proxy_servers+="
   server { listen 127.0.0.1:$PROXY_H2 http2; keepalive_requests 1000000; $proxy_loc }"
