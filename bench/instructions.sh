@@ -15,6 +15,8 @@
 # dump; total instructions of the gateway process / requests answered. Not run in CI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/common.sh
+source bench/common.sh
 DURATION=${DURATION:-8} CONNS=${CONNS:-8} TARGETS=${TARGETS:-"pass citizen"} H2=${H2:-0}
 BASE=${PORT_BASE:-18180}
 BACKEND=$BASE GATE=$((BASE + 3)) ADMIN=$((BASE + 4)) REGISTRY=$((BASE + 5))
@@ -54,16 +56,7 @@ http {
 CONF
 nginx -c "$work/nginx.conf" -e "$work/nginx.err"
 
-mkdir -p "$work/policy"
-cp policies/*.yaml "$work/policy/"
-sed -i 's|      webhook: {url: "http://127.0.0.1:8025/otp", timeout: 3s}|      outbox: {path: otp-outbox.jsonl}|' "$work/policy/citizens.yaml"
-sed -i 's|{key: session, rate: \[{limit: 30, per: 15m}\]}|{key: session, rate: [{limit: 1000000000, per: 1m}]}|' "$work/policy/routes.yaml"
-cat >"$work/policy/zz-bench.yaml" <<YAML
-upstreams:
-  backend: {url: 'http://127.0.0.1:$BACKEND'}
-routes:
-  - {name: bench-pass, methods: [GET], path: /bench/data.json, access: public, upstream: backend}
-YAML
+bench_policy "$work/policy" "$BACKEND" $((CONNS + 10000))
 "$BIN" keys generate --dir "$work/keys" >/dev/null
 taskset -c 1 "$BIN" registry-sim --listen 127.0.0.1:$REGISTRY --identity-key-file "$work/keys/identity.key" \
   >"$work/registry.out" 2>&1 &
@@ -94,16 +87,7 @@ for target in $TARGETS; do
   url="http://127.0.0.1:$GATE/bench/data.json" header=
   if [ "$target" = citizen ]; then
     url="http://127.0.0.1:$GATE/api/v2/appointment/beneficiaries"
-    txn=$(curl -fs -X POST "http://127.0.0.1:$GATE/api/v2/auth/public/generateOTP" -d '{"mobile":"9000000001"}' \
-      | python3 -c 'import json,sys; print(json.load(sys.stdin)["txnId"])')
-    for _ in $(seq 50); do grep -q "$txn" "$data/otp-outbox.jsonl" 2>/dev/null && break; sleep 0.1; done
-    otp=$(python3 -c 'import json,sys
-for line in open(sys.argv[1]):
-    m = json.loads(line)
-    if m.get("txnId") == sys.argv[2]: print(m["otp"])' "$data/otp-outbox.jsonl" "$txn")
-    sha=$(printf %s "$otp" | sha256sum | cut -d' ' -f1)
-    token=$(curl -fs -X POST "http://127.0.0.1:$GATE/api/v2/auth/public/confirmOTP" -d "{\"otp\":\"$sha\",\"txnId\":\"$txn\"}" \
-      | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+    token=$(session $GATE "$data")
     header="Authorization: Bearer $token"
   fi
   load 2 "$url" "$header" >/dev/null

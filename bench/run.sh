@@ -46,6 +46,8 @@
 set -euo pipefail
 shopt -s inherit_errexit # a failing tool inside $(...) stops the bench too
 cd "$(dirname "$0")/.."
+# shellcheck source=bench/common.sh
+source bench/common.sh
 ROUNDS=${ROUNDS:-3} DURATION=${DURATION:-10} CONNS=${CONNS:-32}
 CLOSED_LOOP=${CLOSED_LOOP:-1}
 RATE=${RATE:-10000} CITIZEN_RATE=${CITIZEN_RATE:-2000} WARMUP=${WARMUP:-2} OL_CONNS=${OL_CONNS:-$CONNS}
@@ -157,23 +159,7 @@ proxy_pid=$(pgrep -P "$(cat "$work/nginx-proxy.pid")" | head -1)
 
 # --- otpgate: the shipped policy, OTPs to an outbox, limits raised, plus a pass-through route ----
 mkdir -p "$work/policy" "$work/data"
-cp policies/*.yaml "$work/policy/"
-edit() { # FILE SED-EXPRESSION: the bench copy of the policy, failing if the shipped text moved
-  local before
-  before=$(md5sum <"$1")
-  sed -i "$2" "$1"
-  [ "$(md5sum <"$1")" != "$before" ] || { echo "bench: '$2' changed nothing in $1 (the policy moved?)" >&2; exit 1; }
-}
-edit "$work/policy/citizens.yaml" 's|      webhook: {url: "http://127.0.0.1:8025/otp", timeout: 3s}|      outbox: {path: otp-outbox.jsonl}|'
-edit "$work/policy/routes.yaml" 's|{key: session, rate: \[{limit: 30, per: 15m}\]}|{key: session, rate: [{limit: 1000000000, per: 1m}]}|'
-# Open connections per listener (default 10000): room for the largest count asked for.
-edit "$work/policy/gateway.yaml" "s|max_connections: 10000 |max_connections: $((max_conns + 10000)) |"
-cat >"$work/policy/zz-bench.yaml" <<YAML
-upstreams:
-  backend: {url: 'http://127.0.0.1:$BACKEND'}
-routes:
-  - {name: bench-pass, methods: [GET], path: /bench/data.json, access: public, upstream: backend}
-YAML
+bench_policy "$work/policy" "$BACKEND" $((max_conns + 10000))
 "$BIN" keys generate --dir "$work/keys" >/dev/null
 taskset -c 1 "$BIN" registry-sim --listen 127.0.0.1:$REGISTRY --identity-key-file "$work/keys/identity.key" \
   >"$work/registry.out" 2>&1 &
@@ -209,21 +195,6 @@ if [ "$STORE" = redis ] && curl -fs "http://127.0.0.1:$ADMIN_REDIS/readyz" | gre
   exit 1
 fi
 
-# A citizen session: OTP sign-in through the gateway on PORT (its outbox in DATA), prints the token.
-session() { # PORT DATA
-  local txn otp sha token
-  txn=$(curl -fs -X POST "http://127.0.0.1:$1/api/v2/auth/public/generateOTP" -d '{"mobile":"9000000001"}' \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["txnId"])')
-  otp=$(python3 -c 'import json,sys
-for line in open(sys.argv[1]):
-    m = json.loads(line)
-    if m.get("txnId") == sys.argv[2]: print(m["otp"])' "$2/otp-outbox.jsonl" "$txn")
-  sha=$(printf %s "$otp" | sha256sum | cut -d' ' -f1)
-  token=$(curl -fs -X POST "http://127.0.0.1:$1/api/v2/auth/public/confirmOTP" -d "{\"otp\":\"$sha\",\"txnId\":\"$txn\"}" \
-    | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-  curl -fs -o /dev/null -H "Authorization: Bearer $token" "http://127.0.0.1:$1/api/v2/appointment/beneficiaries"
-  printf %s "$token"
-}
 token=$(session $GATE "$work/data")
 curl -fs -o /dev/null "http://127.0.0.1:$GATE/bench/data.json"
 [ "$STORE" != redis ] || token_redis=$(session $GATE_REDIS "$work/data-redis")

@@ -232,18 +232,8 @@ mod tests {
 
     #[test]
     fn without_an_exporter_a_request_span_is_never_built_and_logs_still_are() {
-        let out = std::sync::Arc::new(parking_lot::Mutex::new(Vec::new()));
-        struct Out(std::sync::Arc<parking_lot::Mutex<Vec<u8>>>);
-        impl std::io::Write for Out {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
-        let logs = LogSink::to(Box::new(Out(out.clone())));
+        let out = super::sink::tests::Out::default();
+        let logs = LogSink::to(Box::new(out.clone()));
         for format in [LogFormat::Text, LogFormat::Json] {
             tracing::subscriber::with_default(subscriber(format, None, &logs), || {
                 let span = tracing::info_span!(target: SPAN_TARGET, "request", http.route = "x");
@@ -256,6 +246,6 @@ mod tests {
             });
         }
         logs.flush();
-        assert_eq!(String::from_utf8_lossy(&out.lock()).matches("a line").count(), 2);
+        assert_eq!(out.text().matches("a line").count(), 2);
     }
 }

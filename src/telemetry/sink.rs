@@ -162,4 +162,4 @@ impl<'a> MakeWriter<'a> for LogSink {
 }
 
 #[cfg(test)]
-mod tests;
+pub(super) mod tests;

@@ -6,11 +6,12 @@ use parking_lot::Mutex;
 
 use super::{CAP, FLUSH_EVERY, LineWriter, LogSink};
 
-/// An output the test can read, and hold shut (a stderr nobody reads).
+/// An output the test can read, and hold shut (a stderr nobody reads). Shared by the telemetry
+/// tests.
 #[derive(Clone, Default)]
-struct Out {
+pub(crate) struct Out {
     bytes: Arc<Mutex<Vec<u8>>>,
-    gate: Arc<Mutex<()>>,
+    pub(crate) gate: Arc<Mutex<()>>,
 }
 
 impl Write for Out {
@@ -26,8 +27,12 @@ impl Write for Out {
 }
 
 impl Out {
-    fn text(&self) -> String {
+    pub(crate) fn text(&self) -> String {
         String::from_utf8_lossy(&self.bytes.lock()).into_owned()
+    }
+
+    pub(crate) fn lines(&self) -> Vec<String> {
+        self.text().lines().map(str::to_string).collect()
     }
 }
 

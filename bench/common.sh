@@ -1,0 +1,45 @@
+# shellcheck shell=bash
+# Shared by bench/run.sh and bench/instructions.sh (sourced): the bench copy of the policy and a
+# citizen sign-in. Not a script of its own.
+
+# bench_policy DIR BACKEND_PORT MAX_CONNECTIONS: the shipped policy in DIR with OTPs to an outbox,
+# the citizen session limit raised, room for MAX_CONNECTIONS and a pass-through route
+# /bench/data.json to the nginx backend; fails if the shipped text an edit expects has moved.
+bench_policy() {
+  mkdir -p "$1"
+  cp policies/*.yaml "$1/"
+  bench_edit "$1/citizens.yaml" 's|      webhook: {url: "http://127.0.0.1:8025/otp", timeout: 3s}|      outbox: {path: otp-outbox.jsonl}|'
+  bench_edit "$1/routes.yaml" 's|{key: session, rate: \[{limit: 30, per: 15m}\]}|{key: session, rate: [{limit: 1000000000, per: 1m}]}|'
+  # Open connections per listener (default 10000).
+  bench_edit "$1/gateway.yaml" "s|max_connections: 10000 |max_connections: $3 |"
+  cat >"$1/zz-bench.yaml" <<YAML
+upstreams:
+  backend: {url: 'http://127.0.0.1:$2'}
+routes:
+  - {name: bench-pass, methods: [GET], path: /bench/data.json, access: public, upstream: backend}
+YAML
+}
+
+bench_edit() { # FILE SED-EXPRESSION, failing if it changed nothing
+  local before
+  before=$(md5sum <"$1")
+  sed -i "$2" "$1"
+  [ "$(md5sum <"$1")" != "$before" ] || { echo "bench: '$2' changed nothing in $1 (the policy moved?)" >&2; exit 1; }
+}
+
+# session PORT DATA: OTP sign-in through the gateway on PORT (its outbox in DATA); prints the token.
+session() {
+  local txn otp sha token
+  txn=$(curl -fs -X POST "http://127.0.0.1:$1/api/v2/auth/public/generateOTP" -d '{"mobile":"9000000001"}' \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["txnId"])')
+  for _ in $(seq 50); do grep -q "$txn" "$2/otp-outbox.jsonl" 2>/dev/null && break; sleep 0.1; done
+  otp=$(python3 -c 'import json,sys
+for line in open(sys.argv[1]):
+    m = json.loads(line)
+    if m.get("txnId") == sys.argv[2]: print(m["otp"])' "$2/otp-outbox.jsonl" "$txn")
+  sha=$(printf %s "$otp" | sha256sum | cut -d' ' -f1)
+  token=$(curl -fs -X POST "http://127.0.0.1:$1/api/v2/auth/public/confirmOTP" -d "{\"otp\":\"$sha\",\"txnId\":\"$txn\"}" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+  curl -fs -o /dev/null -H "Authorization: Bearer $token" "http://127.0.0.1:$1/api/v2/appointment/beneficiaries"
+  printf %s "$token"
+}
