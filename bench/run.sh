@@ -38,8 +38,9 @@
 #                   durable audit record per request, against the synthetic registry
 # CPU-µs per request: utime+stime of the proxy process from /proc (kernel work included) over the
 # run, divided by the requests answered. The h2 and TLS variants are further listeners of the same
-# two proxy processes (nginx's h2 and TLS servers set keepalive_requests high so that connections
-# stay up for the whole run; its plain server keeps nginx's default of 1000, as before).
+# two proxy processes (nginx's servers set keepalive_requests high so that connections stay up for
+# the whole run, as otpgate's do: its default of 1000 made wrk reconnect mid-run).
+# Instructions per request (callgrind), repeatable on a busy machine: bench/instructions.sh.
 # Ports: PORT_BASE+1 to +10 (PORT_BASE=18080), loopback only.
 # Installs nginx, wrk, h2load and redis-cli from the distribution if missing, and builds
 # bench/openloop (its own crate and Cargo.lock; OPENLOOP_BIN=path skips the build). Not run in CI.
