@@ -44,7 +44,7 @@ const SINGLE: [http::HeaderName; 5] = [
     http::header::AUTHORIZATION,
     http::HeaderName::from_static("x-api-key"),
     http::header::HOST,
-    http::HeaderName::from_static("traceparent"),
+    crate::upstream::headers::TRACEPARENT,
 ];
 
 /// Does the query string carry a credential? Tokens in URLs end up in logs, caches and

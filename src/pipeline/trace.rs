@@ -10,7 +10,7 @@ use rand::Rng;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::telemetry::SPAN_TARGET;
-use crate::upstream::headers::TraceContext;
+use crate::upstream::headers::{TRACEPARENT, TraceContext};
 
 struct Headers<'a>(&'a HeaderMap);
 
@@ -26,7 +26,7 @@ impl Extractor for Headers<'_> {
 
 /// The caller's trace, when its `traceparent` is valid.
 fn incoming(headers: &HeaderMap) -> Option<SpanContext> {
-    if !headers.contains_key("traceparent") {
+    if !headers.contains_key(TRACEPARENT) {
         return None;
     }
     let cx = TraceContextPropagator::new().extract(&Headers(headers));

@@ -10,19 +10,9 @@ use http::{HeaderMap, HeaderName, HeaderValue, header};
 #[doc(hidden)]
 pub mod fuzzing;
 
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-];
-
-/// [`HOP_BY_HOP`] as header names (removing by name skips parsing the string per request).
-const HOP_BY_HOP_NAMES: [HeaderName; 8] = [
+/// Hop-by-hop headers (RFC 9110 §7.6.1 and the old `Keep-Alive`/`Proxy-Connection`), as header
+/// names: removing by name skips parsing a string per request.
+const HOP_BY_HOP: [HeaderName; 8] = [
     header::CONNECTION,
     HeaderName::from_static("keep-alive"),
     HeaderName::from_static("proxy-connection"),
@@ -33,11 +23,16 @@ const HOP_BY_HOP_NAMES: [HeaderName; 8] = [
     header::PROXY_AUTHENTICATE,
 ];
 
+fn is_hop_by_hop(name: &str) -> bool {
+    HOP_BY_HOP.iter().any(|h| h.as_str() == name)
+}
+
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+/// The W3C trace context header (read by the pipeline, replaced on the way upstream).
+pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Remove hop-by-hop headers, including every name listed in `Connection`. The list is read from
 /// the value's bytes: a value with a non-ASCII byte (which `HeaderValue::to_str` refuses) still
@@ -45,7 +40,7 @@ const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // One pass over the names instead of a lookup per hop-by-hop name; most messages carry none
     // or only `Connection`. A name listed in `Connection` comes with a `Connection` header.
-    let present: Vec<HeaderName> = headers.keys().filter(|n| HOP_BY_HOP_NAMES.contains(n)).cloned().collect();
+    let present: Vec<HeaderName> = headers.keys().filter(|n| HOP_BY_HOP.contains(n)).cloned().collect();
     if present.is_empty() {
         return;
     }
@@ -84,7 +79,7 @@ pub fn is_stripped_request_header(normalized: &str, extra: &[String]) -> bool {
 /// (`Transfer_Encoding`, `content.length`): no framing to the gateway's parser, but the same CGI
 /// variable (`HTTP_TRANSFER_ENCODING`) to an upstream that maps names that way.
 fn framing_look_alike(name: &str, normalized: &str) -> bool {
-    name != normalized && (HOP_BY_HOP.contains(&normalized) || normalized == "content-length" || normalized == "host")
+    name != normalized && (is_hop_by_hop(normalized) || normalized == "content-length" || normalized == "host")
 }
 
 /// The address of the real client: the socket peer, or, when the peer is a trusted proxy, the

@@ -22,7 +22,7 @@ use std::net::IpAddr;
 use http::{HeaderMap, HeaderName, HeaderValue};
 
 use super::{
-    Forwarding, HOP_BY_HOP, TraceContext, client_response_headers, is_stripped_request_header,
+    Forwarding, TraceContext, client_response_headers, is_hop_by_hop, is_stripped_request_header,
     personal_response_headers, upstream_request_headers,
 };
 use crate::config::Sources;
@@ -81,8 +81,8 @@ fn clean(headers: &HeaderMap, side: &str) -> Result<(), String> {
         if value.as_bytes().iter().any(|b| matches!(b, b'\r' | b'\n' | 0)) {
             return Err(format!("{side}: {name} carries CR, LF or NUL"));
         }
-        if let Some(hop) = HOP_BY_HOP.iter().find(|h| name == **h) {
-            return Err(format!("{side}: hop-by-hop {hop} survived"));
+        if is_hop_by_hop(name.as_str()) {
+            return Err(format!("{side}: hop-by-hop {name} survived"));
         }
     }
     Ok(())
@@ -218,7 +218,7 @@ impl Fixture {
         // Every client header that may pass does.
         for name in incoming.keys() {
             let n = name.as_str();
-            let removed = HOP_BY_HOP.contains(&n)
+            let removed = is_hop_by_hop(n)
                 || listed.iter().any(|l| l == n)
                 || n == "host"
                 || is_stripped_request_header(&normalize_header_name(n), &self.policy.strip_headers)
