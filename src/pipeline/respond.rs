@@ -37,7 +37,7 @@ pub async fn answer(
             let (head, doc) = redaction::read_json(upstream, redaction::MAX_BUFFERED, deadline).await?;
             let own = ownership::filter_response(&doc, rule, citizen.mobile().as_str()).map_err(ownership_error)?;
             // The filtered document as parsed: read for the audit record without parsing it again.
-            note_released(Some(&own.doc), &own.body, &rule.records, &rule.owner, cx)?;
+            note_released(Some(&own.doc), &rule.records, &rule.owner, cx)?;
             whole(plan.as_ref(), head, own.body, app, cx)?
         }
         (Grant::Partner { rules, .. }, _, Some(plan)) if rules.stream => {
@@ -56,7 +56,8 @@ pub async fn answer(
                 let subjects = rt.policy.citizens.as_ref().and_then(|c| c.subjects.as_ref());
                 let (records, owner) =
                     subjects.map_or(("beneficiaries", "mobile_number"), |s| (s.records.as_str(), s.owner.as_str()));
-                note_released(None, &doc, records, owner, cx)?;
+                let parsed = ownership::parse_strict(&doc).ok();
+                note_released(parsed.as_ref(), records, owner, cx)?;
             }
             whole(plan.as_ref(), head, doc.to_vec(), app, cx)?
         }
@@ -87,26 +88,23 @@ fn whole(
 }
 
 /// Note the references and owners of the records under `records` in the document about to be
-/// redacted and released (the audit record names them once the answer is allowed). A document
-/// the audit cannot read is not released: 502.
-/// `parsed` is `doc` already parsed, when it is.
+/// redacted and released (the audit record names them once the answer is allowed). `doc` is the
+/// document parsed strictly, `None` when it is not strict JSON: the redactor refuses duplicate
+/// keys too, and anything else it would accept and the audit could not read is refused (502)
+/// rather than released unnamed.
 fn note_released(
-    parsed: Option<&serde_json::Value>,
-    doc: &[u8],
+    doc: Option<&serde_json::Value>,
     records: &str,
     owner: &str,
     cx: &mut RequestCtx,
 ) -> Result<(), GatewayError> {
     let reference = cx.rt.policy.citizens.as_ref().and_then(|c| c.subjects.as_ref());
     let reference = reference.map_or("beneficiary_reference_id", |s| s.reference.as_str()).to_string();
-    let released = match parsed {
-        Some(parsed) => Some(released_in(parsed, records, owner, &reference)),
-        None => released(doc, records, owner, &reference),
-    };
-    let Some(released) = released else {
+    let Some(doc) = doc else {
         tracing::warn!("upstream answer refused: its records cannot be read for the audit record");
         return Err(GatewayError::UpstreamBadResponse);
     };
+    let released = released(doc, records, owner, &reference);
     cx.outcome.released_refs = released.refs;
     cx.outcome.released_owners = released.owners;
     cx.outcome.record_count = Some(released.count);
@@ -124,16 +122,8 @@ pub struct Released {
 /// The references and owners of the records in a JSON document, read as the redaction profile
 /// reads keys (decoded, any case: `ownership::same_key`), so every record a profile can let
 /// through is named: the elements of every top-level array under a spelling of `records`, and in
-/// each the values under every spelling of `reference` and `owner`. `None` when the document is
-/// not strict JSON (the redactor refuses duplicate keys too; anything else it would accept and the
-/// audit could not read is refused rather than released unnamed).
-pub fn released(doc: &[u8], records: &str, owner: &str, reference: &str) -> Option<Released> {
-    let doc = ownership::parse_strict(doc).ok()?;
-    Some(released_in(&doc, records, owner, reference))
-}
-
-/// [`released`] of a document already parsed strictly.
-pub fn released_in(doc: &serde_json::Value, records: &str, owner: &str, reference: &str) -> Released {
+/// each the values under every spelling of `reference` and `owner`.
+pub fn released(doc: &serde_json::Value, records: &str, owner: &str, reference: &str) -> Released {
     use serde_json::Value;
     fn members<'v>(v: &'v Value, name: &'v str) -> impl Iterator<Item = &'v Value> + 'v {
         v.as_object().into_iter().flatten().filter(move |(k, _)| ownership::same_key(k, name)).map(|(_, v)| v)
