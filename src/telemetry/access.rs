@@ -49,31 +49,31 @@ where
         }
         let level = meta.level().as_str();
         // `write_str` throughout: `write!` costs a trip through `fmt::write` per call.
+        let now_us = crate::clock::system_now_us();
         if self.json {
             w.write_str("{\"timestamp\":\"")?;
-            timestamp(&mut w, crate::clock::system_now_us())?;
+            timestamp(&mut w, now_us)?;
             w.write_str("\",\"level\":\"")?;
             w.write_str(level)?;
             w.write_str("\"")?;
-            let mut fields = Fields { w: &mut w, json: true, first: false, result: Ok(()) };
-            event.record(&mut fields);
-            fields.result?;
-            w.write_str(",\"target\":\"")?;
-            w.write_str(ACCESS_TARGET)?;
-            w.write_str("\"}\n")
         } else {
-            timestamp(&mut w, crate::clock::system_now_us())?;
+            timestamp(&mut w, now_us)?;
             // Right-aligned in five columns, as tracing prints levels.
             w.write_str(&"      "[..6usize.saturating_sub(level.len())])?;
             w.write_str(level)?;
             w.write_str(" ")?;
             w.write_str(ACCESS_TARGET)?;
             w.write_str(": ")?;
-            let mut fields = Fields { w: &mut w, json: false, first: true, result: Ok(()) };
-            event.record(&mut fields);
-            fields.result?;
-            w.write_str("\n")
         }
+        let mut fields = Fields { w: &mut w, json: self.json, first: true, result: Ok(()) };
+        event.record(&mut fields);
+        fields.result?;
+        if self.json {
+            w.write_str(",\"target\":\"")?;
+            w.write_str(ACCESS_TARGET)?;
+            w.write_str("\"}")?;
+        }
+        w.write_str("\n")
     }
 }
 
@@ -102,7 +102,8 @@ fn timestamp(w: &mut Writer<'_>, us: u64) -> fmt::Result {
     w.write_str(std::str::from_utf8(&frac).map_err(|_| fmt::Error)?)
 }
 
-/// Writes each field as `name=value` (text) or `,"name":value` (JSON).
+/// Writes each field as `name=value` (text, space-separated) or `,"name":value` (JSON, after the
+/// level).
 struct Fields<'a, 'w> {
     w: &'a mut Writer<'w>,
     json: bool,
