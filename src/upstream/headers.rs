@@ -91,7 +91,7 @@ pub fn client_ip(peer: IpAddr, headers: &HeaderMap, policy: &Policy) -> IpAddr {
         return peer;
     }
     let hops: Vec<&str> = headers
-        .get_all("x-forwarded-for")
+        .get_all(X_FORWARDED_FOR)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
@@ -148,9 +148,7 @@ pub fn upstream_request_headers(incoming: &HeaderMap, fwd: &Forwarding<'_>, poli
     let mut out = incoming.clone();
     remove_hop_by_hop(&mut out);
     let host = out.remove(header::HOST);
-    let trusted_xff: Vec<HeaderValue> =
-        if fwd.peer_trusted { incoming.get_all("x-forwarded-for").iter().cloned().collect() } else { Vec::new() };
-    let trusted_proto = fwd.peer_trusted.then(|| incoming.get("x-forwarded-proto").cloned()).flatten();
+    let trusted_proto = fwd.peer_trusted.then(|| incoming.get(X_FORWARDED_PROTO).cloned()).flatten();
     let doomed: Vec<HeaderName> = out
         .keys()
         .filter(|n| {
@@ -167,10 +165,13 @@ pub fn upstream_request_headers(incoming: &HeaderMap, fwd: &Forwarding<'_>, poli
     for name in doomed {
         out.remove(name);
     }
+    // A trusted proxy's chain as it came, then the peer.
     let mut xff = String::new();
-    for hop in trusted_xff.iter().filter_map(|v| v.to_str().ok()) {
-        xff.push_str(hop);
-        xff.push_str(", ");
+    if fwd.peer_trusted {
+        for hop in incoming.get_all(X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
+            xff.push_str(hop);
+            xff.push_str(", ");
+        }
     }
     push_ip(&mut xff, crate::policy::cidr::canonical(fwd.peer));
     if let Ok(v) = HeaderValue::try_from(xff) {
