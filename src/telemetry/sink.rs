@@ -93,9 +93,13 @@ impl LogSink {
     }
 }
 
-/// The buffered bytes, led by a line saying how many were dropped since the last write.
+/// The buffered bytes, followed by a line saying how many were dropped since the last write. The
+/// buffer left behind starts at its usual size (one allocation per batch, not a growth series).
 fn take(state: &mut State) -> Vec<u8> {
-    let mut taken = std::mem::take(&mut state.buf);
+    if state.buf.is_empty() && state.dropped == 0 {
+        return Vec::new();
+    }
+    let mut taken = std::mem::replace(&mut state.buf, Vec::with_capacity(FLUSH_AT * 2));
     if state.dropped > 0 {
         let notice = format!("otpgate: {} log lines dropped: stderr did not keep up\n", state.dropped);
         taken.extend_from_slice(notice.as_bytes());
