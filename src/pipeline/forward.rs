@@ -4,9 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::upstream::PooledBody;
 use bytes::Bytes;
 use http::Response;
-use hyper::body::Incoming;
 
 use super::context::{ConnInfo, RequestCtx};
 use crate::authz::Permit;
@@ -43,7 +43,7 @@ pub async fn send(
     body: Bytes,
     assertion: Option<&str>,
     cx: &mut RequestCtx,
-) -> Result<(Response<Incoming>, tokio::time::Instant), GatewayError> {
+) -> Result<(Response<PooledBody>, tokio::time::Instant), GatewayError> {
     let route = permit.route();
     let policy = &cx.rt.policy;
     let fwd = Forwarding {
@@ -74,7 +74,7 @@ pub async fn send(
     }
     let sent = tokio::time::Instant::now();
     let deadline = sent + route.timeout;
-    let result = cx.rt.client.forward(permit, policy, head, body).await;
+    let result = cx.rt.client.forward(permit, head, body).await;
     match app.breakers.record(admission, up.breaker, result.is_ok(), app.clock.now_ms()) {
         Transition::Opened => {
             app.metrics.breaker(&up.name, State::Open.value(), true);

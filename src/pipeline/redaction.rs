@@ -10,10 +10,11 @@
 
 use std::sync::Arc;
 
+use crate::upstream::PooledBody;
 use bytes::Bytes;
 use http::{HeaderValue, Response, header};
 use http_body_util::BodyExt;
-use hyper::body::{Frame, Incoming};
+use hyper::body::Frame;
 
 use crate::authz::Plan;
 use crate::body::{Body, BoxError, full};
@@ -50,7 +51,7 @@ fn encoding(headers: &http::HeaderMap) -> Result<Option<String>, GatewayError> {
 /// timeout from when the request was sent: an upstream that trickles its body must not hold the
 /// request; 504).
 pub async fn read_json(
-    resp: Response<Incoming>,
+    resp: Response<PooledBody>,
     max: u64,
     deadline: tokio::time::Instant,
 ) -> Result<(http::response::Parts, Bytes), GatewayError> {
@@ -60,7 +61,7 @@ pub async fn read_json(
     })?
 }
 
-async fn read_json_now(resp: Response<Incoming>, max: u64) -> Result<(http::response::Parts, Bytes), GatewayError> {
+async fn read_json_now(resp: Response<PooledBody>, max: u64) -> Result<(http::response::Parts, Bytes), GatewayError> {
     let (mut head, mut body) = resp.into_parts();
     if !is_json(&head.headers) {
         return Err(bad_upstream("not JSON"));
@@ -139,7 +140,7 @@ pub struct StreamEnd {
 /// cleanly only when the whole document was redacted; any other end (including a panic) aborts
 /// it.
 pub fn streamed(
-    resp: Response<Incoming>,
+    resp: Response<PooledBody>,
     plan: &Plan,
     idle: std::time::Duration,
     counter: prometheus_client::metrics::family::Family<

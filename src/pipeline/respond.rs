@@ -3,10 +3,10 @@
 //! then the permit's redaction plan, fail-closed — and the headers a client may see. Upstream
 //! error bodies on personal routes are reduced to a code and the gateway's own message.
 
+use crate::upstream::PooledBody;
 use bytes::Bytes;
 use http::Response;
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
 use super::context::RequestCtx;
 use super::handlers::json;
@@ -20,7 +20,7 @@ use crate::runtime::App;
 use crate::upstream::headers;
 
 pub async fn answer(
-    upstream: Response<Incoming>,
+    upstream: Response<PooledBody>,
     deadline: tokio::time::Instant,
     permit: &Permit<'_>,
     app: &App,
@@ -146,7 +146,7 @@ pub fn released(doc: &serde_json::Value, records: &str, owner: &str, reference: 
 /// An upstream error on a personal route: keep its status and its code (a short registry code
 /// such as `APPOIN0040`), never its text: a message can name a person in any words, so the
 /// message is the gateway's own, by status.
-pub async fn sanitized_error(resp: Response<Incoming>, request_id: &str) -> Response<Body> {
+pub async fn sanitized_error(resp: Response<PooledBody>, request_id: &str) -> Response<Body> {
     let status = resp.status();
     // Only the code is kept: read at most 64 KiB, for at most 5 s.
     let read = Limited::new(resp.into_body(), 64 << 10).collect();

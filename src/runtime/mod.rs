@@ -156,7 +156,7 @@ pub fn compile(
         .collect();
     Ok(Runtime {
         generation,
-        client: UpstreamClient::new(&policy),
+        client: UpstreamClient::new(&policy).map_err(|e| vec![ConfigError::new("<upstreams>", "upstreams", e)])?,
         policy,
         citizens,
         tls,

@@ -30,7 +30,7 @@ fn is_hop_by_hop(name: &str) -> bool {
 const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The W3C trace context header (read by the pipeline, replaced on the way upstream).
 pub const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 

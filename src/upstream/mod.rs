@@ -1,4 +1,4 @@
-//! Forwarding to the upstream: a pooled hyper-util client (keep-alive, HTTP or HTTPS), connect and
+//! Forwarding to the upstream: pooled keep-alive connections (HTTP or HTTPS, see [`pool`]), connect and
 //! route timeouts, and the exact request bytes that authorization looked at.
 //!
 //! Every way out takes a [`Permit`]: [`UpstreamClient::forward`] sends the authorized request,
@@ -9,22 +9,22 @@ pub mod assertion;
 pub mod breaker;
 pub mod headers;
 pub mod identity;
+pub mod pool;
 
-use std::error::Error as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::uri::PathAndQuery;
 use http::{Request, Response, Uri};
 use http_body_util::Full;
-use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use crate::authz::Permit;
 use crate::error::GatewayError;
 use crate::policy::Policy;
+use pool::Pool;
+pub use pool::PooledBody;
 
 /// Why forwarding failed, for metrics (`otpgate_upstream_errors_total{kind}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,14 +55,18 @@ impl UpstreamFailure {
     }
 }
 
-/// The pooled client. Built per compiled policy, so a reload that changes timeouts takes effect.
+/// The upstream connections of one compiled policy (see [`pool`]). Built per compiled policy, so
+/// a reload that changes timeouts or upstreams takes effect.
 #[derive(Clone)]
 pub struct UpstreamClient {
-    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    pool: Arc<Pool>,
 }
 
+/// How long an upstream connection may stay idle in the pool.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
+
 impl UpstreamClient {
-    pub fn new(policy: &Policy) -> Self {
+    pub fn new(policy: &Policy) -> Result<Self, String> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_nodelay(true);
@@ -79,43 +83,35 @@ impl UpstreamClient {
             }
         };
         let connector = builder.https_or_http().enable_http1().enable_http2().wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(Duration::from_secs(90))
-            // Every connection a burst needed stays for the next (idle ones close after 90 s): a
-            // cap below the concurrency closed and reopened upstream connections on every
-            // request past it — at 1,000 clients, half the gateway's CPU (BENCHMARKS.md).
-            .pool_max_idle_per_host(usize::MAX)
-            .build(connector);
-        UpstreamClient { client }
+        let hosts = policy
+            .upstreams
+            .iter()
+            .map(|up| {
+                pool::Host::new(&up.scheme, &up.authority, IDLE_TIMEOUT)
+                    .map(Arc::new)
+                    .ok_or_else(|| format!("upstream `{}`: `{}` cannot be addressed", up.name, up.authority))
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(UpstreamClient { pool: Pool::new(connector, hosts) })
     }
 
     /// Send the authorized request upstream and wait (at most the route timeout) for its head.
     pub async fn forward(
         &self,
         permit: &Permit<'_>,
-        policy: &Policy,
         parts: http::request::Parts,
         body: Bytes,
-    ) -> Result<Response<Incoming>, UpstreamFailure> {
+    ) -> Result<Response<PooledBody>, UpstreamFailure> {
         let route = permit.route();
         let crate::policy::Target::Upstream(upstream) = route.target else {
             return Err(UpstreamFailure::Protocol);
         };
-        let up = &policy.upstreams[upstream];
-        let path_and_query = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let uri = Uri::builder()
-            .scheme(up.scheme.clone())
-            .authority(up.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|_| UpstreamFailure::Protocol)?;
+        let path_and_query = parts.uri.path_and_query().cloned().unwrap_or_else(|| PathAndQuery::from_static("/"));
         let mut req = Request::new(Full::new(body));
         *req.method_mut() = parts.method;
-        *req.uri_mut() = uri;
+        *req.uri_mut() = Uri::from(path_and_query);
         *req.headers_mut() = parts.headers;
-        self.send(req, route.timeout).await
+        self.send(upstream, req, route.timeout).await
     }
 
     /// The registry's list of the permit's citizen's own records (`citizens.subjects`), asked
@@ -127,50 +123,29 @@ impl UpstreamClient {
         source: &crate::policy::citizens::SubjectSource,
         assertion: &str,
         request_id: &str,
-    ) -> Result<Response<Incoming>, UpstreamFailure> {
+    ) -> Result<Response<PooledBody>, UpstreamFailure> {
         permit.citizen().ok_or(UpstreamFailure::Protocol)?;
-        let up = &policy.upstreams[source.upstream];
-        let uri = Uri::builder()
-            .scheme(up.scheme.clone())
-            .authority(up.authority.clone())
-            .path_and_query(source.path.as_str())
-            .build()
-            .map_err(|_| UpstreamFailure::Protocol)?;
-        let req = Request::get(uri)
+        let req = Request::get(source.path.as_str())
             .header(assertion::IDENTITY_HEADER, assertion)
-            .header("x-request-id", request_id)
+            .header(headers::X_REQUEST_ID, request_id)
             .header(http::header::ACCEPT_ENCODING, "identity")
             .body(Full::new(Bytes::new()))
             .map_err(|_| UpstreamFailure::Protocol)?;
-        self.send(req, policy.timeouts.route).await
+        self.send(source.upstream, req, policy.timeouts.route).await
     }
 
     /// Send one request and wait at most `timeout` for the response head.
-    async fn send(&self, req: Request<Full<Bytes>>, timeout: Duration) -> Result<Response<Incoming>, UpstreamFailure> {
-        match tokio::time::timeout(timeout, self.client.request(req)).await {
-            Err(_) => Err(UpstreamFailure::RouteTimeout),
-            Ok(Ok(resp)) => Ok(resp),
-            Ok(Err(e)) if e.is_connect() => {
-                if caused_by_timeout(&e) {
-                    Err(UpstreamFailure::ConnectTimeout)
-                } else {
-                    Err(UpstreamFailure::Connect)
-                }
-            }
-            Ok(Err(_)) => Err(UpstreamFailure::Protocol),
-        }
+    async fn send(
+        &self,
+        upstream: usize,
+        req: Request<Full<Bytes>>,
+        timeout: Duration,
+    ) -> Result<Response<PooledBody>, UpstreamFailure> {
+        tokio::time::timeout(timeout, self.pool.send(upstream, req)).await.map_err(|_| UpstreamFailure::RouteTimeout)?
     }
-}
 
-fn caused_by_timeout(e: &hyper_util::client::legacy::Error) -> bool {
-    let mut source = e.source();
-    while let Some(s) = source {
-        if let Some(io) = s.downcast_ref::<std::io::Error>()
-            && io.kind() == std::io::ErrorKind::TimedOut
-        {
-            return true;
-        }
-        source = s.source();
+    /// Idle connections to upstream `upstream` (tests).
+    pub fn idle_connections(&self, upstream: usize) -> usize {
+        self.pool.host(upstream).map_or(0, |h| h.idle_count())
     }
-    false
 }
