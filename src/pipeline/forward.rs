@@ -55,7 +55,7 @@ pub async fn send(
         identity_encoding: route.personal,
         allow: route.forward_headers.as_deref(),
     };
-    head.headers = headers::upstream_request_headers(&head.headers, &fwd, policy);
+    head.headers = headers::upstream_request_headers(std::mem::take(&mut head.headers), &fwd, policy);
     if let Some(token) = assertion
         && let Ok(v) = http::HeaderValue::from_str(token)
     {

@@ -143,12 +143,21 @@ pub struct Forwarding<'a> {
     pub allow: Option<&'a [String]>,
 }
 
-/// Build the upstream request headers from the client's.
-pub fn upstream_request_headers(incoming: &HeaderMap, fwd: &Forwarding<'_>, policy: &Policy) -> HeaderMap {
-    let mut out = incoming.clone();
+/// Build the upstream request headers from the client's (taken, and cleaned in place).
+pub fn upstream_request_headers(mut out: HeaderMap, fwd: &Forwarding<'_>, policy: &Policy) -> HeaderMap {
+    // Read as the client sent them, before anything is removed.
+    let trusted_proto = fwd.peer_trusted.then(|| out.get(X_FORWARDED_PROTO).cloned()).flatten();
+    // A trusted proxy's chain as it came, then the peer.
+    let mut xff = String::new();
+    if fwd.peer_trusted {
+        for hop in out.get_all(X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
+            xff.push_str(hop);
+            xff.push_str(", ");
+        }
+    }
+    push_ip(&mut xff, crate::policy::cidr::canonical(fwd.peer));
     remove_hop_by_hop(&mut out);
     let host = out.remove(header::HOST);
-    let trusted_proto = fwd.peer_trusted.then(|| incoming.get(X_FORWARDED_PROTO).cloned()).flatten();
     let doomed: Vec<HeaderName> = out
         .keys()
         .filter(|n| {
@@ -165,15 +174,6 @@ pub fn upstream_request_headers(incoming: &HeaderMap, fwd: &Forwarding<'_>, poli
     for name in doomed {
         out.remove(name);
     }
-    // A trusted proxy's chain as it came, then the peer.
-    let mut xff = String::new();
-    if fwd.peer_trusted {
-        for hop in incoming.get_all(X_FORWARDED_FOR).iter().filter_map(|v| v.to_str().ok()) {
-            xff.push_str(hop);
-            xff.push_str(", ");
-        }
-    }
-    push_ip(&mut xff, crate::policy::cidr::canonical(fwd.peer));
     if let Ok(v) = HeaderValue::try_from(xff) {
         out.insert(X_FORWARDED_FOR, v);
     }

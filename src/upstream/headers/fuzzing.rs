@@ -120,7 +120,7 @@ impl Fixture {
             identity_encoding: flags & 4 != 0,
             allow: (flags & 8 != 0).then_some(self.allow.as_slice()),
         };
-        let out = upstream_request_headers(&incoming, &fwd, &self.policy);
+        let out = upstream_request_headers(incoming.clone(), &fwd, &self.policy);
         self.check_upstream(&incoming, &fwd, &out)?;
 
         let mut down = incoming.clone();
