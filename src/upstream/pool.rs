@@ -155,7 +155,14 @@ impl Pool {
                     let mut parts = host.base.clone().into_parts();
                     parts.path_and_query = req.uri().path_and_query().cloned();
                     *req.uri_mut() = Uri::from_parts(parts).map_err(|_| UpstreamFailure::Protocol)?;
-                    sender.ready().await.map_err(|_| UpstreamFailure::Protocol)?;
+                    if sender.ready().await.is_err() {
+                        if reused {
+                            // Gone since it was lent (GOAWAY, a reset): forget it, try anew.
+                            host.h2.lock().take();
+                            continue;
+                        }
+                        return Err(UpstreamFailure::Connect);
+                    }
                     let resp = sender.send_request(req).await.map_err(|_| UpstreamFailure::Protocol)?;
                     return Ok(resp.map(|inner| PooledBody { inner, back: None, ended: false }));
                 }

@@ -195,3 +195,75 @@ async fn sending_is_a_small_future() {
     let size = std::mem::size_of_val(&pool.send(0, get("/")));
     assert!(size <= 1024, "Pool::send's future is {size} bytes");
 }
+
+/// An HTTPS upstream that speaks only HTTP/2 (ALPN `h2`), with a self-signed certificate for
+/// `localhost`: its port, its certificate and its accept count.
+async fn h2_upstream() -> (u16, rustls_pki_types::CertificateDer<'static>, Arc<AtomicUsize>) {
+    use hyper::server::conn::http2;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap().self_signed(&key).unwrap();
+    let cert_der = cert.der().clone();
+    let key_der = rustls_pki_types::PrivatePkcs8KeyDer::from(key.serialize_der());
+    let mut config =
+        rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(vec![cert_der.clone()], key_der.into())
+            .unwrap();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepted = Arc::new(AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            count.fetch_add(1, Ordering::SeqCst);
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else { return };
+                let service = hyper::service::service_fn(|req: Request<hyper::body::Incoming>| async move {
+                    let body = format!("h2 {}", req.uri().path());
+                    Ok::<_, std::convert::Infallible>(http::Response::new(Full::new(Bytes::from(body))))
+                });
+                let _ = http2::Builder::new(TokioExecutor::new()).serve_connection(TokioIo::new(tls), service).await;
+            });
+        }
+    });
+    (port, cert_der, accepted)
+}
+
+#[tokio::test]
+async fn an_https_upstream_that_negotiates_h2_is_reached_over_one_shared_connection() {
+    let (port, cert, accepted) = h2_upstream().await;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(cert).unwrap();
+    let config = rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_or_http()
+        .enable_http1()
+        .enable_http2()
+        .wrap_connector(http);
+    let authority = format!("localhost:{port}").parse().unwrap();
+    let host = Host::new(&http::uri::Scheme::HTTPS, &authority, Duration::from_secs(90)).unwrap();
+    let pool = Pool::new(connector, vec![Arc::new(host)]);
+    assert_eq!(fetch(&pool, "/first").await.unwrap(), "h2 /first");
+    let both = futures_util::future::join_all((0..4).map(|i| {
+        let pool = pool.clone();
+        async move { fetch(&pool, &format!("/{i}")).await.unwrap() }
+    }))
+    .await;
+    assert_eq!(both, ["h2 /0", "h2 /1", "h2 /2", "h2 /3"]);
+    assert_eq!(accepted.load(Ordering::SeqCst), 1, "one multiplexed connection");
+    assert_eq!(pool.host(0).unwrap().idle_count(), 0, "an h2 connection is shared, never lent");
+}
