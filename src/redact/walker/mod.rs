@@ -194,10 +194,13 @@ impl<'p> Walker<'p> {
                 St::Lit => self.literal(buf, i, out)?,
                 _ => {
                     let b = buf[i];
-                    if !scan::is_ws(b) {
+                    if scan::is_ws(b) {
+                        // A run of whitespace (pretty-printed input) in one go.
+                        scan::skip_ws(buf, i + 1)
+                    } else {
                         self.structural(b, i, buf, out)?;
+                        i + 1
                     }
-                    i + 1
                 }
             };
         }
