@@ -2,19 +2,25 @@
 //! `\uXXXX` surrogate pairs, UTF-8 per RFC 3629), numbers (the RFC 8259 grammar) and the literals
 //! `true`, `false`, `null`. They validate only; copying bytes to a sink is the walker's job.
 
-/// Bytes of a string's content that end a run of text: `"`, `\\` and the control bytes < 0x20.
-#[inline]
-fn stops_text(b: u8) -> bool {
-    b == b'"' || b == b'\\' || b < 0x20
-}
+/// Bytes a string may contain that need no further attention: ASCII 0x20..=0x7F except `"` and `\\`.
+static PLAIN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0x20;
+    while i < 0x80 {
+        t[i] = i != b'"' as usize && i != b'\\' as usize;
+        i += 1;
+    }
+    t
+};
+
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
 
 /// The flags of one little-endian word: the high bit of (at least) the lowest byte that is `"`,
 /// `\\` or < 0x20. Higher flagged bytes may be false positives (borrows), so only the lowest
 /// flagged byte is trusted, and it is exact.
 #[inline]
 fn stop_flags(w: u64) -> u64 {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
     let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
     zero(w ^ (LO * u64::from(b'"'))) | zero(w ^ (LO * u64::from(b'\\'))) | (w.wrapping_sub(LO * 0x20) & !w & HI)
 }
@@ -28,40 +34,39 @@ fn word_at(buf: &[u8], i: usize) -> Option<u64> {
     Some(u64::from_le_bytes(a))
 }
 
-/// A run of string content from `i`: the index of the first byte at or after `i` that ends text
-/// ([`stops_text`]; or `buf.len()`), sixteen then eight bytes at a time (SWAR), and whether the
-/// run may hold bytes ≥ 0x80 (which the caller validates as UTF-8; false positives allowed).
+/// The index of the first byte at or after `i` that is not [`PLAIN`] (or `buf.len()`), eight bytes
+/// at a time (SWAR): a word is skipped when none of its bytes is `"`, `\\`, < 0x20 or ≥ 0x80.
 #[inline]
-fn skip_text(buf: &[u8], mut i: usize) -> (usize, bool) {
-    const HI: u64 = 0x8080_8080_8080_8080;
-    let mut high = 0u64;
-    while let (Some(a), Some(b)) = (word_at(buf, i), word_at(buf, i + 8)) {
-        let (fa, fb) = (stop_flags(a), stop_flags(b));
-        high |= a | b;
-        if fa != 0 {
-            return (i + (fa.trailing_zeros() / 8) as usize, high & HI != 0);
-        }
-        if fb != 0 {
-            return (i + 8 + (fb.trailing_zeros() / 8) as usize, high & HI != 0);
-        }
-        i += 16;
-    }
-    if let Some(w) = word_at(buf, i) {
-        let f = stop_flags(w);
-        high |= w;
-        if f != 0 {
-            return (i + (f.trailing_zeros() / 8) as usize, high & HI != 0);
+fn skip_plain(buf: &[u8], mut i: usize) -> usize {
+    while let Some(w) = word_at(buf, i) {
+        let special = stop_flags(w) | (w & HI);
+        if special != 0 {
+            // Exact: the lowest flagged byte is a real special byte.
+            return i + (special.trailing_zeros() / 8) as usize;
         }
         i += 8;
     }
-    while let Some(&b) = buf.get(i) {
-        if stops_text(b) {
-            break;
-        }
-        high |= u64::from(b) << 56;
+    while i < buf.len() && PLAIN[buf[i] as usize] {
         i += 1;
     }
-    (i, high & HI != 0)
+    i
+}
+
+/// The index of the first byte at or after `i` that is `"`, `\\` or < 0x20 (or `buf.len()`): the
+/// end of a run of text that may hold non-ASCII bytes, eight bytes at a time.
+#[inline]
+fn skip_text(buf: &[u8], mut i: usize) -> usize {
+    while let Some(w) = word_at(buf, i) {
+        let f = stop_flags(w);
+        if f != 0 {
+            return i + (f.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while buf.get(i).is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20) {
+        i += 1;
+    }
+    i
 }
 
 /// Where an escape sequence stands. `hi` is a pending high surrogate (0 = none: every high
@@ -110,18 +115,7 @@ impl StrScan {
     pub(crate) fn scan(&mut self, buf: &[u8], mut i: usize) -> Result<StrStep, usize> {
         loop {
             if self.need == 0 && self.esc == Esc::None {
-                let (j, high) = skip_text(buf, i);
-                // Bytes ≥ 0x80 in the run: valid UTF-8 as a whole, or from the first sequence
-                // that is not complete and valid in the run (invalid, or cut by its end: a
-                // special byte or the end of this chunk), one byte at a time as before.
-                if high && let Err(e) = std::str::from_utf8(&buf[i..j]) {
-                    i += e.valid_up_to();
-                    let Some(&b) = buf.get(i) else { return Ok(StrStep::More) };
-                    self.lead(b).ok_or(i)?;
-                    i += 1;
-                    continue;
-                }
-                i = j;
+                i = skip_plain(buf, i);
                 let Some(&b) = buf.get(i) else { return Ok(StrStep::More) };
                 match b {
                     b'"' => return Ok(StrStep::End(i + 1)),
@@ -129,7 +123,23 @@ impl StrScan {
                         self.esc = Esc::Backslash { hi: 0 };
                         self.escaped = true;
                     }
-                    _ => return Err(i),
+                    0x00..=0x1F => return Err(i),
+                    _ => {
+                        // Non-ASCII: the run of text from here is valid UTF-8 as a whole, or the
+                        // check goes on a byte at a time from the first sequence that is not
+                        // complete and valid in the run (invalid, or cut by its end: a special
+                        // byte or the end of this chunk), so errors and offsets are unchanged.
+                        let j = skip_text(buf, i);
+                        match std::str::from_utf8(&buf[i..j]) {
+                            Ok(_) => {
+                                i = j;
+                                continue;
+                            }
+                            Err(e) => i += e.valid_up_to(),
+                        }
+                        let Some(&b) = buf.get(i) else { return Ok(StrStep::More) };
+                        self.lead(b).ok_or(i)?;
+                    }
                 }
                 i += 1;
             } else {
@@ -250,10 +260,6 @@ impl Num {
                 None => break,
             }
             i += 1;
-            // In a run of digits the state stays: take the rest of the run without transitions.
-            if matches!(self, Num::Int | Num::Frac | Num::ExpInt) {
-                i += buf.get(i..).map_or(0, |rest| rest.iter().take_while(|b| b.is_ascii_digit()).count());
-            }
         }
         i
     }

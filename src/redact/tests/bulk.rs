@@ -1,7 +1,7 @@
-//! The bulk scans (string content sixteen and eight bytes at a time, runs of non-ASCII validated
-//! as UTF-8 in one call, runs of digits and whitespace) against the byte-at-a-time grammar: every
-//! byte that needs attention is found wherever it falls in a word, and wherever a chunk boundary
-//! cuts the document, with the same output or the same error offset.
+//! The bulk scans (string content eight bytes at a time, runs of non-ASCII validated as UTF-8 in
+//! one call, runs of whitespace) against the byte-at-a-time grammar: every byte that needs
+//! attention is found wherever it falls in a word, and wherever a chunk boundary cuts the
+//! document, with the same output or the same error offset.
 
 use proptest::prelude::*;
 
