@@ -334,7 +334,7 @@ impl<'p> Walker<'p> {
 
     /// Fast path after a value inside a container: a `,` and a following key's opening quote, or
     /// the closing bracket, are handled here rather than one loop turn each.
-    #[inline]
+    #[inline(always)]
     fn next_member(&mut self, buf: &[u8], mut j: usize, out: &mut Vec<u8>) -> Result<usize, RedactError> {
         if self.st != St::After {
             return Ok(j);
