@@ -98,7 +98,7 @@ fn cpu_ns() -> Option<u64> {
     std::fs::read_to_string("/proc/thread-self/schedstat").ok()?.split_whitespace().next()?.parse().ok()
 }
 
-/// Throughput per CPU-second (not per wall-second) of the 10 MB export: on a shared machine this
+/// Throughput per CPU-second (not per wall-second) of each export size: on a shared machine this
 /// is the per-core figure. Printed after the criterion runs under `cargo bench` (not under
 /// `cargo test`, which runs the benchmarks once without `--bench`, nor with `--profile-time`).
 fn cpu_time_report(profiles: &[(&str, Profile)]) {
@@ -107,18 +107,20 @@ fn cpu_time_report(profiles: &[(&str, Profile)]) {
         return;
     }
     let mut out = Vec::with_capacity(128 << 10);
-    let doc = export(10 << 20);
-    for (name, profile) in profiles {
-        // The schedstat clock ticks coarsely: time whole batches of runs.
-        let (Some(t0), mut runs) = (cpu_ns(), 0u64) else { return };
-        let wall = otpgate::clock::monotonic();
-        while wall.elapsed() < std::time::Duration::from_secs(2) {
-            black_box(run(profile, black_box(&doc), &mut out));
-            runs += 1;
+    for (label, size) in [("10MB", 10 << 20), ("100KB", 100 << 10), ("1KB", 1 << 10)] {
+        let doc = export(size);
+        for (name, profile) in profiles {
+            // The schedstat clock ticks coarsely: time whole batches of runs.
+            let (Some(t0), mut runs) = (cpu_ns(), 0u64) else { return };
+            let wall = otpgate::clock::monotonic();
+            while wall.elapsed() < std::time::Duration::from_secs(2) {
+                black_box(run(profile, black_box(&doc), &mut out));
+                runs += 1;
+            }
+            let Some(t1) = cpu_ns() else { return };
+            let mb_s = (runs * doc.len() as u64) as f64 * 1e3 / t1.saturating_sub(t0).max(1) as f64;
+            println!("cpu-time throughput {name}/{label} ({} bytes): {mb_s:.0} MB/s", doc.len());
         }
-        let Some(t1) = cpu_ns() else { return };
-        let mb_s = (runs * doc.len() as u64) as f64 * 1e3 / t1.saturating_sub(t0).max(1) as f64;
-        println!("cpu-time throughput {name}/10MB ({} bytes): {mb_s:.0} MB/s", doc.len());
     }
 }
 

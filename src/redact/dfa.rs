@@ -11,6 +11,9 @@ use std::collections::HashMap;
 
 use super::pattern::{IdBuild, Matcher, Pos, Step, Verdict, hash_key};
 
+#[cfg(test)]
+mod tests;
+
 /// The state with no live positions: nothing can match here or below.
 pub(crate) const DEAD: u32 = 0;
 /// Caps on one body's cache.
@@ -61,10 +64,34 @@ fn edge_hash(from: u32, h: u64) -> u64 {
     h ^ u64::from(from).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17)
 }
 
-/// Byte equality without a library call (keys are short).
+/// The little-endian word of the 8 bytes at `s[at..]` (zero if fewer remain).
+#[inline]
+fn word(s: &[u8], at: usize) -> u64 {
+    let mut a = [0u8; 8];
+    if let Some(w) = s.get(at..at + 8) {
+        a.copy_from_slice(w);
+    }
+    u64::from_le_bytes(a)
+}
+
+/// Byte equality without a library call (keys are short): eight bytes at a time, the last word
+/// overlapping the one before it; fewer than eight bytes one at a time.
 #[inline]
 fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    if n < 8 {
+        return a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
+    }
+    let mut diff = word(a, n - 8) ^ word(b, n - 8);
+    let mut i = 0;
+    while i + 8 < n {
+        diff |= word(a, i) ^ word(b, i);
+        i += 8;
+    }
+    diff == 0
 }
 
 impl Dfa {

@@ -2,7 +2,7 @@
 //! `\uXXXX` surrogate pairs, UTF-8 per RFC 3629), numbers (the RFC 8259 grammar) and the literals
 //! `true`, `false`, `null`. They validate only; copying bytes to a sink is the walker's job.
 
-/// Bytes a string may contain that need no further attention: ASCII 0x20..=0x7F except `"` and `\`.
+/// Bytes a string may contain that need no further attention: ASCII 0x20..=0x7F except `"` and `\\`.
 static PLAIN: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0x20;
@@ -13,23 +13,33 @@ static PLAIN: [bool; 256] = {
     t
 };
 
+const LO: u64 = 0x0101_0101_0101_0101;
+const HI: u64 = 0x8080_8080_8080_8080;
+
+/// The flags of one little-endian word: the high bit of (at least) the lowest byte that is `"`,
+/// `\\` or < 0x20. Higher flagged bytes may be false positives (borrows), so only the lowest
+/// flagged byte is trusted, and it is exact.
+#[inline]
+fn stop_flags(w: u64) -> u64 {
+    let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
+    zero(w ^ (LO * u64::from(b'"'))) | zero(w ^ (LO * u64::from(b'\\'))) | (w.wrapping_sub(LO * 0x20) & !w & HI)
+}
+
+/// The little-endian word of the 8 bytes at `buf[i..]`, if there are 8.
+#[inline]
+fn word_at(buf: &[u8], i: usize) -> Option<u64> {
+    let bytes = buf.get(i..i + 8)?;
+    let mut a = [0u8; 8];
+    a.copy_from_slice(bytes);
+    Some(u64::from_le_bytes(a))
+}
+
 /// The index of the first byte at or after `i` that is not [`PLAIN`] (or `buf.len()`), eight bytes
-/// at a time (SWAR): a word is skipped when none of its bytes is `"`, `\`, < 0x20 or ≥ 0x80.
+/// at a time (SWAR): a word is skipped when none of its bytes is `"`, `\\`, < 0x20 or ≥ 0x80.
 #[inline]
 fn skip_plain(buf: &[u8], mut i: usize) -> usize {
-    const LO: u64 = 0x0101_0101_0101_0101;
-    const HI: u64 = 0x8080_8080_8080_8080;
-    // High bit set in (at least) the lowest byte that is zero; higher bytes may be false positives,
-    // so only the lowest flagged byte is trusted. Fewer than 8 bytes left: one at a time.
-    let zero = |v: u64| v.wrapping_sub(LO) & !v & HI;
-    while let Some(bytes) = buf.get(i..i + 8) {
-        let mut a = [0u8; 8];
-        a.copy_from_slice(bytes);
-        let w = u64::from_le_bytes(a);
-        let special = zero(w ^ (LO * u64::from(b'"')))
-            | zero(w ^ (LO * u64::from(b'\\')))
-            | (w.wrapping_sub(LO * 0x20) & !w & HI)
-            | (w & HI);
+    while let Some(w) = word_at(buf, i) {
+        let special = stop_flags(w) | (w & HI);
         if special != 0 {
             // Exact: the lowest flagged byte is a real special byte.
             return i + (special.trailing_zeros() / 8) as usize;
@@ -37,6 +47,23 @@ fn skip_plain(buf: &[u8], mut i: usize) -> usize {
         i += 8;
     }
     while i < buf.len() && PLAIN[buf[i] as usize] {
+        i += 1;
+    }
+    i
+}
+
+/// The index of the first byte at or after `i` that is `"`, `\\` or < 0x20 (or `buf.len()`): the
+/// end of a run of text that may hold non-ASCII bytes, eight bytes at a time.
+#[inline]
+fn skip_text(buf: &[u8], mut i: usize) -> usize {
+    while let Some(w) = word_at(buf, i) {
+        let f = stop_flags(w);
+        if f != 0 {
+            return i + (f.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while buf.get(i).is_some_and(|&b| b != b'"' && b != b'\\' && b >= 0x20) {
         i += 1;
     }
     i
@@ -97,7 +124,22 @@ impl StrScan {
                         self.escaped = true;
                     }
                     0x00..=0x1F => return Err(i),
-                    _ => self.lead(b).ok_or(i)?,
+                    _ => {
+                        // Non-ASCII: the run of text from here is valid UTF-8 as a whole, or the
+                        // check goes on a byte at a time from the first sequence that is not
+                        // complete and valid in the run (invalid, or cut by its end: a special
+                        // byte or the end of this chunk), so errors and offsets are unchanged.
+                        let j = skip_text(buf, i);
+                        match std::str::from_utf8(&buf[i..j]) {
+                            Ok(_) => {
+                                i = j;
+                                continue;
+                            }
+                            Err(e) => i += e.valid_up_to(),
+                        }
+                        let Some(&b) = buf.get(i) else { return Ok(StrStep::More) };
+                        self.lead(b).ok_or(i)?;
+                    }
                 }
                 i += 1;
             } else {
@@ -237,4 +279,10 @@ pub(crate) fn literal(b: u8) -> Option<&'static [u8]> {
 #[inline]
 pub(crate) fn is_ws(b: u8) -> bool {
     matches!(b, b' ' | b'\n' | b'\r' | b'\t')
+}
+
+/// The index of the first byte at or after `i` that is not whitespace (or `buf.len()`).
+#[inline]
+pub(crate) fn skip_ws(buf: &[u8], i: usize) -> usize {
+    i + buf.get(i..).map_or(0, |rest| rest.iter().take_while(|&&b| is_ws(b)).count())
 }

@@ -1,7 +1,9 @@
 //! Tests of the redaction module, one file per concern: transforms, path rules and profiles, the
-//! streaming walker (chunking and validation), property tests, decoders, and the fuzz corpus replay.
+//! streaming walker (chunking and validation), its bulk scans, property tests, decoders, and the
+//! fuzz corpus replay.
 
 mod actions;
+mod bulk;
 mod corpus;
 mod decoding;
 mod paths;

@@ -183,7 +183,7 @@ impl Walker<'_> {
 
     /// Before an emitted value: the separating comma and, in an object, `"key":` — as runs of
     /// the input where they are in this chunk.
-    #[inline]
+    #[inline(always)]
     fn prefix(&mut self, buf: &[u8], out: &mut Vec<u8>) {
         let Some(f) = self.frames.last_mut() else { return };
         let (first, obj) = (f.first, f.obj);
@@ -370,26 +370,33 @@ impl Walker<'_> {
         self.st = if self.frames.is_empty() { St::Done } else { St::After };
     }
 
-    #[inline]
+    /// A scalar is complete: write its transform if it was buffered for one.
+    #[inline(always)]
     pub(super) fn scalar_done(&mut self, buf: &[u8], out: &mut Vec<u8>) {
         if self.sink == Sink::Tok {
-            self.flush(buf, out);
-            let kind = match self.kind {
-                Kind::Str { .. } => Kind::Str { escaped: self.s.escaped },
-                other => other,
-            };
-            let r = usize::from(self.rule);
-            if let Some(rule) = self.profile.rules.get(r) {
-                if rule.action == Action::Hmac && self.memos.len() <= r {
-                    self.memos.resize_with(self.profile.rules.len(), Default::default);
-                }
-                let memo = self.memos.get_mut(r);
-                actions::apply(rule, self.profile.mac.as_ref(), kind, &self.tok, &mut self.scratch, memo, out);
-            } else {
-                out.extend_from_slice(b"null");
-            }
-            self.sink = Sink::Skip;
+            self.transformed(buf, out);
         }
         self.value_done();
+    }
+
+    /// The buffered scalar's transform, written after the pending run.
+    #[inline(never)]
+    fn transformed(&mut self, buf: &[u8], out: &mut Vec<u8>) {
+        self.flush(buf, out);
+        let kind = match self.kind {
+            Kind::Str { .. } => Kind::Str { escaped: self.s.escaped },
+            other => other,
+        };
+        let r = usize::from(self.rule);
+        if let Some(rule) = self.profile.rules.get(r) {
+            if rule.action == Action::Hmac && self.memos.len() <= r {
+                self.memos.resize_with(self.profile.rules.len(), Default::default);
+            }
+            let memo = self.memos.get_mut(r);
+            actions::apply(rule, self.profile.mac.as_ref(), kind, &self.tok, &mut self.scratch, memo, out);
+        } else {
+            out.extend_from_slice(b"null");
+        }
+        self.sink = Sink::Skip;
     }
 }

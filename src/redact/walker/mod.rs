@@ -194,10 +194,13 @@ impl<'p> Walker<'p> {
                 St::Lit => self.literal(buf, i, out)?,
                 _ => {
                     let b = buf[i];
-                    if !scan::is_ws(b) {
+                    if scan::is_ws(b) {
+                        // A run of whitespace (pretty-printed input) in one go.
+                        scan::skip_ws(buf, i + 1)
+                    } else {
                         self.structural(b, i, buf, out)?;
+                        i + 1
                     }
-                    i + 1
                 }
             };
         }
@@ -331,7 +334,7 @@ impl<'p> Walker<'p> {
 
     /// Fast path after a value inside a container: a `,` and a following key's opening quote, or
     /// the closing bracket, are handled here rather than one loop turn each.
-    #[inline]
+    #[inline(always)]
     fn next_member(&mut self, buf: &[u8], mut j: usize, out: &mut Vec<u8>) -> Result<usize, RedactError> {
         if self.st != St::After {
             return Ok(j);
