@@ -17,39 +17,13 @@ source bench/common.sh
 ROUNDS=${ROUNDS:-5} DURATION=${DURATION:-8} CONNS=${CONNS:-32} TARGETS=${TARGETS:-"pass citizen"}
 BASE=${PORT_BASE:-18280}
 BACKEND=$((BASE + 1)) REGISTRY=$((BASE + 2))
-for pkg in nginx:nginx-light wrk:wrk; do
-  if ! command -v "${pkg%%:*}" >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkg#*:}" >/dev/null \
-      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkg#*:}" >/dev/null; }
-  fi
-done
+need nginx nginx-light
+need wrk wrk
 
 work=$(mktemp -d)
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-  sleep 0.5
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-python3 -c "import json; print(json.dumps({'centers': [{'center_id': i, 'name': 'Centre %d' % i, 'pincode': 110000 + i} for i in range(16)]})[:1000])" \
-  >"$work/data.json"
-cat >"$work/nginx.conf" <<CONF
-worker_processes 1;
-worker_cpu_affinity 10;
-pid $work/nginx.pid;
-error_log $work/nginx.err;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
-  server { listen 127.0.0.1:$BACKEND backlog=4096; keepalive_requests 1000000;
-           location = /bench/data.json { default_type application/json; alias $work/data.json; } }
-}
-CONF
-nginx -c "$work/nginx.conf" -e "$work/nginx.err"
+trap bench_cleanup EXIT
+bench_backend "$work" "$BACKEND"
 bench_policy "$work/policy" "$BACKEND" $((CONNS + 10000))
 "$A" keys generate --dir "$work/keys" >/dev/null
 taskset -c 1 "$A" registry-sim --listen 127.0.0.1:$REGISTRY --identity-key-file "$work/keys/identity.key" \

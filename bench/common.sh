@@ -43,3 +43,43 @@ for line in open(sys.argv[1]):
   curl -fs -o /dev/null -H "Authorization: Bearer $token" "http://127.0.0.1:$1/api/v2/appointment/beneficiaries"
   printf %s "$token"
 }
+
+need() { # COMMAND PACKAGE: install PACKAGE from the distribution when COMMAND is missing
+  command -v "$1" >/dev/null 2>&1 && return
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null; }
+}
+
+bench_data() { # FILE: the 1 KB JSON document every backend serves
+  python3 -c "import json; print(json.dumps({'centers': [{'center_id': i, 'name': 'Centre %d' % i, 'pincode': 110000 + i} for i in range(16)]})[:1000])" \
+    >"$1"
+}
+
+# bench_backend DIR PORT: nginx (one worker, on cpu 1) serving DIR/data.json at /bench/data.json on
+# PORT, keeping connections for the whole run; its pid file is DIR/nginx.pid.
+bench_backend() {
+  bench_data "$1/data.json"
+  cat >"$1/nginx.conf" <<CONF
+worker_processes 1;
+worker_cpu_affinity 10;
+pid $1/nginx.pid;
+error_log $1/nginx.err;
+events { worker_connections 8192; }
+http {
+  access_log off;
+  client_body_temp_path $1; proxy_temp_path $1; fastcgi_temp_path $1; uwsgi_temp_path $1; scgi_temp_path $1;
+  server { listen 127.0.0.1:$2 backlog=4096; keepalive_requests 1000000;
+           location = /bench/data.json { default_type application/json; alias $1/data.json; } }
+}
+CONF
+  nginx -c "$1/nginx.conf" -e "$1/nginx.err"
+}
+
+# bench_cleanup: the EXIT trap of a script that keeps its scratch dir in $work and the processes it
+# started in $pids: stops them and the nginx of $work, removes $work.
+bench_cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
+  sleep 0.5
+  rm -rf "$work"
+}

@@ -20,41 +20,18 @@ source bench/common.sh
 DURATION=${DURATION:-8} CONNS=${CONNS:-8} TARGETS=${TARGETS:-"pass citizen"} H2=${H2:-0}
 BASE=${PORT_BASE:-18180}
 BACKEND=$BASE GATE=$((BASE + 3)) ADMIN=$((BASE + 4)) REGISTRY=$((BASE + 5))
-for pkg in nginx:nginx-light wrk:wrk valgrind:valgrind h2load:nghttp2-client; do
-  if ! command -v "${pkg%%:*}" >/dev/null 2>&1; then
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkg#*:}" >/dev/null \
-      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkg#*:}" >/dev/null; }
-  fi
-done
+need nginx nginx-light
+need wrk wrk
+need valgrind valgrind
+need h2load nghttp2-client
 BIN=${OTPGATE_BIN:-target/release/otpgate}
 [ -n "${OTPGATE_BIN:-}" ] || cargo build --release --locked --quiet --bin otpgate
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
 work=$(mktemp -d)
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
-  sleep 0.5
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-python3 -c "import json; print(json.dumps({'centers': [{'center_id': i, 'name': 'Centre %d' % i, 'pincode': 110000 + i} for i in range(16)]})[:1000])" \
-  >"$work/data.json"
-cat >"$work/nginx.conf" <<CONF
-worker_processes 1;
-worker_cpu_affinity 10;
-pid $work/nginx.pid;
-error_log $work/nginx.err;
-events { worker_connections 8192; }
-http {
-  access_log off;
-  client_body_temp_path $work; proxy_temp_path $work; fastcgi_temp_path $work; uwsgi_temp_path $work; scgi_temp_path $work;
-  server { listen 127.0.0.1:$BACKEND backlog=4096; location = /bench/data.json { default_type application/json; alias $work/data.json; } }
-}
-CONF
-nginx -c "$work/nginx.conf" -e "$work/nginx.err"
+trap bench_cleanup EXIT
+bench_backend "$work" "$BACKEND"
 
 bench_policy "$work/policy" "$BACKEND" $((CONNS + 10000))
 "$BIN" keys generate --dir "$work/keys" >/dev/null

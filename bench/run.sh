@@ -58,11 +58,6 @@ CONNS_LIST=${CONNS_LIST-32 1000}
 STORE=${STORE:-memory} REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379/0}
 case $STORE in memory | redis) ;; *) echo "STORE=$STORE: memory or redis" >&2; exit 2 ;; esac
 
-need() { # COMMAND PACKAGE: install PACKAGE from the distribution when COMMAND is missing
-  command -v "$1" >/dev/null 2>&1 && return
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null \
-    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null; }
-}
 need nginx nginx-light
 need wrk wrk
 [ "$H2" = 0 ] || need h2load nghttp2-client
@@ -123,8 +118,7 @@ if [ "$TLS" != 0 ]; then
 fi
 
 # --- nginx: a backend with a 1 KB JSON document, and a proxy in front of it --------------------
-python3 -c "import json; print(json.dumps({'centers': [{'center_id': i, 'name': 'Centre %d' % i, 'pincode': 110000 + i} for i in range(16)]})[:1000])" \
-  >"$work/data.json"
+bench_data "$work/data.json"
 nginx_conf() { # NAME CPU BODY
   cat >"$work/nginx-$1.conf" <<CONF
 worker_processes 1;
