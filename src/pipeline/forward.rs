@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::upstream::PooledBody;
 use bytes::Bytes;
 use http::Response;
 
@@ -12,6 +11,7 @@ use super::context::{ConnInfo, RequestCtx};
 use crate::authz::Permit;
 use crate::error::GatewayError;
 use crate::runtime::App;
+use crate::upstream::PooledBody;
 use crate::upstream::assertion::IDENTITY_HEADER;
 use crate::upstream::breaker::{State, Transition};
 use crate::upstream::headers::{self, Forwarding};

@@ -10,7 +10,6 @@
 
 use std::sync::Arc;
 
-use crate::upstream::PooledBody;
 use bytes::Bytes;
 use http::{HeaderValue, Response, header};
 use http_body_util::BodyExt;
@@ -21,6 +20,7 @@ use crate::body::{Body, BoxError, full};
 use crate::error::GatewayError;
 use crate::metrics::Metrics;
 use crate::redact::{DecodeLimits, Limits, Redactor, Report};
+use crate::upstream::PooledBody;
 
 /// Largest body redacted whole; larger or unknown-length bodies stream.
 pub const MAX_BUFFERED: u64 = 8 << 20;

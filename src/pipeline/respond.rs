@@ -3,7 +3,6 @@
 //! then the permit's redaction plan, fail-closed — and the headers a client may see. Upstream
 //! error bodies on personal routes are reduced to a code and the gateway's own message.
 
-use crate::upstream::PooledBody;
 use bytes::Bytes;
 use http::Response;
 use http_body_util::{BodyExt, Limited};
@@ -17,6 +16,7 @@ use crate::body::{Body, BoxError};
 use crate::error::GatewayError;
 use crate::ownership;
 use crate::runtime::App;
+use crate::upstream::PooledBody;
 use crate::upstream::headers;
 
 pub async fn answer(

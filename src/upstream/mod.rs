@@ -143,9 +143,4 @@ impl UpstreamClient {
     ) -> Result<Response<PooledBody>, UpstreamFailure> {
         tokio::time::timeout(timeout, self.pool.send(upstream, req)).await.map_err(|_| UpstreamFailure::RouteTimeout)?
     }
-
-    /// Idle connections to upstream `upstream` (tests).
-    pub fn idle_connections(&self, upstream: usize) -> usize {
-        self.pool.host(upstream).map_or(0, |h| h.idle_count())
-    }
 }

@@ -92,12 +92,10 @@ impl Host {
     /// Close the connections idle for longer than the idle timeout (the oldest are first).
     fn expire(&self, idle: &mut Vec<Idle>, now: Instant) {
         let expired = idle.iter().take_while(|c| now.duration_since(c.since) >= self.idle_timeout).count();
-        if expired > 0 {
-            idle.drain(..expired);
-        }
+        idle.drain(..expired);
     }
 
-    /// Idle connections right now (tests, and the reaper's view).
+    /// Idle connections right now.
     pub fn idle_count(&self) -> usize {
         self.idle.lock().len()
     }
@@ -120,10 +118,9 @@ impl Pool {
     /// idle connections past their timeout even when no request comes; it ends with the pool.
     pub fn new(connector: Connector, hosts: Vec<Arc<Host>>) -> Arc<Self> {
         let pool = Arc::new(Pool { connector, hosts });
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let weak = Arc::downgrade(&pool);
-            let every = pool.hosts.iter().map(|h| h.idle_timeout).min().unwrap_or(Duration::from_secs(90));
-            rt.spawn(reap(weak, every.max(Duration::from_secs(1))));
+        let shortest = pool.hosts.iter().map(|h| h.idle_timeout).min();
+        if let (Ok(rt), Some(every)) = (tokio::runtime::Handle::try_current(), shortest) {
+            rt.spawn(reap(Arc::downgrade(&pool), every.max(Duration::from_secs(1))));
         }
         pool
     }
@@ -231,7 +228,7 @@ async fn reap(pool: Weak<Pool>, every: Duration) {
 }
 
 /// Did connecting fail on a timeout (the connect timeout, or the system's)?
-pub(super) fn caused_by_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
+fn caused_by_timeout(e: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(e);
     while let Some(s) = source {
         if let Some(io) = s.downcast_ref::<std::io::Error>()
