@@ -20,15 +20,7 @@ BACKEND=$((BASE + 1)) REGISTRY=$((BASE + 2))
 need nginx nginx-light
 need wrk wrk
 
-work=$(mktemp -d)
-pids=()
-trap bench_cleanup EXIT
-bench_backend "$work" "$BACKEND"
-bench_policy "$work/policy" "$BACKEND" $((CONNS + 10000))
-"$A" keys generate --dir "$work/keys" >/dev/null
-taskset -c 1 "$A" registry-sim --listen 127.0.0.1:$REGISTRY --identity-key-file "$work/keys/identity.key" \
-  >"$work/registry.out" 2>&1 &
-pids+=($!)
+bench_setup "$A" $((CONNS + 10000))
 
 declare -A gate_pid gate_port token
 n=0

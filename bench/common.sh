@@ -75,6 +75,22 @@ CONF
   nginx -c "$1/nginx.conf" -e "$1/nginx.err"
 }
 
+# bench_setup BIN MAX_CONNECTIONS: what bench/instructions.sh and bench/ab.sh run against — a
+# scratch dir in $work (removed at exit, with every process in $pids), the nginx backend on
+# $BACKEND, the bench policy (bench_policy), keys made by BIN and its synthetic registry on
+# $REGISTRY (cpu 1).
+bench_setup() {
+  work=$(mktemp -d)
+  pids=()
+  trap bench_cleanup EXIT
+  bench_backend "$work" "$BACKEND"
+  bench_policy "$work/policy" "$BACKEND" "$2"
+  "$1" keys generate --dir "$work/keys" >/dev/null
+  taskset -c 1 "$1" registry-sim --listen 127.0.0.1:"$REGISTRY" --identity-key-file "$work/keys/identity.key" \
+    >"$work/registry.out" 2>&1 &
+  pids+=($!)
+}
+
 # bench_cleanup: the EXIT trap of a script that keeps its scratch dir in $work and the processes it
 # started in $pids: stops them and the nginx of $work, removes $work.
 bench_cleanup() {

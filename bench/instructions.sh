@@ -28,16 +28,7 @@ BIN=${OTPGATE_BIN:-target/release/otpgate}
 [ -n "${OTPGATE_BIN:-}" ] || cargo build --release --locked --quiet --bin otpgate
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 
-work=$(mktemp -d)
-pids=()
-trap bench_cleanup EXIT
-bench_backend "$work" "$BACKEND"
-
-bench_policy "$work/policy" "$BACKEND" $((CONNS + 10000))
-"$BIN" keys generate --dir "$work/keys" >/dev/null
-taskset -c 1 "$BIN" registry-sim --listen 127.0.0.1:$REGISTRY --identity-key-file "$work/keys/identity.key" \
-  >"$work/registry.out" 2>&1 &
-pids+=($!)
+bench_setup "$BIN" $((CONNS + 10000))
 
 load() { # URL [HEADER] -> requests answered (fails on any non-2xx answer)
   local out
