@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use super::pattern::{IdBuild, Matcher, Pos, Step, Verdict, hash_key};
+use super::scan::word_at;
 
 #[cfg(test)]
 mod tests;
@@ -64,16 +65,6 @@ fn edge_hash(from: u32, h: u64) -> u64 {
     h ^ u64::from(from).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17)
 }
 
-/// The little-endian word of the 8 bytes at `s[at..]` (zero if fewer remain).
-#[inline]
-fn word(s: &[u8], at: usize) -> u64 {
-    let mut a = [0u8; 8];
-    if let Some(w) = s.get(at..at + 8) {
-        a.copy_from_slice(w);
-    }
-    u64::from_le_bytes(a)
-}
-
 /// Byte equality without a library call (keys are short): eight bytes at a time, the last word
 /// overlapping the one before it; fewer than eight bytes one at a time.
 #[inline]
@@ -85,6 +76,8 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     if n < 8 {
         return a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0;
     }
+    // Every word read is in bounds (n ≥ 8, i + 8 < n): `word_at` is `Some`.
+    let word = |s: &[u8], at: usize| word_at(s, at).unwrap_or(0);
     let mut diff = word(a, n - 8) ^ word(b, n - 8);
     let mut i = 0;
     while i + 8 < n {

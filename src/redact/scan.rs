@@ -2,7 +2,7 @@
 //! `\uXXXX` surrogate pairs, UTF-8 per RFC 3629), numbers (the RFC 8259 grammar) and the literals
 //! `true`, `false`, `null`. They validate only; copying bytes to a sink is the walker's job.
 
-/// Bytes a string may contain that need no further attention: ASCII 0x20..=0x7F except `"` and `\\`.
+/// Bytes a string may contain that need no further attention: ASCII 0x20..=0x7F except `"` and `\`.
 static PLAIN: [bool; 256] = {
     let mut t = [false; 256];
     let mut i = 0x20;
@@ -17,7 +17,7 @@ const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 
 /// The flags of one little-endian word: the high bit of (at least) the lowest byte that is `"`,
-/// `\\` or < 0x20. Higher flagged bytes may be false positives (borrows), so only the lowest
+/// `\` or < 0x20. Higher flagged bytes may be false positives (borrows), so only the lowest
 /// flagged byte is trusted, and it is exact.
 #[inline]
 fn stop_flags(w: u64) -> u64 {
@@ -27,7 +27,7 @@ fn stop_flags(w: u64) -> u64 {
 
 /// The little-endian word of the 8 bytes at `buf[i..]`, if there are 8.
 #[inline]
-fn word_at(buf: &[u8], i: usize) -> Option<u64> {
+pub(crate) fn word_at(buf: &[u8], i: usize) -> Option<u64> {
     let bytes = buf.get(i..i + 8)?;
     let mut a = [0u8; 8];
     a.copy_from_slice(bytes);
@@ -35,7 +35,7 @@ fn word_at(buf: &[u8], i: usize) -> Option<u64> {
 }
 
 /// The index of the first byte at or after `i` that is not [`PLAIN`] (or `buf.len()`), eight bytes
-/// at a time (SWAR): a word is skipped when none of its bytes is `"`, `\\`, < 0x20 or ≥ 0x80.
+/// at a time (SWAR): a word is skipped when none of its bytes is `"`, `\`, < 0x20 or ≥ 0x80.
 #[inline]
 fn skip_plain(buf: &[u8], mut i: usize) -> usize {
     while let Some(w) = word_at(buf, i) {
@@ -52,7 +52,7 @@ fn skip_plain(buf: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// The index of the first byte at or after `i` that is `"`, `\\` or < 0x20 (or `buf.len()`): the
+/// The index of the first byte at or after `i` that is `"`, `\` or < 0x20 (or `buf.len()`): the
 /// end of a run of text that may hold non-ASCII bytes, eight bytes at a time.
 #[inline]
 fn skip_text(buf: &[u8], mut i: usize) -> usize {
